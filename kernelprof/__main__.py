@@ -1,0 +1,5 @@
+import sys
+
+from kernelprof.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""The CLI on a machine with no GPU: info works, GPU commands refuse with one sentence, bad usage exits 2."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kernelprof.devices import cuda_available
+
+
+def kp(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kernelprof", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_info_json_works_anywhere():
+    r = kp("info", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert {"nvml", "versions", "gpus"} <= set(doc)
+    assert doc["versions"]["python"]
+
+
+def test_info_table_works_anywhere():
+    r = kp("info")
+    assert r.returncode == 0, r.stderr
+    assert "Environment" in r.stdout
+
+
+@pytest.mark.skipif(cuda_available(), reason="checks the no-GPU refusal")
+def test_gpu_command_without_gpu_says_so():
+    r = kp("ceilings")
+    assert r.returncode == 3
+    assert "needs a CUDA GPU" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_option_is_a_usage_error():
+    r = kp("info", "--no-such-option")
+    assert r.returncode == 2 and "usage:" in r.stderr and "Traceback" not in r.stderr
+    r = kp("no-such-command")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_bad_value_is_a_usage_error():
+    r = kp("ceilings", "--device", "minus-one")
+    assert r.returncode == 2 and "invalid int value" in r.stderr
