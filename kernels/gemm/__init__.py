@@ -1,0 +1,9 @@
+"""GEMM C = A @ B: Triton tiled and persistent-TMA kernels, cuBLAS reference, FLOP/byte counts."""
+from __future__ import annotations
+
+from kernels.gemm.counts import gemm_flops, gemm_min_bytes
+from kernels.gemm.reference import gemm_cublas, gemm_reference
+from kernels.gemm.triton_gemm import HAS_TENSOR_DESCRIPTOR, gemm, gemm_persistent
+
+__all__ = ["gemm", "gemm_persistent", "gemm_cublas", "gemm_reference", "gemm_flops", "gemm_min_bytes",
+           "HAS_TENSOR_DESCRIPTOR"]
