@@ -1,0 +1,186 @@
+"""Triton flash-attention forward (prefill): O = softmax(Q K^T * scale [+ causal mask]) V without
+materializing the scores.
+
+Layout: q [batch, q_heads, q_len, head_dim], k and v [batch, kv_heads, kv_len, head_dim], with
+q_heads a multiple of kv_heads (grouped-query attention: query head h reads KV head
+h // (q_heads // kv_heads)). Causal masking is top-left aligned and needs q_len == kv_len.
+bf16/fp16 (and fp32, which the GPU's tensor cores compute in tf32); fp32 accumulation.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from kernelprof.errors import ShapeError
+from kernels.validate import INTERPRET, check_out, check_tensor, check_triton_device
+
+DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+HEAD_DIMS = (16, 32, 64, 128)
+_LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
+                      lo, hi, qk_scale, SEQ_K,
+                      BLOCK_N: tl.constexpr, MASK_CAUSAL: tl.constexpr, MASK_TAIL: tl.constexpr):
+    """Fold key blocks [lo, hi) into the running (acc, l_i, m_i) with the online softmax.
+
+    Scores are kept in the log2 domain (qk_scale = softmax scale * log2(e)) so the exponentials are
+    exp2. When a block raises the row maximum from m_i to m_new, what was accumulated so far was
+    weighted by 2^(s - m_i); multiplying acc and l_i by alpha = 2^(m_i - m_new) re-weights it to the
+    new maximum, so no score is ever kept past its own block.
+    """
+    offs_n0 = tl.arange(0, BLOCK_N)
+    for start_n in range(lo, hi, BLOCK_N):
+        start_n = tl.multiple_of(start_n, BLOCK_N)
+        offs_n = start_n + offs_n0
+        k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :]
+        v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :]
+        if MASK_TAIL:
+            k = tl.load(k_ptrs, mask=offs_n[:, None] < SEQ_K, other=0.0)
+        else:
+            k = tl.load(k_ptrs)
+        qk = tl.dot(q, tl.trans(k)) * qk_scale  # [BLOCK_M, BLOCK_N]
+        if MASK_CAUSAL:
+            keep = (offs_m[:, None] >= offs_n[None, :]) & (offs_n[None, :] < SEQ_K)
+            qk = tl.where(keep, qk, float("-inf"))
+        elif MASK_TAIL:
+            qk = tl.where(offs_n[None, :] < SEQ_K, qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        p = tl.math.exp2(qk - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        if MASK_TAIL:
+            v = tl.load(v_ptrs, mask=offs_n[:, None] < SEQ_K, other=0.0)
+        else:
+            v = tl.load(v_ptrs)
+        acc = acc * alpha[:, None]
+        acc = tl.dot(p.to(v.dtype), v, acc)
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit
+def _attn_fwd_kernel(Q, K, V, O, qk_scale,
+                     stride_qb, stride_qh, stride_qm,
+                     stride_kb, stride_kh, stride_kn,
+                     stride_vb, stride_vh, stride_vn,
+                     stride_ob, stride_oh, stride_om,
+                     Q_HEADS, GROUP, SEQ_Q, SEQ_K,
+                     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                     CAUSAL: tl.constexpr):
+    # Causal rows near the end see the most keys: launch those first so the long programs do not
+    # form the tail of the grid.
+    if CAUSAL:
+        start_m = tl.num_programs(0) - 1 - tl.program_id(0)
+    else:
+        start_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // Q_HEADS
+    h = bh % Q_HEADS
+    h_kv = h // GROUP  # grouped-query attention: GROUP query heads share one KV head
+
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q_ptrs = Q + b.to(tl.int64) * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :]
+    q = tl.load(q_ptrs, mask=offs_m[:, None] < SEQ_Q, other=0.0)
+    k_base = K + b.to(tl.int64) * stride_kb + h_kv * stride_kh
+    v_base = V + b.to(tl.int64) * stride_vb + h_kv * stride_vh
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+
+    if CAUSAL:
+        # Stage 1: key blocks entirely left of this query block are fully visible and fully inside
+        # the sequence (they end at start_m*BLOCK_M <= SEQ_Q == SEQ_K): no mask at all.
+        diag = start_m * BLOCK_M
+        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
+                                          0, diag, qk_scale, SEQ_K, BLOCK_N, False, False)
+        # Stage 2: the diagonal block, where key n is visible to query m iff n <= m (and n < SEQ_K,
+        # which also bounds the padding rows past SEQ_Q). Its first key (n = diag) is visible to
+        # every row, so no row's maximum stays -inf.
+        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
+                                          diag, tl.minimum(diag + BLOCK_M, SEQ_K), qk_scale, SEQ_K,
+                                          BLOCK_N, True, True)
+    else:
+        full = (SEQ_K // BLOCK_N) * BLOCK_N
+        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
+                                          0, full, qk_scale, SEQ_K, BLOCK_N, False, False)
+        # The ragged last key block (SEQ_K not a multiple of BLOCK_N), masked.
+        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
+                                          full, SEQ_K, qk_scale, SEQ_K, BLOCK_N, False, True)
+
+    out = acc / l_i[:, None]
+    o_ptrs = O + b.to(tl.int64) * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :]
+    tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=offs_m[:, None] < SEQ_Q)
+
+
+def _attn_configs() -> list[triton.Config]:
+    if INTERPRET:
+        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 16})]
+    # BLOCK_M must be a multiple of BLOCK_N (the causal diagonal stage walks BLOCK_M/BLOCK_N blocks).
+    return [
+        triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_stages=3, num_warps=8),
+        triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_stages=3, num_warps=8),
+        triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_stages=4, num_warps=8),
+        triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_stages=2, num_warps=8),
+        triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_stages=3, num_warps=4),
+        triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_stages=3, num_warps=4),
+    ]
+
+
+_attn_tuned = triton.autotune(configs=_attn_configs(), key=["SEQ_Q", "SEQ_K", "GROUP", "HEAD_DIM", "CAUSAL"])(
+    _attn_fwd_kernel)
+
+
+def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, *,
+                    sm_scale: float | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Flash-attention forward with the Triton kernel.
+
+    q: [batch, q_heads, q_len, head_dim]; k, v: [batch, kv_heads, kv_len, head_dim], q_heads a
+    multiple of kv_heads; head_dim in (16, 32, 64, 128); last dimension contiguous; same dtype
+    (bf16, fp16, fp32) and device. causal: top-left aligned lower-triangular mask (q_len == kv_len).
+    sm_scale: softmax scale, default 1/sqrt(head_dim). out: optional [batch, q_heads, q_len,
+    head_dim] tensor to write into. Returns o with q's shape and dtype.
+    """
+    check_tensor("q", q, dims=("batch", "q_heads", "q_len", "head_dim"), dtypes=DTYPES)
+    check_triton_device(q)
+    B, Hq, Sq, D = q.shape
+    kv_dims = ("batch", "kv_heads", "kv_len", "head_dim")
+    check_tensor("k", k, dims=kv_dims, shape=(B, None, None, D), dtypes=(q.dtype,), device=q.device)
+    Hkv, Sk = k.shape[1], k.shape[2]
+    check_tensor("v", v, dims=kv_dims, shape=(B, Hkv, Sk, D), dtypes=(q.dtype,), device=q.device)
+    if D not in HEAD_DIMS:
+        raise ShapeError(f"head_dim must be one of {HEAD_DIMS}, got {D}")
+    if Hkv == 0 or Hq % Hkv:
+        raise ShapeError(f"q_heads must be a multiple of kv_heads, got q_heads={Hq}, kv_heads={Hkv}")
+    if causal and Sq != Sk:
+        raise ShapeError(f"causal attention needs q_len == kv_len, got q_len={Sq}, kv_len={Sk}")
+    if Sk == 0 and Sq > 0:
+        raise ShapeError("kv_len must be at least 1 (softmax over no keys is undefined), got 0")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.stride(-1) != 1:
+            raise ShapeError(f"{name} must have a contiguous head_dim (stride 1), got strides {list(t.stride())}")
+    o = check_out(out, (B, Hq, Sq, D), q.dtype, q.device)
+    if B * Hq * Sq == 0:
+        return o
+    scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
+
+    def grid(meta):
+        return (triton.cdiv(Sq, meta["BLOCK_M"]), B * Hq)
+
+    args = (q, k, v, o, scale * _LOG2E,
+            q.stride(0), q.stride(1), q.stride(2),
+            k.stride(0), k.stride(1), k.stride(2),
+            v.stride(0), v.stride(1), v.stride(2),
+            o.stride(0), o.stride(1), o.stride(2),
+            Hq, Hq // Hkv, Sq, Sk)
+    if INTERPRET:
+        _attn_fwd_kernel[grid](*args, HEAD_DIM=D, CAUSAL=bool(causal), **_attn_configs()[0].kwargs)
+    else:
+        _attn_tuned[grid](*args, HEAD_DIM=D, CAUSAL=bool(causal))
+    return o
