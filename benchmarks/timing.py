@@ -57,8 +57,8 @@ def cases():
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per timer per case")
-    parser.add_argument("--rep-ms", type=float, default=200.0, help="time budget per round")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per timer per case")
+    parser.add_argument("--rep-ms", type=float, default=150.0, help="time budget per round")
     args = parser.parse_args()
     require_gpu("benchmarks/timing.py")
     import torch

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import socket
 import subprocess
@@ -15,7 +16,13 @@ _REPO = Path(__file__).resolve().parent.parent
 
 @lru_cache(maxsize=1)
 def git_revision() -> str:
-    """Short git revision of the kernelprof checkout, '+dirty' if it has uncommitted changes."""
+    """Short git revision of the kernelprof checkout, '+dirty' if it has uncommitted changes.
+
+    $KERNELPROF_GIT_REVISION overrides it, for copies of the tree without .git (the GPU machine).
+    """
+    override = os.environ.get("KERNELPROF_GIT_REVISION")
+    if override:
+        return override
     try:
         rev = subprocess.run(["git", "-C", str(_REPO), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=5)
