@@ -1,0 +1,86 @@
+"""Decode-attention references: eager attention over the valid part of each sequence (the
+correctness oracle), and torch SDPA over the whole cache with a boolean mask for mixed lengths.
+
+Layout as the Triton kernels: q [batch, q_heads, head_dim]; k_cache, v_cache
+[batch, kv_heads, max_len, head_dim]; lengths int32 [batch].
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kernelprof.errors import NotSupportedError, ShapeError
+
+
+def decode_eager(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor, *,
+                 sm_scale: float | None = None) -> torch.Tensor:
+    """One sequence at a time: scores of the new token against cache positions 0..lengths[b]-1,
+    softmax (float32, or float64 for float64 inputs), weighted sum of V. Reads lengths on the host.
+    Returns o [batch, q_heads, head_dim] in q's dtype."""
+    batch, q_heads, head_dim = q.shape
+    kv_heads = k_cache.shape[1]
+    if q_heads % kv_heads:
+        raise ShapeError(f"q_heads must be a multiple of kv_heads, got {q_heads} and {kv_heads}")
+    group = q_heads // kv_heads
+    scale = 1.0 / math.sqrt(head_dim) if sm_scale is None else sm_scale
+    work = torch.float64 if q.dtype == torch.float64 else torch.float32
+    out = torch.empty_like(q)
+    for b, n in enumerate(lengths.tolist()):
+        if not 1 <= n <= k_cache.shape[2]:
+            raise ShapeError(f"lengths[{b}] must be in 1..max_len={k_cache.shape[2]}, got {n}")
+        k = k_cache[b, :, :n].repeat_interleave(group, dim=0)  # [Hq, n, D]
+        v = v_cache[b, :, :n].repeat_interleave(group, dim=0)
+        scores = torch.einsum("hd,hnd->hn", q[b], k) * scale  # [Hq, n]
+        probs = torch.softmax(scores.to(work), dim=-1).to(q.dtype)
+        out[b] = torch.einsum("hn,hnd->hd", probs, v)
+    return out
+
+
+# One cached mask: a decode step builds the mask once and every layer reuses it. Keyed on the lengths
+# tensor itself (held, so its storage cannot be reused) and its version counter (bumped by in-place
+# writes), so a timed call neither syncs nor rebuilds it.
+_MASK_CACHE: dict = {}
+
+
+def decode_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor | None:
+    """Boolean mask [batch, 1, 1, max_len], True where the position is inside the sequence; None when
+    every sequence fills the cache (then SDPA needs no mask and every backend may run)."""
+    key = (lengths.data_ptr(), lengths._version, max_len, lengths.device)
+    hit = _MASK_CACHE.get("entry")
+    if hit is not None and hit[0] == key and hit[1] is lengths:
+        return hit[2]
+    full = bool((lengths == max_len).all().item())
+    mask = None if full else (torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None].long())
+    if mask is not None:
+        mask = mask[:, None, None, :]
+    _MASK_CACHE["entry"] = (key, lengths, mask)
+    return mask
+
+
+def decode_sdpa(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor, *,
+                backend: str | None = None, sm_scale: float | None = None) -> torch.Tensor:
+    """torch SDPA with a query of length 1 over the whole cache, GQA through enable_gqa, a boolean
+    mask when lengths differ from max_len. backend: 'flash', 'cudnn', 'efficient', 'math' or None
+    (torch's choice). Raises NotSupportedError when the backend cannot run the case.
+    Returns o [batch, q_heads, head_dim]."""
+    from torch.nn.attention import sdpa_kernel
+
+    from kernels.attention.reference import sdpa_backend
+
+    mask = decode_mask(lengths, k_cache.shape[2])
+    kwargs = {"enable_gqa": True} if q.shape[1] != k_cache.shape[1] else {}
+    q4 = q.unsqueeze(2)  # [B, Hq, 1, D]
+    try:
+        if backend is None:
+            o = F.scaled_dot_product_attention(q4, k_cache, v_cache, attn_mask=mask, scale=sm_scale, **kwargs)
+        else:
+            with sdpa_kernel(sdpa_backend(backend)):
+                o = F.scaled_dot_product_attention(q4, k_cache, v_cache, attn_mask=mask, scale=sm_scale, **kwargs)
+    except (RuntimeError, TypeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NotSupportedError(f"SDPA backend {backend or 'auto'} cannot run this decode case on {q.device} "
+                                f"({q.dtype}, q {list(q.shape)}, cache {list(k_cache.shape)}, "
+                                f"{'masked' if mask is not None else 'no mask'}): {msg}") from exc
+    return o.squeeze(2)

@@ -1,0 +1,234 @@
+"""Triton KV-cache decode attention: one new query token per sequence against its cache.
+
+Layout: q [batch, q_heads, head_dim]; k_cache and v_cache [batch, kv_heads, max_len, head_dim];
+lengths int32 [batch], sequence b attends to cache positions 0 .. lengths[b]-1 (values must lie in
+1..max_len; they are not checked, which would cost a device sync). Output o [batch, q_heads,
+head_dim]. q_heads is a multiple of kv_heads (grouped-query attention).
+
+Each program owns one (sequence, KV head) and all GROUP query heads that share it, so K and V are
+read once for the group: the group's queries form the rows of a tl.dot (padded to 16 rows, the
+smallest MMA tile). Split-K ("flash-decoding") cuts the cache into chunks processed by separate
+programs, each leaving a partial output normalized by its own softmax sum plus its log-sum-exp;
+a second kernel merges the chunks. The no-split variant has one program walk the whole cache.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from kernelprof.errors import ShapeError
+from kernels.validate import INTERPRET, check_out, check_tensor, check_triton_device
+
+DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+HEAD_DIMS = (16, 32, 64, 128, 256)
+_LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def _decode_chunk_kernel(Q, K, V, Lengths, O_part, LSE_part, O, qk_scale,
+                         stride_qb, stride_qh,
+                         stride_kb, stride_kh, stride_kn,
+                         stride_vb, stride_vh, stride_vn,
+                         stride_pb, stride_ph, stride_ps,
+                         stride_lb, stride_lh,
+                         stride_ob, stride_oh,
+                         KV_HEADS, GROUP, CHUNK,
+                         HEAD_DIM: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr,
+                         SPLIT: tl.constexpr):
+    pid_bh = tl.program_id(0)
+    split = tl.program_id(1)
+    b = pid_bh // KV_HEADS
+    h_kv = pid_bh % KV_HEADS
+    length = tl.load(Lengths + b)
+    start = split * CHUNK
+    end = tl.minimum(start + CHUNK, length)
+
+    offs_g = tl.arange(0, BLOCK_G)
+    offs_d = tl.arange(0, HEAD_DIM)
+    g_valid = offs_g < GROUP
+    heads = h_kv * GROUP + offs_g  # the query heads that read this KV head
+    q = tl.load(Q + b.to(tl.int64) * stride_qb + heads[:, None] * stride_qh + offs_d[None, :],
+                mask=g_valid[:, None], other=0.0)  # [BLOCK_G, HEAD_DIM]
+    k_base = K + b.to(tl.int64) * stride_kb + h_kv.to(tl.int64) * stride_kh
+    v_base = V + b.to(tl.int64) * stride_vb + h_kv.to(tl.int64) * stride_vh
+
+    m_i = tl.full([BLOCK_G], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_G], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_G, HEAD_DIM], dtype=tl.float32)
+    offs_n0 = tl.arange(0, BLOCK_N)
+    # Online softmax in the log2 domain (qk_scale = softmax scale * log2(e)); every block holds at
+    # least one valid key (start_n < end), so m_new is finite and alpha = 2^(-inf) = 0 on the first.
+    for start_n in range(start, end, BLOCK_N):
+        offs_n = start_n + offs_n0
+        valid = offs_n < end
+        k = tl.load(k_base + offs_n[:, None] * stride_kn + offs_d[None, :], mask=valid[:, None], other=0.0)
+        s = tl.dot(q, tl.trans(k)) * qk_scale  # [BLOCK_G, BLOCK_N]
+        s = tl.where(valid[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        p = tl.math.exp2(s - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(v_base + offs_n[:, None] * stride_vn + offs_d[None, :], mask=valid[:, None], other=0.0)
+        acc = acc * alpha[:, None]
+        acc = tl.dot(p.to(v.dtype), v, acc)
+        m_i = m_new
+
+    # A chunk that starts past the sequence's end saw no keys: it leaves o = 0 and lse = -inf,
+    # which gives it weight 0 in the merge.
+    l_safe = tl.where(l_i > 0, l_i, 1.0)
+    out = acc / l_safe[:, None]
+    if SPLIT:
+        lse = m_i + tl.math.log2(l_safe)  # log2-sum-exp2 of this chunk's scores; -inf if empty
+        p_ptrs = (O_part + b.to(tl.int64) * stride_pb + heads[:, None] * stride_ph + split * stride_ps
+                  + offs_d[None, :])
+        tl.store(p_ptrs, out, mask=g_valid[:, None])
+        tl.store(LSE_part + b.to(tl.int64) * stride_lb + heads * stride_lh + split, lse, mask=g_valid)
+    else:
+        o_ptrs = O + b.to(tl.int64) * stride_ob + heads[:, None] * stride_oh + offs_d[None, :]
+        tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=g_valid[:, None])
+
+
+@triton.jit
+def _decode_merge_kernel(O_part, LSE_part, O,
+                         stride_pb, stride_ph, stride_ps, stride_lb, stride_lh, stride_ob, stride_oh,
+                         Q_HEADS, NUM_SPLITS,
+                         HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr):
+    """o = sum_s w_s o_s / sum_s w_s with w_s = 2^(lse_s - max lse): each chunk's output was
+    normalized by its own sum, and lse_s carries that sum at the common scale."""
+    pid = tl.program_id(0)
+    b = pid // Q_HEADS
+    h = pid % Q_HEADS
+    offs_s = tl.arange(0, BLOCK_S)
+    offs_d = tl.arange(0, HEAD_DIM)
+    s_valid = offs_s < NUM_SPLITS
+    lse = tl.load(LSE_part + b.to(tl.int64) * stride_lb + h * stride_lh + offs_s, mask=s_valid, other=float("-inf"))
+    m = tl.max(lse, 0)
+    m = tl.where(m == float("-inf"), 0.0, m)
+    w = tl.math.exp2(lse - m)  # 0 for empty chunks
+    o_part = tl.load(O_part + b.to(tl.int64) * stride_pb + h * stride_ph + offs_s[:, None] * stride_ps
+                     + offs_d[None, :], mask=s_valid[:, None], other=0.0)
+    total = tl.sum(w, 0)
+    out = tl.sum(o_part * w[:, None], 0) / tl.where(total > 0, total, 1.0)
+    tl.store(O + b.to(tl.int64) * stride_ob + h * stride_oh + offs_d, out.to(O.dtype.element_ty))
+
+
+def _decode_configs() -> list[triton.Config]:
+    if INTERPRET:
+        return [triton.Config({"BLOCK_N": 16})]
+    # Memory-bound: enough loads in flight matters more than tile shape.
+    return [
+        triton.Config({"BLOCK_N": 64}, num_stages=3, num_warps=4),
+        triton.Config({"BLOCK_N": 64}, num_stages=4, num_warps=4),
+        triton.Config({"BLOCK_N": 128}, num_stages=3, num_warps=4),
+        triton.Config({"BLOCK_N": 128}, num_stages=3, num_warps=8),
+        triton.Config({"BLOCK_N": 128}, num_stages=4, num_warps=8),
+        triton.Config({"BLOCK_N": 32}, num_stages=4, num_warps=4),
+    ]
+
+
+_decode_tuned = triton.autotune(configs=_decode_configs(), key=["KV_HEADS", "GROUP", "CHUNK", "HEAD_DIM", "SPLIT"])(
+    _decode_chunk_kernel)
+
+# Split chunks start on multiples of this many tokens (the largest BLOCK_N on the GPU).
+_CHUNK_ALIGN = 16 if INTERPRET else 128
+
+
+@functools.lru_cache(maxsize=None)
+def _num_sms(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def default_num_splits(batch: int, kv_heads: int, max_len: int, device: torch.device) -> int:
+    """Enough chunks that batch*kv_heads*splits is about 4 programs per SM (so the machine is full
+    and the tail is short), but no chunk shorter than 256 tokens (each program must stream enough
+    of the cache to hide its start-up and its share of the merge)."""
+    sms = _num_sms(device.index if device.index is not None else torch.cuda.current_device()) \
+        if device.type == "cuda" else 4
+    want = triton.cdiv(4 * sms, batch * kv_heads)
+    most = max(1, triton.cdiv(max_len, 256))
+    return max(1, min(want, most))
+
+
+def _check_decode_inputs(q, k_cache, v_cache, lengths):
+    check_tensor("q", q, dims=("batch", "q_heads", "head_dim"), dtypes=DTYPES)
+    check_triton_device(q)
+    B, Hq, D = q.shape
+    dims = ("batch", "kv_heads", "max_len", "head_dim")
+    check_tensor("k_cache", k_cache, dims=dims, shape=(B, None, None, D), dtypes=(q.dtype,), device=q.device)
+    Hkv, max_len = k_cache.shape[1], k_cache.shape[2]
+    check_tensor("v_cache", v_cache, dims=dims, shape=(B, Hkv, max_len, D), dtypes=(q.dtype,), device=q.device)
+    check_tensor("lengths", lengths, dims=("batch",), shape=(B,), dtypes=(torch.int32,), device=q.device)
+    if D not in HEAD_DIMS:
+        raise ShapeError(f"head_dim must be one of {HEAD_DIMS}, got {D}")
+    if Hkv == 0 or Hq % Hkv:
+        raise ShapeError(f"q_heads must be a multiple of kv_heads, got q_heads={Hq}, kv_heads={Hkv}")
+    if max_len == 0:
+        raise ShapeError("the cache must hold at least one position (max_len >= 1), got max_len=0")
+    for name, t in (("q", q), ("k_cache", k_cache), ("v_cache", v_cache)):
+        if t.stride(-1) != 1:
+            raise ShapeError(f"{name} must have a contiguous head_dim (stride 1), got strides {list(t.stride())}")
+    if not lengths.is_contiguous():
+        raise ShapeError("lengths must be contiguous")
+    return B, Hq, Hkv, max_len, D
+
+
+def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor, *,
+                     num_splits: int | None = None, sm_scale: float | None = None,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
+    """Decode attention with the Triton kernels, split-K over the cache (flash-decoding).
+
+    q: [batch, q_heads, head_dim]; k_cache, v_cache: [batch, kv_heads, max_len, head_dim];
+    lengths: int32 [batch], each in 1..max_len (not checked: that would sync with the device).
+    q_heads a multiple of kv_heads; bf16, fp16 or fp32; head_dim contiguous. num_splits: chunks of
+    the cache per (sequence, KV head); None picks ~4 programs per SM (1 gives the no-split path).
+    out: optional [batch, q_heads, head_dim] tensor. Returns o [batch, q_heads, head_dim].
+    """
+    B, Hq, Hkv, max_len, D = _check_decode_inputs(q, k_cache, v_cache, lengths)
+    o = check_out(out, (B, Hq, D), q.dtype, q.device)
+    if B == 0 or Hq == 0:
+        return o
+    if num_splits is None:
+        num_splits = default_num_splits(B, Hkv, max_len, q.device)
+    if not isinstance(num_splits, int) or num_splits < 1:
+        raise ShapeError(f"num_splits must be a positive integer, got {num_splits!r}")
+    chunk = triton.cdiv(triton.cdiv(max_len, num_splits), _CHUNK_ALIGN) * _CHUNK_ALIGN
+    num_splits = triton.cdiv(max_len, chunk)  # rounding the chunk up can leave fewer chunks
+    group = Hq // Hkv
+    block_g = max(16, triton.next_power_of_2(group))
+    scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
+    split = num_splits > 1
+    if split:
+        o_part = torch.empty((B, Hq, num_splits, D), dtype=torch.float32, device=q.device)
+        lse_part = torch.empty((B, Hq, num_splits), dtype=torch.float32, device=q.device)
+    else:
+        o_part, lse_part = o, o  # placeholders, never touched when SPLIT is False
+    args = (q, k_cache, v_cache, lengths, o_part, lse_part, o, scale * _LOG2E,
+            q.stride(0), q.stride(1),
+            k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+            v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
+            o_part.stride(0) if split else 0, o_part.stride(1) if split else 0, o_part.stride(2) if split else 0,
+            lse_part.stride(0) if split else 0, lse_part.stride(1) if split else 0,
+            o.stride(0), o.stride(1),
+            Hkv, group, chunk)
+    grid = (B * Hkv, num_splits)
+    if INTERPRET:
+        _decode_chunk_kernel[grid](*args, HEAD_DIM=D, BLOCK_G=block_g, SPLIT=split, **_decode_configs()[0].kwargs)
+    else:
+        _decode_tuned[grid](*args, HEAD_DIM=D, BLOCK_G=block_g, SPLIT=split)
+    if split:
+        _decode_merge_kernel[(B * Hq,)](o_part, lse_part, o,
+                                        o_part.stride(0), o_part.stride(1), o_part.stride(2),
+                                        lse_part.stride(0), lse_part.stride(1), o.stride(0), o.stride(1),
+                                        Hq, num_splits, HEAD_DIM=D, BLOCK_S=triton.next_power_of_2(num_splits))
+    return o
+
+
+def decode_attention_nosplit(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor,
+                             *, sm_scale: float | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Decode attention with one program per (sequence, KV head) walking its whole cache, no merge.
+    Same shapes as `decode_attention`."""
+    return decode_attention(q, k_cache, v_cache, lengths, num_splits=1, sm_scale=sm_scale, out=out)
