@@ -1,0 +1,77 @@
+"""Matplotlib figures (PNG): energy vs time per variant, measured vs estimated energy."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from kernelprof.compare import VariantPoint
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def energy_vs_time_png(points: Sequence[VariantPoint], path: str | Path, *, title: str) -> Path:
+    """Energy per call against time per call, with iso-power lines (E = P x t).
+
+    A point down-left of another saves both; one left but on a higher iso-power line only saves time.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    t_ms = np.array([p.time_s * 1e3 for p in points])
+    e_mj = np.array([p.energy_j * 1e3 for p in points])
+    t_lo, t_hi = t_ms.min() * 0.5, t_ms.max() * 1.5
+    powers = sorted({round(p.power_w, -1) for p in points} | {100.0, 300.0, 700.0})
+    grid = np.linspace(t_lo, t_hi, 50)
+    for watts in powers:
+        ax.plot(grid, watts * grid, color="0.85", lw=0.8, zorder=0)  # W x ms = mJ
+        ax.annotate(f"{watts:.0f} W", (grid[-1], watts * grid[-1]), fontsize=7, color="0.5",
+                    xytext=(2, 0), textcoords="offset points")
+    for p in points:
+        ax.errorbar(p.time_s * 1e3, p.energy_j * 1e3, xerr=p.time_ci_s * 1e3, yerr=p.energy_ci_j * 1e3,
+                    fmt="o", capsize=3, label=f"{p.name} ({p.power_w:.0f} W)")
+    ax.set_xlim(t_lo, t_hi)
+    ax.set_ylim(e_mj.min() * 0.5, e_mj.max() * 1.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("time per call (ms)")
+    ax.set_ylabel("energy per call (mJ)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def measured_vs_estimates_png(rows: Sequence[tuple[str, float, dict[str, float | None]]], path: str | Path,
+                              *, title: str) -> Path:
+    """Grouped bars: measured energy per call next to each estimate, per workload (log scale)."""
+    plt = _pyplot()
+    names = sorted({k for _, _, ests in rows for k, v in ests.items() if v})
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4.5), dpi=120)
+    width = 0.8 / (len(names) + 1)
+    x = np.arange(len(rows))
+    ax.bar(x, [m for _, m, _ in rows], width, label="measured")
+    for i, n in enumerate(names, start=1):
+        ax.bar(x + i * width, [(e.get(n) or np.nan) for _, _, e in rows], width, label=n)
+    ax.set_xticks(x + width * len(names) / 2, [r[0] for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("energy per call (J)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,42 @@
+"""Verdicts of `compare` (synthetic numbers: this tests the decision rule, not a measurement)."""
+from __future__ import annotations
+
+import pytest
+
+from kernelprof.compare import VariantPoint, compare_all, compare_pair
+from kernelprof.plots import energy_vs_time_png
+
+BASE = VariantPoint("sdpa-flash", energy_j=1.00, energy_ci_j=0.01, time_s=1.0e-3, time_ci_s=0.005e-3)
+
+
+def test_faster_and_less_energy_saves_energy():
+    c = compare_pair(BASE, VariantPoint("triton", 0.80, 0.01, 0.85e-3, 0.005e-3))
+    assert c.verdict == "saves energy" and c.energy_ratio == pytest.approx(0.8)
+
+
+def test_faster_but_hotter_saves_only_time():
+    # 20% faster, drawing 25% more power: energy per call unchanged.
+    c = compare_pair(BASE, VariantPoint("hot", 1.00, 0.01, 0.80e-3, 0.005e-3))
+    assert c.verdict == "saves only time"
+    assert c.power_ratio == pytest.approx(1.25)
+
+
+def test_slower_and_more_energy_wastes_energy():
+    c = compare_pair(BASE, VariantPoint("eager", 3.0, 0.05, 4e-3, 0.01e-3))
+    assert c.verdict == "wastes energy"
+
+
+def test_within_uncertainty_is_no_difference():
+    c = compare_pair(BASE, VariantPoint("same", 1.005, 0.02, 1.001e-3, 0.01e-3))
+    assert c.verdict == "no significant difference"
+
+
+def test_compare_all_needs_known_baseline():
+    with pytest.raises(ValueError, match="baseline"):
+        compare_all([BASE, BASE], baseline="nope")
+
+
+def test_plot_writes_png(tmp_path):
+    path = energy_vs_time_png([BASE, VariantPoint("triton", 0.8, 0.01, 0.85e-3, 0.005e-3)],
+                              tmp_path / "e.png", title="attention")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
