@@ -63,3 +63,29 @@ def test_resume_after_crash_keeps_finished_points(tmp_path):
     assert len(recs) == len(SPEC.points)
     assert not set(again) & {p.key for p in SPEC.points[:3]}, "finished points were measured again"
     assert len(read_done(out)) == len(SPEC.points)
+
+
+def test_builtin_suites_expand_to_valid_points():
+    from kernelprof.sweep import BUILTIN_SUITES, builtin_suite
+
+    for name in BUILTIN_SUITES:
+        spec = builtin_suite(name)
+        assert spec.points and len({p.key for p in spec.points}) == len(spec.points)
+
+
+def test_toml_grid_and_unknown_keys(tmp_path):
+    from kernelprof.sweep import load_sweep_toml
+
+    good = tmp_path / "g.toml"
+    good.write_text('[sweep]\nop = "attention"\nvariants = ["triton"]\n'
+                    '[sweep.grid]\nb = [1]\nh = [4]\ns = [17, 129]\nd = [64]\ncausal = [true, false]\n')
+    spec = load_sweep_toml(good)
+    assert [p.shape for p in spec.points] == ["b=1,h=4,s=17,d=64,causal", "b=1,h=4,s=17,d=64",
+                                               "b=1,h=4,s=129,d=64,causal", "b=1,h=4,s=129,d=64"]
+    bad = tmp_path / "b.toml"
+    bad.write_text('[sweep]\nop = "gemm"\nshapes = ["64x64x64"]\nrepeats = 3\n')
+    with pytest.raises(UsageError, match="unknown key"):
+        load_sweep_toml(bad)
+    bad.write_text('[sweep]\nop = "gemm"\nvariants = ["fastest"]\nshapes = ["64x64x64"]\n')
+    with pytest.raises(UsageError, match="unknown variant"):
+        load_sweep_toml(bad)
