@@ -125,8 +125,6 @@ def _decode_configs() -> list[triton.Config]:
         triton.Config({"BLOCK_N": 64}, num_stages=4, num_warps=4),
         triton.Config({"BLOCK_N": 128}, num_stages=3, num_warps=4),
         triton.Config({"BLOCK_N": 128}, num_stages=3, num_warps=8),
-        triton.Config({"BLOCK_N": 128}, num_stages=4, num_warps=8),
-        triton.Config({"BLOCK_N": 32}, num_stages=4, num_warps=4),
     ]
 
 
@@ -143,13 +141,13 @@ def _num_sms(device_index: int) -> int:
 
 
 def default_num_splits(batch: int, kv_heads: int, max_len: int, device: torch.device) -> int:
-    """Enough chunks that batch*kv_heads*splits is about 4 programs per SM (so the machine is full
-    and the tail is short), but no chunk shorter than 256 tokens (each program must stream enough
-    of the cache to hide its start-up and its share of the merge)."""
+    """Enough chunks that batch*kv_heads*splits is about 8 programs per SM (several waves, so the
+    last partial wave is a small share), but no chunk shorter than 512 tokens (each program must
+    stream enough of the cache to hide its start-up and its share of the merge)."""
     sms = _num_sms(device.index if device.index is not None else torch.cuda.current_device()) \
         if device.type == "cuda" else 4
-    want = triton.cdiv(4 * sms, batch * kv_heads)
-    most = max(1, triton.cdiv(max_len, 256))
+    want = triton.cdiv(8 * sms, batch * kv_heads)
+    most = max(1, triton.cdiv(max_len, 512))
     return max(1, min(want, most))
 
 
@@ -184,7 +182,7 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     q: [batch, q_heads, head_dim]; k_cache, v_cache: [batch, kv_heads, max_len, head_dim];
     lengths: int32 [batch], each in 1..max_len (not checked: that would sync with the device).
     q_heads a multiple of kv_heads; bf16, fp16 or fp32; head_dim contiguous. num_splits: chunks of
-    the cache per (sequence, KV head); None picks ~4 programs per SM (1 gives the no-split path).
+    the cache per (sequence, KV head); None picks ~8 programs per SM (1 gives the no-split path).
     out: optional [batch, q_heads, head_dim] tensor. Returns o [batch, q_heads, head_dim].
     """
     B, Hq, Hkv, max_len, D = _check_decode_inputs(q, k_cache, v_cache, lengths)

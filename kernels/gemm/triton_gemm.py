@@ -88,19 +88,33 @@ def _gemm_configs() -> list[triton.Config]:
     if INTERPRET:
         return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_SIZE_M": 4})]
     # Hopper-friendly tiles (bf16/fp16): 128x256x64 and 128x128x64 with 3-4 stages and 8 warps;
-    # 64-wide tiles for skinny M (decode-like GEMMs, M=16) where 128-row tiles waste the MMA.
-    cfgs = [
+    # BLOCK_K=128 for fp8 (the same bytes per stage as 64 in bf16; OutOfResources for 16-bit types,
+    # which the autotuner skips). Skinny M (decode-like GEMMs, M=16): 16-row tiles, narrow in N so
+    # that enough programs stream B to fill the GPU.
+    big = [
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=3, num_warps=8),
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=8),
-        triton.Config({"BLOCK_M": 256, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=3, num_warps=8),
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=8),
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=4),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=4),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=4),
-        # fp8 likes BLOCK_K=128 (same bytes per stage as 64 in bf16).
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 128, "GROUP_SIZE_M": 8}, num_stages=3, num_warps=8),
     ]
-    return cfgs
+    skinny = [
+        triton.Config({"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 256, "GROUP_SIZE_M": 1}, num_stages=4, num_warps=4),
+        triton.Config({"BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "GROUP_SIZE_M": 1}, num_stages=4, num_warps=4),
+        triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 128, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=4),
+        triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=4),
+    ]
+    return big + skinny
+
+
+def _prune_by_m(configs, named_args, **kwargs):
+    """Compile and time only the tiles that suit M: 16/64-row tiles for M <= 64, otherwise the
+    128-row tiles (64x128 stays in both sets for middle sizes)."""
+    m = named_args["M"]
+    if m <= 64:
+        keep = [c for c in configs if c.kwargs["BLOCK_M"] <= 64]
+    else:
+        keep = [c for c in configs if c.kwargs["BLOCK_M"] >= 64]
+    return keep or configs
 
 
 def _even_k(args: dict) -> bool:
@@ -109,7 +123,8 @@ def _even_k(args: dict) -> bool:
 
 _gemm_heuristic = triton.heuristics({"EVEN_K": _even_k})(_gemm_kernel)
 # Autotune keys on the problem size and dtype class; under the interpreter there is one config.
-_gemm_tuned = triton.autotune(configs=_gemm_configs(), key=["M", "N", "K", "HAS_SCALES"])(_gemm_heuristic)
+_gemm_tuned = triton.autotune(configs=_gemm_configs(), key=["M", "N", "K", "HAS_SCALES"],
+                              prune_configs_by={"early_config_prune": _prune_by_m})(_gemm_heuristic)
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,9 +180,8 @@ def _persistent_configs() -> list[triton.Config]:
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=3, num_warps=8),
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=8),
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=8),
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_SIZE_M": 8}, num_stages=3, num_warps=8),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=4),
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 128, "GROUP_SIZE_M": 8}, num_stages=3, num_warps=8),
+        triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=4),
     ]
 
 
