@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator
+
+import numpy as np
 
 from kernelprof.errors import NVMLUnavailableError, NotSupportedError
 
@@ -144,3 +147,143 @@ def power_limit_w(h: Any) -> float | None:
     pynvml = init()
     mw = optional(pynvml.nvmlDeviceGetEnforcedPowerLimit, h)
     return None if mw is None else mw / 1e3
+
+
+# ---------------------------------------------------------------------------------------------
+# Power-sampling reads. Each returns SI units (W, J, MHz, degrees C) on NVML's own timestamps
+# (host wall-clock microseconds since the Unix epoch); mW and mJ never leave this module.
+
+# Union member of c_nvmlValue_t for each NVML_VALUE_TYPE_* (nvml.h order).
+_VALUE_MEMBER = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+_NVML_SUCCESS = 0
+_NVML_ERROR_NOT_FOUND = 6
+
+# Clock-event (throttle) reason bits (nvml.h, nvmlClocksEventReason*); names for reports.
+CLOCK_EVENT_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+    0x200: "board_limit",
+    0x400: "reliability",
+}
+CLOCK_EVENT_GPU_IDLE = 0x1
+
+
+def clock_event_names(mask: int) -> list[str]:
+    """Names of the reason bits set in `mask` (unknown bits as hex)."""
+    names = [name for bit, name in CLOCK_EVENT_REASONS.items() if mask & bit]
+    unknown = mask & ~sum(CLOCK_EVENT_REASONS)
+    if unknown:
+        names.append(hex(unknown))
+    return names
+
+
+def _value(v: Any, value_type: int) -> float:
+    return float(getattr(v, _VALUE_MEMBER.get(int(value_type), "uiVal")))
+
+
+def power_samples(h: Any, last_seen_us: int) -> tuple[np.ndarray, np.ndarray]:
+    """Buffered total-power samples newer than `last_seen_us`: (t_us int64, power_w float64).
+
+    NVML keeps ~120 samples (~2.4 s on H100); a caller that waits longer loses the oldest ones.
+    Pass 0 to get the whole buffer. No new sample is NVML_ERROR_NOT_FOUND, returned here as empty.
+    """
+    pynvml = init()
+    try:
+        value_type, samples = pynvml.nvmlDeviceGetSamples(h, pynvml.NVML_TOTAL_POWER_SAMPLES, int(last_seen_us))
+    except pynvml.NVMLError as exc:
+        if getattr(exc, "value", None) == _NVML_ERROR_NOT_FOUND:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        with call("nvmlDeviceGetSamples(NVML_TOTAL_POWER_SAMPLES)"):
+            raise
+    n = len(samples)
+    t_us = np.fromiter((s.timeStamp for s in samples), dtype=np.int64, count=n)
+    member = _VALUE_MEMBER.get(int(value_type), "uiVal")
+    mw = np.fromiter((getattr(s.sampleValue, member) for s in samples), dtype=np.float64, count=n)
+    return t_us, mw / 1e3
+
+
+@dataclass(frozen=True)
+class FieldReading:
+    """One NVML field value: its own timestamp (epoch us), or None where NVML said no."""
+
+    field_id: int
+    t_us: int | None
+    value: float | None
+    error: str | None = None
+
+
+def field_values(h: Any, field_ids: list[int]) -> list[FieldReading]:
+    """Raw field values (no unit conversion) with their timestamps; per-field failures kept apart."""
+    pynvml = init()
+    with call(f"nvmlDeviceGetFieldValues({field_ids})"):
+        values = pynvml.nvmlDeviceGetFieldValues(h, list(field_ids))
+    out = []
+    for fid, v in zip(field_ids, values):
+        if int(v.nvmlReturn) != _NVML_SUCCESS:
+            out.append(FieldReading(fid, None, None, error=str(pynvml.NVMLError(int(v.nvmlReturn)))))
+        else:
+            out.append(FieldReading(fid, int(v.timestamp), _value(v.value, v.valueType)))
+    return out
+
+
+def power_fields_w(h: Any, field_ids: list[int]) -> list[FieldReading]:
+    """Power fields (e.g. FI_DEV_POWER_INSTANT, FI_DEV_POWER_AVERAGE) converted from mW to W."""
+    return [r if r.value is None else FieldReading(r.field_id, r.t_us, r.value / 1e3)
+            for r in field_values(h, field_ids)]
+
+
+def clock_event_reasons(h: Any) -> int:
+    """Bit mask of current clock-event (throttle) reasons; the call was renamed in driver 535."""
+    pynvml = init()
+    fn = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+        getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons")
+    with call("nvmlDeviceGetCurrentClocksEventReasons"):
+        return int(fn(h))
+
+
+def clocks_mhz(h: Any) -> tuple[int, int]:
+    """(SM clock, memory clock) in MHz, now."""
+    pynvml = init()
+    with call("nvmlDeviceGetClockInfo"):
+        return (int(pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)),
+                int(pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM)))
+
+
+def temperature_c(h: Any) -> int:
+    pynvml = init()
+    with call("nvmlDeviceGetTemperature"):
+        return int(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))
+
+
+def utilization_pct(h: Any) -> tuple[int, int]:
+    """(GPU busy %, memory-controller busy %) over NVML's last sample period."""
+    pynvml = init()
+    with call("nvmlDeviceGetUtilizationRates"):
+        u = pynvml.nvmlDeviceGetUtilizationRates(h)
+    return int(u.gpu), int(u.memory)
+
+
+def compute_pids(h: Any) -> list[int]:
+    """PIDs of processes with a compute context on the GPU (may be empty inside containers)."""
+    pynvml = init()
+    with call("nvmlDeviceGetComputeRunningProcesses"):
+        procs = pynvml.nvmlDeviceGetComputeRunningProcesses(h)
+    return [int(p.pid) for p in procs]
+
+
+def uuid(h: Any) -> str | None:
+    pynvml = init()
+    return as_str(optional(pynvml.nvmlDeviceGetUUID, h, default="")) or None
+
+
+def name(h: Any) -> str:
+    pynvml = init()
+    with call("nvmlDeviceGetName"):
+        return as_str(pynvml.nvmlDeviceGetName(h))

@@ -1,0 +1,262 @@
+"""The Python API: a context manager that samples power and times named phases.
+
+    from kernelprof import Profiler
+    with Profiler(gpus=[0]) as prof:
+        with prof.phase("prefill"):
+            model.prefill(...)
+        with prof.phase("decode"):
+            for _ in range(n):
+                with prof.phase("step"):
+                    model.decode_step(...)
+    print(prof.result().phases)
+    prof.save("run.json")            # later, without a GPU: load_profile("run.json")
+
+Phases are timed with CUDA events on the first GPU's current stream and wrapped in NVTX ranges;
+energy comes from kernelprof.attribution over the sampled trace. The energy counter is read
+(pinned to its update) at the window's start and stop, and, with `counter_marks=True`, at every
+phase edge, which then synchronizes the device so that the host-time mark is the phase edge.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from kernelprof.attribution import (Attribution, CounterCheck, Flag, GPUIntervalEnergy, IntervalEnergy,
+                                    SensorProfile, attribute, load_sensor_profile)
+from kernelprof.clock import Interval, Timeline
+from kernelprof.errors import MeasurementError, NoGPUError, UsageError
+from kernelprof.powertrace import PowerTrace
+from kernelprof.sampler import PowerSampler, SamplerConfig
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """One phase (or the whole window): time from CUDA events, energy summed over the GPUs."""
+
+    name: str
+    path: str
+    depth: int
+    time_s: float
+    energy_j: float | None  # integrated buffered samples (or the fallback `method`)
+    mean_power_w: float | None
+    method: str
+    energy_counter_j: float | None  # counter between the marks nearest the edges, where allowed
+    counter_window_s: float | None  # the window the counter joules cover
+    counter_diff_pct: float | None  # samples over that same window vs counter, % of counter
+    counter_note: str | None  # why there is no counter figure
+    energy_instant_j: float | None  # instant field integrated (comparison only)
+    mean_average_field_w: float | None  # mean of the 1 s average field (comparison only)
+    flags: tuple[Flag, ...]
+    gpus: tuple[GPUIntervalEnergy, ...]
+
+    @classmethod
+    def from_interval(cls, iv: IntervalEnergy) -> "PhaseResult":
+        checks = [g.counter for g in iv.gpus]
+        have = all(c is not None for c in checks) and checks
+        counter_j = sum(c.counter_energy_j for c in checks) if have else None
+        samples_j = [c.samples_energy_j for c in checks] if have else []
+        diff = (100.0 * (sum(samples_j) - counter_j) / counter_j
+                if have and None not in samples_j and counter_j else None)
+        window = max(c.window_s for c in checks) if have else None
+        note = None if have else "; ".join(sorted({g.counter_note for g in iv.gpus if g.counter_note}))
+        inst = [g.energy_instant_j for g in iv.gpus]
+        avg = [g.mean_average_field_w for g in iv.gpus]
+        return cls(iv.name, iv.path, iv.depth, iv.time_s, iv.energy_j, iv.mean_power_w, iv.method, counter_j,
+                   window, diff, note or None, None if None in inst else float(sum(inst)),
+                   None if None in avg else float(sum(avg)), iv.flags, iv.gpus)
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    phases: tuple[PhaseResult, ...]
+    total: PhaseResult  # the whole profiled window
+    counter_check: tuple[CounterCheck | None, ...]  # whole window, per GPU
+    sampler_mode: str
+    sources: tuple[dict[str, Any], ...]  # per GPU: gpu, uuid, name, available, missing
+    lost_samples: float
+    sensor_profiles: tuple[SensorProfile, ...]
+    provenance: str
+    notes: tuple[str, ...]
+
+    def phase(self, path: str) -> PhaseResult:
+        for p in self.phases:
+            if p.path == path:
+                return p
+        raise KeyError(f"no phase {path!r}; phases are {[p.path for p in self.phases]}")
+
+
+def build_result(attr: Attribution, trace: PowerTrace) -> ProfileResult:
+    sources = tuple({"gpu": g.gpu, "uuid": g.uuid, "name": g.name, "available": g.sources.available(),
+                     "missing": dict(g.sources.missing)} for g in trace.gpus)
+    return ProfileResult(
+        phases=tuple(PhaseResult.from_interval(iv) for iv in attr.intervals),
+        total=PhaseResult.from_interval(attr.window),
+        counter_check=tuple(g.counter for g in attr.window.gpus),
+        sampler_mode=trace.mode, sources=sources,
+        lost_samples=float(sum(g.lost_samples() for g in trace.gpus)),
+        sensor_profiles=attr.sensor_profiles, provenance=attr.provenance, notes=attr.notes)
+
+
+class Profiler:
+    """Sample power on `gpus` (CUDA indices) and time named phases; see the module docstring."""
+
+    def __init__(self, gpus: Sequence[int] = (0,), *, mode: str = "thread", counter_marks: bool = False,
+                 anchor_every_s: float = 10.0, nvtx: bool = True, sampler_config: SamplerConfig | None = None,
+                 sensor_profiles: Sequence[SensorProfile] | None = None) -> None:
+        if not gpus:
+            raise UsageError("Profiler needs at least one GPU index")
+        self.gpus = list(gpus)
+        self.mode = mode
+        self.counter_marks = counter_marks
+        self.anchor_every_s = anchor_every_s
+        self.nvtx = nvtx
+        self.sampler_config = sampler_config
+        self._profiles_arg = sensor_profiles
+        self._stack: list[str] = []
+        self._result: ProfileResult | None = None
+        self._sampler: PowerSampler | None = None
+        self.trace: PowerTrace | None = None
+        self.timeline: Timeline | None = None
+        self.window: Interval | None = None
+        self.sensor_profiles: list[SensorProfile] = []
+        self.driver: str | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def __enter__(self) -> "Profiler":
+        from kernelprof.clock import EventClock
+        from kernelprof.devices import discover_gpus, require_gpu
+
+        require_gpu("the Profiler")
+        import torch
+
+        self.torch = torch
+        facts = {g.index: g for g in discover_gpus() if g.index is not None}
+        missing = [i for i in self.gpus if i not in facts or facts[i].nvml_index is None]
+        if missing:
+            raise NoGPUError(f"CUDA devices {missing} are not visible to both CUDA and NVML "
+                             f"(visible: {sorted(facts)})")
+        nvml_indices = [facts[i].nvml_index for i in self.gpus]
+        self.driver = facts[self.gpus[0]].driver_version
+        self.sensor_profiles = list(self._profiles_arg) if self._profiles_arg else \
+            [load_sensor_profile(facts[i].uuid, facts[i].driver_version) for i in self.gpus]
+        self._sampler = PowerSampler(nvml_indices, mode=self.mode, config=self.sampler_config).start()
+        self._clock = EventClock(self.gpus[0])
+        self._clock.anchor()
+        self._window_ev = self._clock.event()
+        self._sampler.mark_counter(precise=True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._sampler is None:
+            return
+        if exc_type is not None:
+            self._sampler._runner.abort()
+            return
+        end_ev = self._clock.event()
+        self._clock.add("window", "window", 0, "window", self._window_ev, end_ev)
+        self._clock.anchor()
+        self._sampler.mark_counter(precise=True)
+        self.trace = self._sampler.stop()
+        timeline = self._clock.fit()
+        self.window = next(i for i in timeline.intervals if i.kind == "window")
+        self.timeline = Timeline(tuple(i for i in timeline.intervals if i.kind != "window"), timeline.clock,
+                                 timeline.clock_fit, timeline.anchors)
+        attr = attribute(self.trace, self.timeline, window=self.window, profiles=self.sensor_profiles,
+                         driver=self.driver)
+        self._result = build_result(attr, self.trace)
+
+    @contextmanager
+    def phase(self, name: str, kind: str = "phase") -> Iterator[None]:
+        """A named, nestable phase: CUDA events at its edges, an NVTX range around it."""
+        if self._sampler is None or self._result is not None:
+            raise UsageError("prof.phase() is only valid inside `with Profiler(...) as prof:`")
+        if "/" in name:
+            raise UsageError(f"phase names may not contain '/': {name!r}")
+        self._sampler.check()  # a dead sampler surfaces here, at the phase boundary
+        path = "/".join([*self._stack, name])
+        depth = len(self._stack)
+        self._edge()
+        start = self._clock.event()
+        if self.nvtx:
+            self.torch.cuda.nvtx.range_push(name)
+        self._stack.append(name)
+        try:
+            yield
+        finally:
+            self._stack.pop()
+            end = self._clock.event()
+            if self.nvtx:
+                self.torch.cuda.nvtx.range_pop()
+            self._clock.add(name, path, depth, kind, start, end)
+        self._edge()
+        if not self._stack and self._clock.last_anchor_ns is not None \
+                and time.time_ns() - self._clock.last_anchor_ns > self.anchor_every_s * 1e9:
+            self._clock.anchor()  # drift anchor, only between top-level phases (it synchronizes)
+        self._sampler.check()
+
+    def _edge(self) -> None:
+        if self.counter_marks:
+            self.torch.cuda.synchronize(self.gpus[0])  # the host mark must be the GPU's phase edge
+            self._sampler.mark_counter(precise=True)
+
+    def mark_counter(self) -> None:
+        """Request an energy-counter reading now (asynchronous)."""
+        if self._sampler is None:
+            raise UsageError("mark_counter() is only valid inside the Profiler's `with` block")
+        self._sampler.mark_counter(precise=True)
+
+    # -- results ----------------------------------------------------------------------------
+    def result(self) -> ProfileResult:
+        if self._result is None:
+            raise UsageError("prof.result() is available after the `with Profiler(...)` block ends")
+        return self._result
+
+    def save(self, path: str | Path) -> Path:
+        """Write a run file (kind "profile") with the trace arrays beside it."""
+        if self._result is None or self.trace is None:
+            raise UsageError("prof.save() is available after the `with Profiler(...)` block ends")
+        return save_profile(path, self.trace, self.timeline, self.window, self.sensor_profiles, self._result,
+                            extra={"driver": self.driver, "counter_marks": self.counter_marks})
+
+
+def save_profile(path: str | Path, trace: PowerTrace, timeline: Timeline, window: Interval,
+                 profiles: Sequence[SensorProfile], result: ProfileResult | None = None,
+                 extra: dict[str, Any] | None = None, environment: dict[str, Any] | None = None) -> Path:
+    from kernelprof.runfile import save_run
+
+    meta, arrays = trace.to_run_parts()
+    payload = {"trace": meta, "timeline": timeline.to_json(), "window": window.to_json(),
+               "sensor_profiles": [p.to_json() for p in profiles], "result": result, **(extra or {})}
+    return save_run(path, "profile", payload, arrays=arrays, environment=environment)
+
+
+def load_profile_inputs(path: str | Path) -> tuple[PowerTrace, Timeline, Interval, list[SensorProfile], dict]:
+    """(trace, timeline, window, sensor profiles, payload) of a saved profile run."""
+    from kernelprof.runfile import load_run
+
+    run = load_run(path, kind="profile")
+    p = run.payload
+    try:
+        trace = PowerTrace.from_run_parts(p["trace"], run.arrays)
+        timeline = Timeline.from_json(p["timeline"])
+        window = Interval.from_json(p["window"])
+        profiles = [SensorProfile.from_json(x) for x in p.get("sensor_profiles", [])]
+    except (KeyError, TypeError) as exc:
+        from kernelprof.errors import RunFileError
+
+        raise RunFileError(f"{path} is a profile run without a readable trace/timeline ({exc!r})") from exc
+    return trace, timeline, window, profiles, p
+
+
+def load_profile(path: str | Path, *, sensor_profiles: Sequence[SensorProfile] | None = None) -> ProfileResult:
+    """Rebuild a saved profile's result without a GPU, re-running attribution on its trace."""
+    trace, timeline, window, profiles, payload = load_profile_inputs(path)
+    profs = list(sensor_profiles) if sensor_profiles else (profiles or None)
+    attr = attribute(trace, timeline, window=window, profiles=profs, driver=payload.get("driver"))
+    return build_result(attr, trace)
+
+
+__all__ = ["Profiler", "ProfileResult", "PhaseResult", "load_profile", "save_profile", "MeasurementError"]
