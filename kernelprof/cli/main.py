@@ -17,6 +17,7 @@ from kernelprof.errors import KernelprofError
 COMMAND_MODULES = [
     "kernelprof.cli.info",
     "kernelprof.cli.ceilings",
+    "kernelprof.cli.kernel",
     "kernelprof.cli.sensor",
 ]
 

@@ -1,0 +1,98 @@
+"""`kernelprof kernel <op> --variant ... --shape ... --dtype ...`: joules per call of one kernel."""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+from pathlib import Path
+
+from rich.table import Table
+
+from kernelprof.cli.output import console, fmt, fmt_si, print_json
+from kernelprof.errors import UsageError
+from kernelprof.kernel_energy import KernelEnergy, measure_op
+from kernelprof.measure import MeasureConfig
+from kernelprof.runfile import save_run
+
+
+def add_measure_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by kernel, sweep and compare."""
+    p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, or fp8 (GEMM on sm_89+)")
+    p.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
+    p.add_argument("--precision", type=float, default=1.0,
+                   help="target 95%% CI half-width of energy per call, in %% (default 1)")
+    p.add_argument("--max-seconds", type=float, default=5.0, help="time cap per point (default 5 s)")
+    p.add_argument("--window", type=float, default=1.0, help="seconds of back-to-back launches per trial (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random inputs and the gaps")
+
+
+def config_from_args(args: argparse.Namespace) -> MeasureConfig:
+    if args.precision <= 0 or args.max_seconds <= 0 or args.window <= 0.6:
+        raise UsageError("--precision and --max-seconds must be positive and --window above 0.6 s")
+    return MeasureConfig(window_s=args.window, target_rel_ci=args.precision / 100, max_wall_s=args.max_seconds,
+                         seed=args.seed)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("kernel", help="measure time and energy per call of one kernel, with estimates beside it")
+    p.add_argument("op", help="gemm, attention or decode")
+    p.add_argument("--variant", help="implementation (default: the op's first; see --list)")
+    p.add_argument("--shape", help="e.g. 4096x4096x4096, 'b=4,h=32,s=4096,d=128,causal', 'b=16,h=32,kv=8,ctx=8192,d=128'")
+    p.add_argument("--list", action="store_true", help="list the op's variants, dtypes and default shape, then exit")
+    add_measure_options(p)
+    p.add_argument("--out", help="run file to write (default runs/kernel-<op>-<variant>-<time>.json)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kernels import get_op
+
+    op = get_op(args.op)
+    if args.list:
+        console.print(f"{op.name}: variants {', '.join(op.variants)}; dtypes "
+                      f"{', '.join(str(d).replace('torch.', '') for d in op.dtypes)}; default shape {op.default_shape}")
+        return 0
+    variant = args.variant or next(iter(op.variants))
+    ke = measure_op(op.name, variant, args.shape, args.dtype, device=args.device, config=config_from_args(args),
+                    seed=args.seed)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs") / f"kernel-{op.name}-{variant}-{stamp}.json"
+    save_run(out, "kernel", ke.to_json())
+    if args.json:
+        print_json(ke.to_json())
+    else:
+        render_kernel(ke)
+        console.print(f"saved {out}")
+    return 0
+
+
+def render_kernel(ke: KernelEnergy) -> None:
+    m = ke.m
+    t = Table(title=f"{ke.op} {ke.variant} {ke.shape} {ke.dtype} on {ke.gpu_name}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_column()
+    ci = lambda v, c, u, s=1.0: f"{fmt(v * s, u)} ± {fmt(c * s, '', digits=2)}" if v is not None and c is not None else "-"  # noqa: E731
+    t.add_row("time per call", ci(m["time_per_call_s"], m["time_ci_s"], "us", 1e6), "CUDA events over the steady windows, 95% CI")
+    t.add_row("throughput", fmt_si(m["achieved_flop_s"], "FLOP/s"), fmt_si(m["achieved_bytes_s"], "B/s") + " of minimum bytes")
+    t.add_row("% of roofline", fmt(100 * ke.roofline_fraction, "%") if ke.roofline_fraction else "-", ke.roofline_basis)
+    t.add_row("mean power", fmt(m["mean_power_w"], "W"), f"idle {fmt(m['idle_power_w'], 'W')} ({m['idle_kind']})")
+    t.add_row("energy per call", ci(m["energy_per_call_j"], m["energy_ci_j"], "mJ", 1e3), f"{m['method']}, {m['source']}")
+    t.add_row("dynamic energy per call", fmt(None if m["dynamic_energy_per_call_j"] is None else m["dynamic_energy_per_call_j"] * 1e3, "mJ"),
+              "above the right-after-work idle")
+    t.add_row("energy counter per call", fmt(None if m["counter_energy_per_call_j"] is None else m["counter_energy_per_call_j"] * 1e3, "mJ"),
+              "worst trial samples vs counter: " + (fmt(m["counter_vs_samples_pct"], "%") if m["counter_vs_samples_pct"] is not None else "-"))
+    t.add_row("J per TFLOP", fmt(ke.j_per_tflop, "J"), f"{fmt(ke.pj_per_flop, 'pJ/FLOP')}, {fmt(ke.pj_per_byte, 'pJ/byte')}")
+    t.add_row("trials", str(len(m["trials"])), f"{m['calls_per_launch']} calls per launch, {m['input_sets']} input sets, {fmt(m['wall_s'], 's')} wall")
+    console.print(t)
+    e = Table(title="Estimates (per call)")
+    for col in ("estimate", "energy", "measured / estimate", "formula", "note"):
+        e.add_column(col, justify="right" if col in ("energy", "measured / estimate") else "left")
+    for est in ke.estimates:
+        e.add_row(est.name, fmt(None if est.energy_j is None else est.energy_j * 1e3, "mJ"),
+                  fmt(est.ratio, "x"), est.formula, est.note)
+    console.print(e)
+    for f in m["flags"]:
+        console.print(f"[yellow]flag {f['code']}:[/] {f['message']}")
+    for n in m["notes"]:
+        console.print(f"[dim]note: {n}[/]")
