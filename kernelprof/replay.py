@@ -132,7 +132,7 @@ def synthetic_trace(power_w: Callable[[np.ndarray], np.ndarray], *, start_t_us: 
     """
     rng = np.random.default_rng(seed)
     n = int((duration_s + history_s) / sample_period_s) + 2
-    steps = sample_period_s + (rng.uniform(-jitter_s, jitter_s, n) if jitter_s else 0.0)
+    steps = np.full(n, sample_period_s) + (rng.uniform(-jitter_s, jitter_s, n) if jitter_s else 0.0)
     t_s = -history_s + np.cumsum(steps)
     t_s = t_s[t_s <= duration_s + 1e-9]
     t_us = start_t_us + np.round(t_s * 1e6).astype(np.int64)

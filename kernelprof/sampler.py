@@ -282,7 +282,8 @@ class SamplerCore:
                 self._drain(k, g, now, first=True)
             if g.sources.counter:
                 self._counter(k, g, precise=False)
-        self.tick(now, force=True)
+        self._next = {"drain": now + int(self.config.drain_interval_s * 1e6)}  # just drained
+        self.tick(now)
         return [g.sources for g in self._g]
 
     def seconds_until_due(self, now_us: int | None = None) -> float:
