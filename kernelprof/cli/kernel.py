@@ -66,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def render_run(run) -> None:
+    """`kernelprof report` of a kind="kernel" run file."""
+    render_kernel(KernelEnergy.from_json(run.payload))
+
+
 def render_kernel(ke: KernelEnergy) -> None:
     m = ke.m
     t = Table(title=f"{ke.op} {ke.variant} {ke.shape} {ke.dtype} on {ke.gpu_name}", show_header=False)

@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "kernelprof.cli.info",
     "kernelprof.cli.ceilings",
     "kernelprof.cli.kernel",
+    "kernelprof.cli.sweep",
+    "kernelprof.cli.compare",
+    "kernelprof.cli.report",
     "kernelprof.cli.sensor",
 ]
 

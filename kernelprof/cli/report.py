@@ -1,0 +1,52 @@
+"""`kernelprof report <file>`: reprint the tables of any saved run, on any machine (no GPU needed)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from kernelprof.cli.output import console, print_json
+from kernelprof.errors import RunFileError
+from kernelprof.runfile import load_run
+
+# Run kind -> "module:function" taking the loaded RunFile. Imported lazily: a report of one kind
+# must not need the others' dependencies.
+RENDERERS = {
+    "kernel": "kernelprof.cli.kernel:render_run",
+    "compare": "kernelprof.cli.compare:render_run",
+    "profile": "kernelprof.cli.profile_view:render_run",
+    "sensor": "kernelprof.cli.sensor:render_run",
+    "counters": "kernelprof.cli.counters:render_run",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="print the tables of a saved run file (or a sweep's .jsonl); no GPU needed")
+    p.add_argument("path", help="a run file (.json) or a sweep's results (.jsonl)")
+    p.add_argument("--json", action="store_true", help="print the run's payload as JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.suffix == ".jsonl":
+        from kernelprof.cli.sweep import render_jsonl
+
+        return render_jsonl(path, as_json=args.json)
+    r = load_run(path)
+    if args.json:
+        print_json({"kind": r.kind, "version": r.version, "environment": r.environment, "payload": r.payload})
+        return 0
+    target = RENDERERS.get(r.kind)
+    if target is None:
+        raise RunFileError(f"{path} is a '{r.kind}' run, which this kernelprof cannot display; "
+                           f"known kinds: {sorted(RENDERERS)} (use --json to see its contents)")
+    module, func = target.split(":")
+    getattr(importlib.import_module(module), func)(r)
+    env = r.environment
+    gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "no GPU recorded"
+    console.print(f"[dim]recorded {env.get('created', '?')} on {gpus}, kernelprof {env.get('git_revision', '?')}, "
+                  f"torch {env.get('versions', {}).get('torch')}, triton {env.get('versions', {}).get('triton')}[/]")
+    return 0
+
+
