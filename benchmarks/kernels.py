@@ -186,10 +186,12 @@ def bench_attention(b: Bench) -> None:
         rtol = 4 * 2.0**-8  # output and P rounded to bf16
 
         results = {}
-        names = ["sdpa-flash", "triton", "sdpa-cudnn", "sdpa-efficient"]
+        names = ["sdpa-flash", "triton", "triton-tma", "sdpa-cudnn", "sdpa-efficient"]
         if not b.quick:
             names.append("eager")
         for name in names:
+            if name not in op.variants:
+                continue
             fn = op.variants[name]
             results[name] = _measure_attention(b, text, name, fn, inputs, ref0, rtol, flops)
         base = results.get("sdpa-flash")
@@ -199,8 +201,8 @@ def bench_attention(b: Bench) -> None:
                 continue
             if name == "sdpa-flash":
                 b.add(f"attention/bf16/{text}/sdpa-flash", "tflops", r)
-            elif name == "triton":
-                b.add(f"attention/bf16/{text}/triton", "tflops", r, "sdpa-flash", base,
+            elif name in ("triton", "triton-tma"):
+                b.add(f"attention/bf16/{text}/{name}", "tflops", r, "sdpa-flash", base,
                       config=autotuned_config(tf._attn_tuned),
                       sdpa_cudnn_tflops=round(cudnn["value"], 4) if cudnn else None,
                       ratio_vs_cudnn=round(r["value"] / cudnn["value"], 4) if cudnn else None)

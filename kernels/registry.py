@@ -29,13 +29,14 @@ from kernels.gemm.reference import gemm_cublas
 from kernels.validate import parse_bool, parse_key_values, parse_positive_int
 
 try:  # the Triton kernels are optional: without triton the registry still offers the references
+    from kernels.attention.triton_flash import HAS_TENSOR_DESCRIPTOR as ATTN_HAS_TMA
     from kernels.attention.triton_flash import flash_attention
     from kernels.decode.triton_decode import decode_attention, decode_attention_nosplit
     from kernels.gemm.triton_gemm import HAS_TENSOR_DESCRIPTOR, gemm, gemm_persistent
     HAS_TRITON = True
 except ImportError:  # pragma: no cover - exercised only where triton is missing
     HAS_TRITON = False
-    HAS_TENSOR_DESCRIPTOR = False
+    HAS_TENSOR_DESCRIPTOR = ATTN_HAS_TMA = False
 
 FP8_DTYPE = getattr(torch, "float8_e4m3fn", None)
 
@@ -206,6 +207,10 @@ def _attention_triton(q, k, v, causal=False):
     return flash_attention(q, k, v, causal)
 
 
+def _attention_triton_tma(q, k, v, causal=False):
+    return flash_attention(q, k, v, causal, use_tma=True)
+
+
 def _attention_eager(q, k, v, causal=False):
     return attention_eager(q, k, v, causal)
 
@@ -224,6 +229,8 @@ def _attention_variants() -> dict[str, Callable[..., torch.Tensor]]:
     variants: dict[str, Callable[..., torch.Tensor]] = {}
     if HAS_TRITON:
         variants["triton"] = _attention_triton
+        if ATTN_HAS_TMA:
+            variants["triton-tma"] = _attention_triton_tma
     variants["eager"] = _attention_eager
     for backend in ("flash", "cudnn", "efficient", "math"):
         variants[f"sdpa-{backend}"] = _sdpa_variant(backend)

@@ -90,6 +90,20 @@ def test_gemm_persistent_matches_reference(m, n, k, dtype):
 
 
 @pytest.mark.skipif(not HAS_TENSOR_DESCRIPTOR, reason="this triton has no tensor descriptors")
+def test_gemm_persistent_whole_tile_epilogue(monkeypatch):
+    # The pinned interpreter config stores C in two halves (EPILOGUE_SUBTILE); check the other path.
+    from kernels.gemm import triton_gemm
+
+    cfg = triton_gemm._persistent_configs()[0]
+    whole = triton_gemm.triton.Config({**cfg.kwargs, "EPILOGUE_SUBTILE": False})
+    monkeypatch.setattr(triton_gemm, "_persistent_configs", lambda: [whole])
+    a, b = rand((40, 72), torch.float16, 13), rand((72, 56), torch.float16, 14)
+    c = gemm_persistent(a, b, out=poisoned((40, 56), torch.float16))
+    assert not torch.isnan(c).any()
+    assert rel_err(c, gemm_reference(a, b)) < RTOL[torch.float16]
+
+
+@pytest.mark.skipif(not HAS_TENSOR_DESCRIPTOR, reason="this triton has no tensor descriptors")
 def test_gemm_persistent_refuses_unaligned_rows():
     a, b = rand((8, 129), torch.float16, 9), rand((129, 8), torch.float16, 10)
     with pytest.raises(NotSupportedError, match="16-byte"):

@@ -16,6 +16,7 @@ pytest.importorskip("triton")
 from kernelprof.errors import NotSupportedError  # noqa: E402
 from kernels import get_op  # noqa: E402
 from kernels.attention import attention_eager, flash_attention, sdpa  # noqa: E402
+from kernels.attention.triton_flash import HAS_TENSOR_DESCRIPTOR as ATTN_HAS_TMA  # noqa: E402
 from kernels.decode import decode_attention, decode_attention_nosplit, decode_eager, decode_sdpa  # noqa: E402
 from kernels.gemm import gemm, gemm_cublas, gemm_persistent, gemm_reference  # noqa: E402
 from kernels.gemm.triton_gemm import HAS_TENSOR_DESCRIPTOR  # noqa: E402
@@ -121,6 +122,10 @@ def test_flash_attention(b, hq, hkv, s, d, causal, dtype):
     assert not torch.isnan(o).any()
     ref = attention_reference(q, k, v, causal)
     assert rel_err(o, ref) < ATTN_RTOL[dtype]
+    if ATTN_HAS_TMA and capability()[0] >= 9:
+        o_tma = flash_attention(q, k, v, causal, out=poisoned(q.shape, dtype), use_tma=True)
+        assert not torch.isnan(o_tma).any()
+        assert rel_err(o_tma, ref) < ATTN_RTOL[dtype]
     try:
         flash = sdpa(q, k, v, causal, backend="flash")
     except NotSupportedError:

@@ -14,24 +14,30 @@ import torch
 import triton
 import triton.language as tl
 
-from kernelprof.errors import ShapeError
+from kernelprof.errors import NotSupportedError, ShapeError
 from kernels.validate import INTERPRET, check_out, check_tensor, check_triton_device
 
 DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 HEAD_DIMS = (16, 32, 64, 128)
 _LOG2E = 1.4426950408889634
+# Device-side tensor descriptors (TMA on Hopper) exist from Triton 3.3/3.4 on.
+HAS_TENSOR_DESCRIPTOR = hasattr(tl, "make_tensor_descriptor") and hasattr(triton, "set_allocator")
 
 
 @triton.jit
-def _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
+def _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn, offs_m, offs_d,
                       lo, hi, qk_scale, SEQ_K,
-                      BLOCK_N: tl.constexpr, MASK_CAUSAL: tl.constexpr, MASK_TAIL: tl.constexpr):
+                      HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASK_CAUSAL: tl.constexpr,
+                      MASK_TAIL: tl.constexpr, USE_TMA: tl.constexpr):
     """Fold key blocks [lo, hi) into the running (acc, l_i, m_i) with the online softmax.
 
     Scores are kept in the log2 domain (qk_scale = softmax scale * log2(e)) so the exponentials are
     exp2. When a block raises the row maximum from m_i to m_new, what was accumulated so far was
     weighted by 2^(s - m_i); multiplying acc and l_i by alpha = 2^(m_i - m_new) re-weights it to the
     new maximum, so no score is ever kept past its own block.
+
+    USE_TMA: K and V tiles come through tensor descriptors (TMA on Hopper), which zero-fill rows
+    past SEQ_K; otherwise through masked pointer loads.
     """
     offs_n0 = tl.arange(0, BLOCK_N)
     for start_n in range(lo, hi, BLOCK_N):
@@ -39,7 +45,9 @@ def _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, of
         offs_n = start_n + offs_n0
         k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :]
         v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :]
-        if MASK_TAIL:
+        if USE_TMA:
+            k = tl.reshape(k_desc.load([b, h_kv, start_n, 0]), (BLOCK_N, HEAD_DIM))
+        elif MASK_TAIL:
             k = tl.load(k_ptrs, mask=offs_n[:, None] < SEQ_K, other=0.0)
         else:
             k = tl.load(k_ptrs)
@@ -53,7 +61,9 @@ def _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, of
         p = tl.math.exp2(qk - m_new[:, None])
         alpha = tl.math.exp2(m_i - m_new)
         l_i = l_i * alpha + tl.sum(p, 1)
-        if MASK_TAIL:
+        if USE_TMA:
+            v = tl.reshape(v_desc.load([b, h_kv, start_n, 0]), (BLOCK_N, HEAD_DIM))
+        elif MASK_TAIL:
             v = tl.load(v_ptrs, mask=offs_n[:, None] < SEQ_K, other=0.0)
         else:
             v = tl.load(v_ptrs)
@@ -69,9 +79,9 @@ def _attn_fwd_kernel(Q, K, V, O, qk_scale,
                      stride_kb, stride_kh, stride_kn,
                      stride_vb, stride_vh, stride_vn,
                      stride_ob, stride_oh, stride_om,
-                     Q_HEADS, GROUP, SEQ_Q, SEQ_K,
+                     BATCH, Q_HEADS, KV_HEADS, GROUP, SEQ_Q, SEQ_K,
                      HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                     CAUSAL: tl.constexpr):
+                     CAUSAL: tl.constexpr, USE_TMA: tl.constexpr):
     # Causal rows near the end see the most keys: launch those first so the long programs do not
     # form the tail of the grid.
     if CAUSAL:
@@ -85,10 +95,26 @@ def _attn_fwd_kernel(Q, K, V, O, qk_scale,
 
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
-    q_ptrs = Q + b.to(tl.int64) * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :]
-    q = tl.load(q_ptrs, mask=offs_m[:, None] < SEQ_Q, other=0.0)
     k_base = K + b.to(tl.int64) * stride_kb + h_kv * stride_kh
     v_base = V + b.to(tl.int64) * stride_vb + h_kv * stride_vh
+    if USE_TMA:
+        # 4-D descriptors over [batch, heads, seq, head_dim]: TMA bounds-checks the sequence
+        # dimension per head, so ragged tiles read zeros and write nothing past the end.
+        q_desc = tl.make_tensor_descriptor(Q, shape=[BATCH, Q_HEADS, SEQ_Q, HEAD_DIM],
+                                           strides=[stride_qb, stride_qh, stride_qm, 1],
+                                           block_shape=[1, 1, BLOCK_M, HEAD_DIM])
+        k_desc = tl.make_tensor_descriptor(K, shape=[BATCH, KV_HEADS, SEQ_K, HEAD_DIM],
+                                           strides=[stride_kb, stride_kh, stride_kn, 1],
+                                           block_shape=[1, 1, BLOCK_N, HEAD_DIM])
+        v_desc = tl.make_tensor_descriptor(V, shape=[BATCH, KV_HEADS, SEQ_K, HEAD_DIM],
+                                           strides=[stride_vb, stride_vh, stride_vn, 1],
+                                           block_shape=[1, 1, BLOCK_N, HEAD_DIM])
+        q = tl.reshape(q_desc.load([b, h, start_m * BLOCK_M, 0]), (BLOCK_M, HEAD_DIM))
+    else:
+        k_desc = k_base  # unused placeholders
+        v_desc = v_base
+        q_ptrs = Q + b.to(tl.int64) * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :]
+        q = tl.load(q_ptrs, mask=offs_m[:, None] < SEQ_Q, other=0.0)
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -98,25 +124,35 @@ def _attn_fwd_kernel(Q, K, V, O, qk_scale,
         # Stage 1: key blocks entirely left of this query block are fully visible and fully inside
         # the sequence (they end at start_m*BLOCK_M <= SEQ_Q == SEQ_K): no mask at all.
         diag = start_m * BLOCK_M
-        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
-                                          0, diag, qk_scale, SEQ_K, BLOCK_N, False, False)
+        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn,
+                                          offs_m, offs_d,
+                                          0, diag, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N, False, False, USE_TMA)
         # Stage 2: the diagonal block, where key n is visible to query m iff n <= m (and n < SEQ_K,
         # which also bounds the padding rows past SEQ_Q). Its first key (n = diag) is visible to
         # every row, so no row's maximum stays -inf.
-        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
+        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn,
+                                          offs_m, offs_d,
                                           diag, tl.minimum(diag + BLOCK_M, SEQ_K), qk_scale, SEQ_K,
-                                          BLOCK_N, True, True)
+                                          HEAD_DIM, BLOCK_N, True, True, USE_TMA)
     else:
         full = (SEQ_K // BLOCK_N) * BLOCK_N
-        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
-                                          0, full, qk_scale, SEQ_K, BLOCK_N, False, False)
+        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn,
+                                          offs_m, offs_d,
+                                          0, full, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N, False, False, USE_TMA)
         # The ragged last key block (SEQ_K not a multiple of BLOCK_N), masked.
-        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
-                                          full, SEQ_K, qk_scale, SEQ_K, BLOCK_N, False, True)
+        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn,
+                                          offs_m, offs_d,
+                                          full, SEQ_K, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N, False, True, USE_TMA)
 
-    out = acc / l_i[:, None]
-    o_ptrs = O + b.to(tl.int64) * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :]
-    tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=offs_m[:, None] < SEQ_Q)
+    out = (acc / l_i[:, None]).to(O.dtype.element_ty)
+    if USE_TMA:
+        o_desc = tl.make_tensor_descriptor(O, shape=[BATCH, Q_HEADS, SEQ_Q, HEAD_DIM],
+                                           strides=[stride_ob, stride_oh, stride_om, 1],
+                                           block_shape=[1, 1, BLOCK_M, HEAD_DIM])
+        o_desc.store([b, h, start_m * BLOCK_M, 0], tl.reshape(out, (1, 1, BLOCK_M, HEAD_DIM)))
+    else:
+        o_ptrs = O + b.to(tl.int64) * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :]
+        tl.store(o_ptrs, out, mask=offs_m[:, None] < SEQ_Q)
 
 
 def _attn_configs() -> list[triton.Config]:
@@ -131,19 +167,51 @@ def _attn_configs() -> list[triton.Config]:
     ]
 
 
-_attn_tuned = triton.autotune(configs=_attn_configs(), key=["SEQ_Q", "SEQ_K", "GROUP", "HEAD_DIM", "CAUSAL"])(
+_attn_tuned = triton.autotune(configs=_attn_configs(),
+                              key=["SEQ_Q", "SEQ_K", "GROUP", "HEAD_DIM", "CAUSAL", "USE_TMA"])(
     _attn_fwd_kernel)
 
 
+_ALLOCATOR_SET = False
+
+
+def _ensure_tma_allocator() -> None:
+    """Device-side descriptors need a global-memory scratch; hand Triton the torch allocator."""
+    global _ALLOCATOR_SET
+    if not _ALLOCATOR_SET:
+        def alloc(size: int, alignment: int, stream):  # noqa: ARG001 (Triton's signature)
+            return torch.empty(size, device="cuda" if torch.cuda.is_available() else "cpu", dtype=torch.int8)
+
+        triton.set_allocator(alloc)
+        _ALLOCATOR_SET = True
+
+
+def _check_tma(tensors: dict[str, torch.Tensor]) -> None:
+    if not HAS_TENSOR_DESCRIPTOR:
+        raise NotSupportedError(f"triton {triton.__version__} has no tl.make_tensor_descriptor; the TMA attention "
+                                "path needs Triton >= 3.4")
+    first = next(iter(tensors.values()))
+    if first.device.type == "cuda" and torch.cuda.get_device_capability(first.device)[0] < 9:
+        raise NotSupportedError("the TMA attention path needs compute capability >= 9.0 (Hopper)")
+    for name, t in tensors.items():
+        es = t.element_size()
+        if t.data_ptr() % 16 or any((st * es) % 16 for st in t.stride()[:-1]):
+            raise NotSupportedError(f"TMA needs 16-byte aligned {name} (base and strides); got strides "
+                                    f"{list(t.stride())} of {es}-byte elements")
+
+
 def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, *,
-                    sm_scale: float | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+                    sm_scale: float | None = None, out: torch.Tensor | None = None,
+                    use_tma: bool = False) -> torch.Tensor:
     """Flash-attention forward with the Triton kernel.
 
     q: [batch, q_heads, q_len, head_dim]; k, v: [batch, kv_heads, kv_len, head_dim], q_heads a
     multiple of kv_heads; head_dim in (16, 32, 64, 128); last dimension contiguous; same dtype
     (bf16, fp16, fp32) and device. causal: top-left aligned lower-triangular mask (q_len == kv_len).
     sm_scale: softmax scale, default 1/sqrt(head_dim). out: optional [batch, q_heads, q_len,
-    head_dim] tensor to write into. Returns o with q's shape and dtype.
+    head_dim] tensor to write into. use_tma: move q, k, v and o tiles with tensor descriptors (TMA;
+    Triton >= 3.4, compute capability >= 9.0, 16-byte aligned strides) instead of pointer loads.
+    Returns o with q's shape and dtype.
     """
     check_tensor("q", q, dims=("batch", "q_heads", "q_len", "head_dim"), dtypes=DTYPES)
     check_triton_device(q)
@@ -167,6 +235,9 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     if B * Hq * Sq == 0:
         return o
     scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
+    if use_tma:
+        _check_tma({"q": q, "k": k, "v": v, "out": o})
+        _ensure_tma_allocator()
 
     def grid(meta):
         return (triton.cdiv(Sq, meta["BLOCK_M"]), B * Hq)
@@ -176,9 +247,10 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
             k.stride(0), k.stride(1), k.stride(2),
             v.stride(0), v.stride(1), v.stride(2),
             o.stride(0), o.stride(1), o.stride(2),
-            Hq, Hq // Hkv, Sq, Sk)
+            B, Hq, Hkv, Hq // Hkv, Sq, Sk)
+    flags = {"HEAD_DIM": D, "CAUSAL": bool(causal), "USE_TMA": bool(use_tma)}
     if INTERPRET:
-        _attn_fwd_kernel[grid](*args, HEAD_DIM=D, CAUSAL=bool(causal), **_attn_configs()[0].kwargs)
+        _attn_fwd_kernel[grid](*args, **flags, **_attn_configs()[0].kwargs)
     else:
-        _attn_tuned[grid](*args, HEAD_DIM=D, CAUSAL=bool(causal))
+        _attn_tuned[grid](*args, **flags)
     return o

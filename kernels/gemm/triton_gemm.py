@@ -135,7 +135,7 @@ def _gemm_persistent_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr,
                                 M, N, K,
                                 stride_am, stride_bk, stride_bn, stride_cm,
                                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                                GROUP_SIZE_M: tl.constexpr, NUM_SMS: tl.constexpr,
+                                GROUP_SIZE_M: tl.constexpr, EPILOGUE_SUBTILE: tl.constexpr, NUM_SMS: tl.constexpr,
                                 B_K_CONTIGUOUS: tl.constexpr, HAS_SCALES: tl.constexpr):
     # Descriptors are built on the device (scratch from triton.set_allocator); TMA zero-fills
     # out-of-bounds reads and clips out-of-bounds writes, so edge tiles need no masks.
@@ -145,7 +145,13 @@ def _gemm_persistent_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr,
         b_desc = tl.make_tensor_descriptor(b_ptr, shape=[N, K], strides=[stride_bn, 1], block_shape=[BLOCK_N, BLOCK_K])
     else:
         b_desc = tl.make_tensor_descriptor(b_ptr, shape=[K, N], strides=[stride_bk, 1], block_shape=[BLOCK_K, BLOCK_N])
-    c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1], block_shape=[BLOCK_M, BLOCK_N])
+    # The epilogue may store the tile in two halves: half the shared-memory staging for C, which
+    # leaves room for another pipeline stage of A and B.
+    if EPILOGUE_SUBTILE:
+        c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
+                                           block_shape=[BLOCK_M, BLOCK_N // 2])
+    else:
+        c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1], block_shape=[BLOCK_M, BLOCK_N])
 
     num_pid_m = tl.cdiv(M, BLOCK_M)
     num_pid_n = tl.cdiv(N, BLOCK_N)
@@ -153,8 +159,11 @@ def _gemm_persistent_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr,
     num_tiles = num_pid_m * num_pid_n
     if HAS_SCALES:
         scale = tl.load(scale_a_ptr) * tl.load(scale_b_ptr)
-    # flatten=True lets the compiler pipeline across tile boundaries (the next tile's loads
-    # start while this tile's epilogue runs).
+    # The epilogue recomputes its tile from its own counter instead of reusing the main loop's
+    # pid_m/pid_n: with flatten=True the compiler pipelines across tiles (the next tile's loads
+    # start during this tile's epilogue), and a value shared by prologue and epilogue defeats that
+    # (tutorial 09 does the same).
+    tile_id_c = tl.program_id(0) - NUM_SMS
     for tile_id in tl.range(tl.program_id(0), num_tiles, NUM_SMS, flatten=True):
         pid_m, pid_n = _tile_coords(tile_id, num_pid_m, num_pid_n, GROUP_SIZE_M)
         off_m = pid_m * BLOCK_M
@@ -170,18 +179,36 @@ def _gemm_persistent_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr,
             acc = tl.dot(a, b, acc)
         if HAS_SCALES:
             acc = acc * scale
-        c_desc.store([off_m, off_n], acc.to(c_ptr.dtype.element_ty))
+
+        tile_id_c += NUM_SMS
+        pid_m_c, pid_n_c = _tile_coords(tile_id_c, num_pid_m, num_pid_n, GROUP_SIZE_M)
+        off_cm = pid_m_c * BLOCK_M
+        off_cn = pid_n_c * BLOCK_N
+        if EPILOGUE_SUBTILE:
+            halves = tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1))
+            acc0, acc1 = tl.split(halves)
+            c_desc.store([off_cm, off_cn], acc0.to(c_ptr.dtype.element_ty))
+            c_desc.store([off_cm, off_cn + BLOCK_N // 2], acc1.to(c_ptr.dtype.element_ty))
+        else:
+            c_desc.store([off_cm, off_cn], acc.to(c_ptr.dtype.element_ty))
 
 
 def _persistent_configs() -> list[triton.Config]:
     if INTERPRET:
-        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_SIZE_M": 4})]
+        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_SIZE_M": 4,
+                               "EPILOGUE_SUBTILE": True})]
+
+    def cfg(bm, bn, bk, stages, warps, subtile):
+        return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_SIZE_M": 8,
+                              "EPILOGUE_SUBTILE": subtile}, num_stages=stages, num_warps=warps)
+
     return [
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=3, num_warps=8),
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=8),
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=8),
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 128, "GROUP_SIZE_M": 8}, num_stages=3, num_warps=8),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_SIZE_M": 8}, num_stages=4, num_warps=4),
+        cfg(128, 256, 64, 3, 8, True),
+        cfg(128, 256, 64, 4, 8, True),
+        cfg(128, 256, 64, 3, 8, False),
+        cfg(128, 128, 64, 4, 8, False),
+        cfg(128, 256, 128, 3, 8, True),  # fp8 (OutOfResources for 16-bit types: skipped)
+        cfg(64, 128, 64, 4, 4, False),
     ]
 
 
