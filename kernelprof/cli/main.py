@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "kernelprof.cli.kernel",
     "kernelprof.cli.sweep",
     "kernelprof.cli.compare",
+    "kernelprof.cli.calibrate",
     "kernelprof.cli.report",
     "kernelprof.cli.sensor",
 ]
