@@ -214,12 +214,12 @@ class Profiler:
             raise UsageError("prof.result() is available after the `with Profiler(...)` block ends")
         return self._result
 
-    def save(self, path: str | Path) -> Path:
-        """Write a run file (kind "profile") with the trace arrays beside it."""
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write a run file (kind "profile") with the trace arrays beside it; `extra` goes in the payload."""
         if self._result is None or self.trace is None:
             raise UsageError("prof.save() is available after the `with Profiler(...)` block ends")
         return save_profile(path, self.trace, self.timeline, self.window, self.sensor_profiles, self._result,
-                            extra={"driver": self.driver, "counter_marks": self.counter_marks})
+                            extra={"driver": self.driver, "counter_marks": self.counter_marks, **(extra or {})})
 
 
 def save_profile(path: str | Path, trace: PowerTrace, timeline: Timeline, window: Interval,
