@@ -18,7 +18,8 @@ from kernelprof.environment import git_revision, library_versions
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 
 # Metrics where a smaller value is better; the ratio is then baseline / value.
-LOWER_IS_BETTER = {"ms", "us", "s", "time_ms", "time_us", "j", "mj", "j_per_call", "overhead_pct", "error_pct"}
+LOWER_IS_BETTER = {"ms", "us", "s", "time_ms", "time_us", "j", "mj", "j_per_call", "overhead_pct", "error_pct",
+                   "cv_pct"}
 
 
 @dataclass(frozen=True)

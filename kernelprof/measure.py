@@ -63,6 +63,14 @@ class MeasureConfig:
     sampler_mode: str = "thread"
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.window_s <= self.ramp_s + self.tail_s:
+            raise UsageError(f"window_s ({self.window_s}) must exceed ramp_s + tail_s ({self.ramp_s + self.tail_s})")
+        if self.min_trials < 2:
+            raise UsageError("min_trials must be at least 2 (a confidence interval needs two trials)")
+        if self.max_trials < self.min_trials:
+            raise UsageError(f"max_trials ({self.max_trials}) is below min_trials ({self.min_trials})")
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -188,10 +196,6 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, bytes: floa
     import torch
 
     cfg = config or MeasureConfig()
-    if cfg.window_s <= cfg.ramp_s + cfg.tail_s:
-        raise UsageError(f"window_s ({cfg.window_s}) must exceed ramp_s + tail_s ({cfg.ramp_s + cfg.tail_s})")
-    if cfg.min_trials < 2:
-        raise UsageError("min_trials must be at least 2 (a confidence interval needs two trials)")
     rng = random.Random(cfg.seed)
     wall0 = time.perf_counter()
     facts = gpu_facts(device)

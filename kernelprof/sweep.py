@@ -116,9 +116,9 @@ def load_sweep_toml(path: str | Path) -> SweepSpec:
 
 BUILTIN_SUITES: dict[str, dict[str, Any]] = {
     "attention": {"op": "attention", "variants": ["triton", "sdpa-flash", "sdpa-cudnn"], "dtypes": ["bf16"],
-                  "grid": {"b": [4], "h": [32], "s": [512, 1024, 2048, 4096, 8192], "d": [128], "causal": [True]}},
+                  "grid": {"b": [4], "h": [32], "s": [1024, 2048, 4096, 8192], "d": [128], "causal": [True]}},
     "decode": {"op": "decode", "variants": ["triton-splitk", "sdpa"], "dtypes": ["bf16"],
-               "grid": {"b": [1, 16, 64], "h": [32], "kv": [8], "ctx": [1024, 4096, 16384], "d": [128]}},
+               "grid": {"b": [1, 16, 64], "h": [32], "kv": [8], "ctx": [1024, 8192], "d": [128]}},
     "gemm": {"op": "gemm", "variants": ["triton", "cublas"], "dtypes": ["bf16"],
              "shapes": ["1024x1024x1024", "2048x2048x2048", "4096x4096x4096", "8192x8192x8192",
                         "16x4096x4096", "128x4096x4096"]},
