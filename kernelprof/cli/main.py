@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "kernelprof.cli.sweep",
     "kernelprof.cli.compare",
     "kernelprof.cli.calibrate",
+    "kernelprof.cli.demo",
     "kernelprof.cli.report",
     "kernelprof.cli.sensor",
 ]

@@ -1,0 +1,81 @@
+"""`kernelprof demo` (what `make run` runs): profile on a GPU, or report a shipped recording without one."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kernelprof.cli.output import console
+
+TRACES = Path(__file__).resolve().parent.parent.parent / "traces"
+# Shipped real recordings shown without a GPU, most telling first.
+SHIPPED = ("compare-attention-h100.json", "profile-phases-h100.json")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the main job: profile the subject kernels on a GPU, or show a shipped recording")
+    p.add_argument("--out", default="runs", help="where runs go (default runs/)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kernelprof.devices import cuda_available
+
+    return gpu_demo(Path(args.out)) if cuda_available() else shipped_demo()
+
+
+def shipped_demo() -> int:
+    from kernelprof.cli import report
+
+    console.rule("No GPU here: reports of real runs recorded on an H100 and shipped in traces/")
+    shown = 0
+    for name in SHIPPED:
+        path = TRACES / name
+        if path.is_file():
+            console.rule(str(path.relative_to(TRACES.parent)))
+            report.run(argparse.Namespace(path=str(path), json=False))
+            shown += 1
+    if not shown:
+        console.print(f"no shipped recordings found in {TRACES}")
+        return 1
+    console.print("Run on a machine with an NVIDIA GPU to measure your own; `kernelprof --help` lists the commands.")
+    return 0
+
+
+def gpu_demo(out: Path) -> int:
+    import torch
+
+    from kernelprof.cli import compare, info
+    from kernelprof.cli.ceilings import run as ceilings_run
+    from kernelprof.cli.profile_view import render_profile
+    from kernelprof.profiler import Profiler
+    from kernels import get_op
+
+    console.rule("1. The GPU")
+    info.run(argparse.Namespace(json=False))
+    console.rule("2. What this card really does (cached after the first run)")
+    ceilings_run(argparse.Namespace(device=0, refresh=False, json=False))
+    console.rule("3. Attention variants: which saves energy, which only time?")
+    compare.run(argparse.Namespace(op="attention", variants="triton,sdpa-flash,sdpa-cudnn", baseline="sdpa-flash",
+                                   shape="b=4,h=32,s=4096,d=128,causal", from_sweep=None, dtype="bf16", device=0,
+                                   precision=1.0, max_seconds=5.0, window=1.0, seed=0,
+                                   out=str(out / "demo-compare-attention.json"), json=False))
+    console.rule("4. A phased run: prefill-like attention, then decode steps, attributed by the Profiler")
+    attn, dec = get_op("attention"), get_op("decode")
+    a_in = attn.make_inputs(attn.parse_shape("b=8,h=32,kv=8,s=2048,d=128,causal"), torch.bfloat16, torch.device("cuda"), 0)
+    d_in = dec.make_inputs(dec.parse_shape("b=8,h=32,kv=8,ctx=2048,d=128"), torch.bfloat16, torch.device("cuda"), 0)
+    attn.variants["triton"](*a_in)
+    dec.variants["triton-splitk"](*d_in)
+    torch.cuda.synchronize()
+    with Profiler(gpus=[0]) as prof:
+        with prof.phase("prefill"):
+            for _ in range(200):
+                attn.variants["triton"](*a_in)
+        with prof.phase("decode"):
+            for _ in range(20):
+                with prof.phase("step", kind="step"):
+                    for _ in range(200):
+                        dec.variants["triton-splitk"](*d_in)
+    path = prof.save(out / "demo-profile.json")
+    render_profile(prof.result(), title="demo phases")
+    console.print(f"saved {path}; `kernelprof report {path}` reprints it anywhere")
+    return 0
