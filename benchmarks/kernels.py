@@ -250,7 +250,7 @@ def bench_decode(b: Bench) -> None:
         log(f"decode bf16 {text}")
         try:
             inputs = op.make_inputs(shape, dtype, torch.device("cuda"), 0)
-            q, k, v, lengths = inputs
+            q, k, v, lengths, mask = inputs
             ref = decode_eager(q.double(), k.double(), v.double(), lengths)
         except Exception as exc:  # noqa: BLE001
             b.fail(f"decode/bf16/{text}", exc)
@@ -261,7 +261,7 @@ def bench_decode(b: Bench) -> None:
         for backend in ("flash", "cudnn", "efficient", "math"):
             sdpa_results[backend] = b.measure(
                 f"decode/bf16/{text}/sdpa-{backend}",
-                lambda backend=backend: decode_sdpa(q, k, v, lengths, backend=backend), ref, rtol, nbytes, "tb_s")
+                lambda backend=backend: decode_sdpa(q, k, v, lengths, mask, backend=backend), ref, rtol, nbytes, "tb_s")
         ran = {k_: r for k_, r in sdpa_results.items() if r is not None}
         best_name, best = (max(ran.items(), key=lambda kv: kv[1]["value"]) if ran else (None, None))
         baseline = f"sdpa-{best_name}" if best_name else None
@@ -286,7 +286,7 @@ def bench_decode(b: Bench) -> None:
                               lambda n=n: decode_attention(q, k, v, lengths, num_splits=n), ref, rtol, nbytes, "tb_s")
                 if r is not None:
                     b.add(f"decode/bf16/{text}/triton-splitk-s{n}", "tb_s", r, "sdpa-best", best, num_splits=n)
-        inputs = q = k = v = lengths = ref = None  # free before the next shape
+        inputs = q = k = v = lengths = mask = ref = None  # free before the next shape
         torch.cuda.empty_cache()
 
 

@@ -322,8 +322,11 @@ DECODE_DTYPES = (torch.bfloat16, torch.float16)
 
 
 def make_decode_inputs(shape: DecodeShape, dtype: torch.dtype, device: torch.device, seed: int = 0) -> tuple:
-    """(q [b, h, d], k_cache [b, kv, max_len, d], v_cache, lengths int32 [b]); the whole cache is
-    random, including positions past each length (which a correct kernel never reads)."""
+    """(q [b, h, d], k_cache [b, kv, max_len, d], v_cache, lengths int32 [b], attn_mask); the whole
+    cache is random, including positions past each length (which a correct kernel never reads).
+    attn_mask is SDPA's boolean mask [b, 1, 1, max_len], built once here as a decode step builds it
+    once for all layers (None when every sequence fills its cache); the Triton and eager variants
+    ignore it. Building it here keeps the SDPA call free of host syncs (CUDA-graph safe)."""
     _check_dtype("decode", dtype, DECODE_DTYPES + (torch.float32,))
     device = torch.device(device)
     g = _generator(device, seed)
@@ -331,20 +334,28 @@ def make_decode_inputs(shape: DecodeShape, dtype: torch.dtype, device: torch.dev
     cache = (shape.batch, shape.kv_heads, shape.cache_len, shape.head_dim)
     k_cache = _randn(cache, dtype, device, g)
     v_cache = _randn(cache, dtype, device, g)
-    lengths = torch.tensor(decode_lengths(shape), dtype=torch.int32, device=device)
-    return (q, k_cache, v_cache, lengths)
+    host_lengths = decode_lengths(shape)
+    lengths = torch.tensor(host_lengths, dtype=torch.int32, device=device)
+    attn_mask = None
+    if any(n != shape.cache_len for n in host_lengths):
+        attn_mask = (torch.arange(shape.cache_len, device=device)[None, :] < lengths[:, None].long())[:, None, None, :]
+    return (q, k_cache, v_cache, lengths, attn_mask)
 
 
-def _decode_splitk(q, k_cache, v_cache, lengths):
+def _decode_splitk(q, k_cache, v_cache, lengths, attn_mask=None):
     return decode_attention(q, k_cache, v_cache, lengths)
 
 
-def _decode_nosplit(q, k_cache, v_cache, lengths):
+def _decode_nosplit(q, k_cache, v_cache, lengths, attn_mask=None):
     return decode_attention_nosplit(q, k_cache, v_cache, lengths)
 
 
-def _decode_sdpa(q, k_cache, v_cache, lengths):
-    return decode_sdpa(q, k_cache, v_cache, lengths)
+def _decode_eager(q, k_cache, v_cache, lengths, attn_mask=None):
+    return decode_eager(q, k_cache, v_cache, lengths)
+
+
+def _decode_sdpa(q, k_cache, v_cache, lengths, attn_mask=None):
+    return decode_sdpa(q, k_cache, v_cache, lengths, attn_mask)
 
 
 def _decode_variants() -> dict[str, Callable[..., torch.Tensor]]:
@@ -352,7 +363,7 @@ def _decode_variants() -> dict[str, Callable[..., torch.Tensor]]:
     if HAS_TRITON:
         variants["triton-splitk"] = _decode_splitk
         variants["triton-nosplit"] = _decode_nosplit
-    variants["eager"] = decode_eager
+    variants["eager"] = _decode_eager
     variants["sdpa"] = _decode_sdpa
     return variants
 

@@ -159,7 +159,11 @@ def test_decode_registry():
     small = op.parse_shape("b=3,h=8,kv=2,ctx=37,d=64,max=40,mixed")
     inputs = op.make_inputs(small, torch.float16, torch.device(DEVICE), 0)
     assert inputs[1].shape == (3, 2, 40, 64) and inputs[3].tolist() == [13, 25, 37]
-    ref = reference(*inputs)
+    mask = inputs[4]  # SDPA's mask, built once with the inputs
+    assert mask.shape == (3, 1, 1, 40) and mask.sum().item() == 13 + 25 + 37
+    full = op.make_inputs(op.parse_shape("b=2,h=8,kv=2,ctx=40,d=64"), torch.float16, torch.device(DEVICE), 0)
+    assert full[4] is None  # every cache full: no mask, so SDPA may pick any backend
+    ref = reference(*inputs[:4])
     for name, fn in op.variants.items():
         try:
             o = fn(*inputs)

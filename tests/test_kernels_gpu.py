@@ -143,19 +143,20 @@ DECODE_CASES = [(BF16, s) for s in DECODE_SHAPES] + [(FP16, DECODE_SHAPES[1]), (
 @pytest.mark.parametrize("dtype,shape", DECODE_CASES)
 def test_decode(shape, dtype):
     op = get_op("decode")
-    q, k, v, lengths = op.make_inputs(op.parse_shape(shape), dtype, torch.device("cuda"), next(_seed))
+    q, k, v, lengths, mask = op.make_inputs(op.parse_shape(shape), dtype, torch.device("cuda"), next(_seed))
     ref = decode_eager(q.double(), k.double(), v.double(), lengths)
     for name, fn in (("splitk", decode_attention), ("nosplit", decode_attention_nosplit)):
         o = fn(q, k, v, lengths, out=poisoned(q.shape, dtype))
         assert not torch.isnan(o).any(), name
         assert rel_err(o, ref) < ATTN_RTOL[dtype], name
-    assert rel_err(decode_sdpa(q, k, v, lengths), ref) < ATTN_RTOL[dtype]
+    assert rel_err(decode_sdpa(q, k, v, lengths, mask), ref) < ATTN_RTOL[dtype]
+    assert rel_err(decode_sdpa(q, k, v, lengths), ref) < ATTN_RTOL[dtype]  # mask built from lengths
 
 
 def test_decode_ignores_cache_past_lengths():
     # NaN past each length must not reach the output (masked loads, not multiplied-by-zero).
     op = get_op("decode")
-    q, k, v, lengths = op.make_inputs(op.parse_shape("b=8,h=32,kv=8,ctx=3000,d=128,mixed"), torch.bfloat16,
+    q, k, v, lengths, _ = op.make_inputs(op.parse_shape("b=8,h=32,kv=8,ctx=3000,d=128,mixed"), torch.bfloat16,
                                       torch.device("cuda"), next(_seed))
     for i, n in enumerate(lengths.tolist()):
         k[i, :, n:] = float("nan")
@@ -169,7 +170,7 @@ def test_decode_ignores_cache_past_lengths():
 
 def test_batched_decode_equals_one_request_at_a_time():
     op = get_op("decode")
-    q, k, v, lengths = op.make_inputs(op.parse_shape("b=6,h=32,kv=8,ctx=5000,d=128,mixed"), torch.float16,
+    q, k, v, lengths, _ = op.make_inputs(op.parse_shape("b=6,h=32,kv=8,ctx=5000,d=128,mixed"), torch.float16,
                                       torch.device("cuda"), next(_seed))
     batched = decode_attention(q, k, v, lengths)
     for i, n in enumerate(lengths.tolist()):

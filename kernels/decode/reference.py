@@ -38,38 +38,48 @@ def decode_eager(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, 
     return out
 
 
-# One cached mask: a decode step builds the mask once and every layer reuses it. Keyed on the lengths
-# tensor itself (held, so its storage cannot be reused) and its version counter (bumped by in-place
-# writes), so a timed call neither syncs nor rebuilds it.
-_MASK_CACHE: dict = {}
+# Masks already built, by lengths tensor: a decode step builds its mask once and every layer reuses
+# it, and a timed call (or a CUDA-graph capture, where a host sync is illegal) must not rebuild it.
+# Keyed on the tensor's storage address and version counter (bumped by in-place writes); the entry
+# holds the tensor itself so that its storage cannot be freed and reused by another.
+_MASK_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
+_MASK_CACHE_SIZE = 32
 
 
 def decode_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor | None:
     """Boolean mask [batch, 1, 1, max_len], True where the position is inside the sequence; None when
     every sequence fills the cache (then SDPA needs no mask and every backend may run)."""
-    key = (lengths.data_ptr(), lengths._version, max_len, lengths.device)
-    hit = _MASK_CACHE.get("entry")
-    if hit is not None and hit[0] == key and hit[1] is lengths:
-        return hit[2]
-    full = bool((lengths == max_len).all().item())
-    mask = None if full else (torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None].long())
-    if mask is not None:
-        mask = mask[:, None, None, :]
-    _MASK_CACHE["entry"] = (key, lengths, mask)
+    key = (lengths.data_ptr(), lengths._version, max_len, str(lengths.device))
+    hit = _MASK_CACHE.get(key)
+    if hit is not None and hit[0] is lengths:
+        return hit[1]
+    mask = (torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None].long())[:, None, None, :]
+    capturing = lengths.is_cuda and torch.cuda.is_current_stream_capturing()
+    if not capturing and bool((lengths == max_len).all().item()):  # a host sync, once per lengths tensor
+        mask = None
+    if not capturing:
+        if len(_MASK_CACHE) >= _MASK_CACHE_SIZE:
+            _MASK_CACHE.pop(next(iter(_MASK_CACHE)))
+        _MASK_CACHE[key] = (lengths, mask)
     return mask
 
 
-def decode_sdpa(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor, *,
-                backend: str | None = None, sm_scale: float | None = None) -> torch.Tensor:
+_UNSET = object()
+
+
+def decode_sdpa(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor,
+                attn_mask: torch.Tensor | None | object = _UNSET, *, backend: str | None = None,
+                sm_scale: float | None = None) -> torch.Tensor:
     """torch SDPA with a query of length 1 over the whole cache, GQA through enable_gqa, a boolean
-    mask when lengths differ from max_len. backend: 'flash', 'cudnn', 'efficient', 'math' or None
-    (torch's choice). Raises NotSupportedError when the backend cannot run the case.
-    Returns o [batch, q_heads, head_dim]."""
+    mask when lengths differ from max_len. attn_mask: the mask [batch, 1, 1, max_len] (or None for
+    full caches) if the caller built it once per step; otherwise `decode_mask(lengths, max_len)`.
+    backend: 'flash', 'cudnn', 'efficient', 'math' or None (torch's choice). Raises
+    NotSupportedError when the backend cannot run the case. Returns o [batch, q_heads, head_dim]."""
     from torch.nn.attention import sdpa_kernel
 
     from kernels.attention.reference import sdpa_backend
 
-    mask = decode_mask(lengths, k_cache.shape[2])
+    mask = decode_mask(lengths, k_cache.shape[2]) if attn_mask is _UNSET else attn_mask
     kwargs = {"enable_gqa": True} if q.shape[1] != k_cache.shape[1] else {}
     q4 = q.unsqueeze(2)  # [B, Hq, 1, D]
     try:
