@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Run a batch of GPU work in one device call: `bash benchmarks/gpu_session.sh STAGE...`.
+# Each stage logs to $OUT/logs/<stage>.log; everything the stages write (results, fixtures, traces,
+# runs, logs) is bundled into $OUT/bundle.tgz so that one file carries it all back.
+set -u
+export PYTHONPATH=${PYTHONPATH:-.}
+OUT=${OUT:-/tmp/kp-out}
+mkdir -p "$OUT/logs" runs traces tests/data benchmarks/results
+PY=${PY:-python}
+
+stage_capture_start() {  # 5-minute no-lost-samples run, in the background while the rest works
+  $PY benchmarks/power.py --capture-only --capture-seconds "${CAPTURE_S:-300}" > "$OUT/logs/capture.log" 2>&1 &
+  echo $! > "$OUT/capture.pid"
+}
+stage_capture_wait() { [ -f "$OUT/capture.pid" ] && wait "$(cat "$OUT/capture.pid")"; tail -5 "$OUT/logs/capture.log"; }
+stage_info() { $PY -m kernelprof info; $PY -m kernelprof ceilings; }
+stage_gpu_tests() { $PY -m pytest -q -m gpu tests -p no:cacheprovider; }
+stage_interp_tests() { TRITON_INTERPRET=1 $PY -m pytest -q -m interpreter tests -p no:cacheprovider; }
+stage_fixtures() { $PY benchmarks/record_power_fixtures.py --out tests/data/; }
+stage_sensor() { local t0=$(date +%s.%N); $PY -m kernelprof sensor --out runs/sensor-h100.json; echo "sensor wall: $(echo "$(date +%s.%N) - $t0" | bc) s"; }
+stage_power() { $PY benchmarks/power.py; }
+stage_kernels() { $PY benchmarks/kernels.py; }
+stage_timing() { $PY benchmarks/timing.py; }
+stage_calibrate() { $PY -m kernelprof calibrate; }
+stage_kernel_energy() { $PY benchmarks/kernel_energy.py; }
+stage_sweeps() {
+  for s in gemm attention decode; do $PY -m kernelprof sweep --suite "$s" --out "traces/sweep-$s-h100.jsonl" --resume; done
+}
+stage_compare() {
+  $PY -m kernelprof compare attention --variants sdpa-flash,triton,sdpa-cudnn,sdpa-efficient,eager \
+    --shape "b=4,h=32,s=4096,d=128,causal" --out traces/compare-attention-h100.json
+}
+stage_counters() { $PY benchmarks/counters.py; }
+stage_demo() { $PY -m kernelprof demo --out runs; cp runs/demo-profile.json traces/profile-phases-h100.json 2>/dev/null;
+  cp runs/demo-profile.arrays.npz traces/profile-phases-h100.arrays.npz 2>/dev/null; true; }
+
+for stage in "$@"; do
+  echo "=== $stage $(date -u +%H:%M:%S)"
+  start=$(date +%s)
+  "stage_$stage" > "$OUT/logs/$stage.log" 2>&1
+  rc=$?
+  echo "=== $stage rc=$rc $(( $(date +%s) - start ))s"
+  tail -n "${TAIL:-15}" "$OUT/logs/$stage.log"
+done
+tar czf "$OUT/bundle.tgz" benchmarks/results tests/data traces runs "$OUT/logs" 2>/dev/null
+ls -la "$OUT"
