@@ -17,7 +17,7 @@ stage_info() { $PY -m kernelprof info; $PY -m kernelprof ceilings; }
 stage_gpu_tests() { $PY -m pytest -q -m gpu tests -p no:cacheprovider; }
 stage_interp_tests() { TRITON_INTERPRET=1 $PY -m pytest -q -m interpreter tests -p no:cacheprovider; }
 stage_fixtures() { $PY benchmarks/record_power_fixtures.py --out tests/data/; }
-stage_sensor() { local t0=$(date +%s.%N); $PY -m kernelprof sensor --out runs/sensor-h100.json; echo "sensor wall: $(echo "$(date +%s.%N) - $t0" | bc) s"; }
+stage_sensor() { local t0=$SECONDS; $PY -m kernelprof sensor --out runs/sensor-h100.json; echo "sensor wall: $((SECONDS - t0)) s (1 s resolution, includes Python start-up)"; }
 stage_power() { $PY benchmarks/power.py; }
 stage_kernels() { $PY benchmarks/kernels.py; }
 stage_timing() { $PY benchmarks/timing.py; }
