@@ -167,4 +167,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from kernelprof.errors import KernelprofError
+
+    try:
+        sys.exit(main())
+    except KernelprofError as exc:
+        print(f"record_power_fixtures.py: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -273,7 +273,7 @@ class _GPUModel:
             backward=False) if len(g.instant_t_us) else None
 
     def interval(self, iv: Interval) -> GPUIntervalEnergy:
-        g, cfg = self.g, self.cfg
+        g = self.g
         t0, t1 = iv.t0_ns, iv.t1_ns
         dur = max((t1 - t0) / 1e9, 0.0)
         flags: list[Flag] = []

@@ -105,7 +105,7 @@ class Profiler:
 
     def __init__(self, gpus: Sequence[int] = (0,), *, mode: str = "thread", counter_marks: bool = False,
                  anchor_every_s: float = 10.0, nvtx: bool = True, sampler_config: SamplerConfig | None = None,
-                 sensor_profiles: Sequence[SensorProfile] | None = None) -> None:
+                 sensor_profiles: Sequence[SensorProfile] | None = None, reader: Any = None) -> None:
         if not gpus:
             raise UsageError("Profiler needs at least one GPU index")
         self.gpus = list(gpus)
@@ -115,6 +115,7 @@ class Profiler:
         self.nvtx = nvtx
         self.sampler_config = sampler_config
         self._profiles_arg = sensor_profiles
+        self._reader = reader  # None: NVML; a Reader or spec replays a recorded trace instead
         self._stack: list[str] = []
         self._result: ProfileResult | None = None
         self._sampler: PowerSampler | None = None
@@ -142,7 +143,8 @@ class Profiler:
         self.driver = facts[self.gpus[0]].driver_version
         self.sensor_profiles = list(self._profiles_arg) if self._profiles_arg else \
             [load_sensor_profile(facts[i].uuid, facts[i].driver_version) for i in self.gpus]
-        self._sampler = PowerSampler(nvml_indices, mode=self.mode, config=self.sampler_config).start()
+        self._sampler = PowerSampler(nvml_indices, mode=self.mode, config=self.sampler_config,
+                                     reader=self._reader).start()
         self._clock = EventClock(self.gpus[0])
         self._clock.anchor()
         self._window_ev = self._clock.event()

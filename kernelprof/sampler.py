@@ -163,7 +163,10 @@ class NVMLReader:
         reasons = -1
         if sources.clocks:
             sm, mem = nvml.clocks_mhz(h)
-            temp = float(nvml.optional(lambda: nvml.temperature_c(h), default=float("nan")))
+            try:
+                temp = float(nvml.temperature_c(h))
+            except (NotSupportedError, NVMLUnavailableError):
+                pass  # some boards hide the temperature; clocks still count
         if sources.throttle:
             reasons = nvml.clock_event_reasons(h)
         if sources.utilization:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -266,7 +266,6 @@ def analyze(trace: PowerTrace, timeline: Timeline, *, counter_reads: tuple[np.nd
     # burst responses: the shortest bursts with jittered gaps
     short = min(bursts_by_seg, key=lambda k: np.median([b - a for a, b in bursts_by_seg[k]]), default=None)
     bursts = bursts_by_seg.get(short, [])
-    base = idle_after
     resp = {
         "samples": burst_response(g.samples_t_us, g.samples_w, bursts, baseline_w=None),
         "instant": burst_response(g.instant_t_us, g.instant_w, bursts, baseline_w=None,

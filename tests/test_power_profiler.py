@@ -84,3 +84,64 @@ def test_import_kernelprof_stays_light():
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == "[]"
+
+
+class _FakeEvent:
+    """A CUDA event stand-in stamped with the host clock (plumbing test only)."""
+
+    def __init__(self, enable_timing=True):
+        self.t_ns = None
+
+    def record(self, stream=None):
+        self.t_ns = __import__("time").time_ns()
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, other):
+        return (other.t_ns - self.t_ns) / 1e6
+
+
+def test_profiler_plumbing_with_fake_cuda_and_a_replayed_trace(monkeypatch, tmp_path):
+    """The whole Profiler flow (events, anchors, sampler, attribution, save/load) without a GPU:
+    CUDA is faked and the power comes from a synthetic trace replayed in real time."""
+    import time
+    import types
+
+    from kernelprof import devices
+    from kernelprof.devices import GPUFacts
+    from kernelprof.replay import ReplayReader
+
+    nvtx = []
+    cuda = types.SimpleNamespace(
+        Event=_FakeEvent, synchronize=lambda *a: None, current_stream=lambda *a: None, is_available=lambda: True,
+        nvtx=types.SimpleNamespace(range_push=lambda n: nvtx.append(("push", n)), range_pop=lambda: nvtx.append("pop")))
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    fields = {k: None for k in GPUFacts.__dataclass_fields__}
+    fake_gpu = GPUFacts(**{**fields, "name": "synthetic", "uuid": "GPU-synthetic-0", "index": 0, "nvml_index": 0,
+                           "driver_version": "0.0"})
+    monkeypatch.setattr(devices, "discover_gpus", lambda: [fake_gpu])
+    monkeypatch.setattr(devices, "require_gpu", lambda *a: None)
+    now_us = time.time_ns() // 1000
+    trace = synthetic_trace(lambda t: np.where(t < 0.6, 100.0, 400.0), start_t_us=now_us, duration_s=5.0)
+    with Profiler(reader=ReplayReader(trace, start_at_us=now_us), sensor_profiles=[SensorProfile()]) as prof:
+        with prof.phase("low"):
+            time.sleep(0.5)
+        with prof.phase("high"):
+            with prof.phase("inner"):
+                time.sleep(0.3)
+            time.sleep(0.3)
+    r = prof.result()
+    assert [p.path for p in r.phases] == ["low", "high", "high/inner"]
+    assert r.phase("high/inner").depth == 1
+    assert r.phase("low").time_s == pytest.approx(0.5, abs=0.05)
+    assert r.phase("low").mean_power_w == pytest.approx(100.0, abs=10)
+    high = next(i for i in prof.timeline.intervals if i.path == "high")
+    t0_s, t1_s = (high.t0_ns / 1e3 - now_us) / 1e6, (high.t1_ns / 1e3 - now_us) / 1e6
+    true_mean = (100.0 * max(0.0, 0.6 - t0_s) + 400.0 * (t1_s - max(t0_s, 0.6))) / (t1_s - t0_s)
+    assert r.phase("high").mean_power_w == pytest.approx(true_mean, abs=0.02 * 300 / (t1_s - t0_s))
+    assert r.provenance == "replayed" and r.lost_samples == 0
+    assert nvtx == [("push", "low"), "pop", ("push", "high"), ("push", "inner"), "pop", "pop"]
+    monkeypatch.undo()  # the run file records the real environment
+    back = load_profile(prof.save(tmp_path / "p.json"))
+    assert back.phase("high").energy_j == pytest.approx(r.phase("high").energy_j, rel=1e-12)
