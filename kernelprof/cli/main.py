@@ -17,6 +17,7 @@ from kernelprof.errors import KernelprofError
 COMMAND_MODULES = [
     "kernelprof.cli.info",
     "kernelprof.cli.ceilings",
+    "kernelprof.cli.counters",
     "kernelprof.cli.kernel",
     "kernelprof.cli.sweep",
     "kernelprof.cli.compare",
