@@ -41,6 +41,8 @@ for stage in "$@"; do
   rc=$?
   echo "=== $stage rc=$rc $(( $(date +%s) - start ))s"
   tail -n "${TAIL:-15}" "$OUT/logs/$stage.log"
+  # Re-bundle after every stage: a call cut off by its time limit still brings back what finished.
+  tar czf "$OUT/bundle.tgz.tmp" benchmarks/results tests/data traces runs -C "$OUT" logs 2>/dev/null
+  mv "$OUT/bundle.tgz.tmp" "$OUT/bundle.tgz"
 done
-tar czf "$OUT/bundle.tgz" benchmarks/results tests/data traces runs "$OUT/logs" 2>/dev/null
 ls -la "$OUT"
