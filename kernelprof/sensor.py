@@ -284,8 +284,10 @@ def analyze(trace: PowerTrace, timeline: Timeline, *, counter_reads: tuple[np.nd
             window, wmethod = nominal_window, "documented 1 s moving average (not measured)"
         elif r is not None and r.width_s is not None and r.n_readings >= 20:
             window, wmethod = r.width_s, f"FWHM of the mean response to {r.n_bursts} bursts of {r.burst_s * 1e3:.1f} ms"
-        else:
+        elif name == "samples":
             window, wmethod = (per.median_ms / 1e3 if per.median_ms else None), "assumed = update period (no burst data)"
+        else:
+            window, wmethod = None, "not measured (too few readings after the bursts)"
         sr = step_response(t_us, w, step.t0_ns, step.t1_ns, window_s=window or 0.0) if step and avail else None
         coverage = None
         if per.median_ms and window:
