@@ -122,9 +122,11 @@ def _render_ncu(c: dict[str, Any]) -> None:
         tile = ", ".join(f"{k}={v}" for k, v in c["tile_config"].items() if k != "source")
         console.print(f"tile: {tile}")
     kt = Table(title=f"Kernels in the profiled call ({len(c['kernels'])})")
-    for col, just in (("kernel", "left"), ("grid", "left"), ("block", "left"), ("duration", "right"),
-                      ("tensor FLOPs", "right"), ("DRAM read", "right"), ("DRAM written", "right")):
-        kt.add_column(col, justify=just)
+    kt.add_column("kernel", overflow="fold")
+    for col in ("grid", "block"):
+        kt.add_column(col)
+    for col in ("duration", "tensor FLOPs", "DRAM read", "DRAM written"):
+        kt.add_column(col, justify="right")
     from kernelprof.counters import DRAM_READ, DRAM_WRITE, DURATION, TENSOR_FLOP_METRICS
     from kernelprof.ncu import NcuKernel
 
@@ -132,23 +134,23 @@ def _render_ncu(c: dict[str, Any]) -> None:
         k = NcuKernel.from_json(kd)
         tensor = [k.value(m) for m in TENSOR_FLOP_METRICS.values()]
         tensor_sum = None if all(v is None for v in tensor) else sum(v for v in tensor if v is not None)
-        name = k.name if len(k.name) <= 60 else k.name[:57] + "..."
-        kt.add_row(name, k.grid, k.block, _value(k.value(DURATION), "s"), _value(tensor_sum, "FLOP"),
+        kt.add_row(k.name, k.grid, k.block, _value(k.value(DURATION), "s"), _value(tensor_sum, "FLOP"),
                    _value(k.value(DRAM_READ), "B"), _value(k.value(DRAM_WRITE), "B"))
     console.print(kt)
 
     t = Table(title="Measured (ncu) / analytic")
     for col, just in (("quantity", "left"), ("measured", "right"), ("analytic", "right"),
-                      ("measured / analytic", "right"), ("tolerance", "right"), ("verdict", "left")):
+                      ("measured / analytic", "right"), ("model / analytic", "right"), ("tolerance", "right"),
+                      ("verdict", "left")):
         t.add_column(col, justify=just)
     for row in c["comparisons"]:
         style = _STATUS_STYLE.get(row["status"], "")
         ratio = "-" if row["ratio"] is None else f"{row['ratio']:.4f}"
-        if row.get("expected") is not None and row.get("analytic"):
-            ratio += f" (model {row['expected'] / row['analytic']:.4f})"
+        model = (f"{row['expected'] / row['analytic']:.4f}" if row.get("expected") is not None and row.get("analytic")
+                 else "-")
         tol = "-" if row["tolerance"] is None else f"{row['tolerance']:.0%}"
         t.add_row(row["quantity"], _value(row["measured"], row["unit"]), _value(row["analytic"], row["unit"]),
-                  ratio, tol, f"[{style}]{row['status']}[/{style}]" if style else row["status"])
+                  ratio, model, tol, f"[{style}]{row['status']}[/{style}]" if style else row["status"])
     console.print(t)
     for row in c["comparisons"]:
         if row["status"] in ("info", "missing") and not row["quantity"].startswith("FLOPs"):
