@@ -168,8 +168,10 @@ PERMISSION_MARK = "ERR_NVGPUCTRPERM"
 NO_KERNELS_MARK = "No kernels were profiled"
 
 
-def diagnose(output: str, *, returncode: int, command: str) -> None:
-    """Raise the NcuError that ncu's text output shows, if any (checked before parsing)."""
+def diagnose(output: str, *, returncode: int, command: str, kernels_found: bool = False) -> None:
+    """Raise the NcuError that ncu's text output shows, if any. With kernel rows parsed, only a
+    permission refusal is fatal: other ==ERROR== lines (a child process, a later kernel) leave the
+    profiled kernels valid, and the caller keeps them as messages."""
     if PERMISSION_MARK in output:
         raise NcuPermissionError(
             "ncu was refused access to the GPU performance counters (ERR_NVGPUCTRPERM): run as root "
@@ -177,6 +179,8 @@ def diagnose(output: str, *, returncode: int, command: str) -> None:
             "'options nvidia NVreg_RestrictProfilingToAdminUsers=0' (a file in /etc/modprobe.d/, then "
             "reboot); in a container, start it with --cap-add=SYS_ADMIN. "
             "See https://developer.nvidia.com/ERR_NVGPUCTRPERM")
+    if kernels_found:
+        return
     if NO_KERNELS_MARK in output:
         raise NoKernelsProfiledError(
             f"ncu profiled no kernels: none was launched inside the NVTX range '{NVTX_RANGE}' "
@@ -246,11 +250,13 @@ class NcuRun:
     output: str          # stdout then stderr, as text
     kernels: list[NcuKernel]
     wall_s: float
+    messages: list[str] = field(default_factory=list)  # ncu's ==ERROR== / ==WARNING== lines
 
 
 def run_ncu(command: list[str], *, env: dict[str, str] | None = None, timeout_s: float = 600.0,
             precheck: Callable[[], None] | None = None) -> NcuRun:
-    """Run an ncu command line; diagnose ncu's errors; parse its kernels (NoKernelsProfiledError if none).
+    """Run an ncu command line, parse its kernels, and raise what its output shows when it
+    profiled none (NoKernelsProfiledError, NcuPermissionError, NcuError).
 
     `precheck` runs after ncu exits and before its output is diagnosed: the target's own error
     (written to a side file) says more than ncu's "No kernels were profiled" that follows it."""
@@ -269,11 +275,13 @@ def run_ncu(command: list[str], *, env: dict[str, str] | None = None, timeout_s:
     printable = " ".join(command)
     if precheck is not None:
         precheck()
-    diagnose(output, returncode=proc.returncode, command=printable)
     kernels = parse_raw_csv(proc.stdout or "")
+    diagnose(output, returncode=proc.returncode, command=printable, kernels_found=bool(kernels))
     if not kernels:
         raise NoKernelsProfiledError(
             f"ncu returned no kernel rows (exit code {proc.returncode}); the target may have failed "
             f"before launching inside the NVTX range '{NVTX_RANGE}'. Last output: "
             f"{' | '.join(output.strip().splitlines()[-3:]) or '(none)'}")
-    return NcuRun(command=command, returncode=proc.returncode, output=output, kernels=kernels, wall_s=wall_s)
+    messages = [ln.strip() for ln in output.splitlines() if ln.strip().startswith(("==ERROR==", "==WARNING=="))]
+    return NcuRun(command=command, returncode=proc.returncode, output=output, kernels=kernels, wall_s=wall_s,
+                  messages=messages)

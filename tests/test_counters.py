@@ -261,6 +261,18 @@ def test_split_k_partials_in_the_byte_verdicts():
     assert {c.quantity: c for c in r2.comparisons}["DRAM bytes read"].status == "above"
 
 
+def test_mma_sync_path_counts_even_if_the_per_source_counter_missed_it():
+    m = counters.TENSOR_PATH_METRICS
+    k = ncu.NcuKernel(0, "k", "", "", {counters.TENSOR_FLOP_METRICS["bf16"]: 100.0, m["bf16 wgmma"]: 100.0,
+                                       m["bf16 mma.sync"]: 50.0}, {})
+    r = counters.build_result("gemm", "cublas", "64x64x64", "bf16", [k])
+    assert r.totals.tensor_flops_by_dtype["bf16"] == 150 and any("path sum" in n for n in r.notes)
+    consistent = ncu.NcuKernel(0, "k", "", "", {counters.TENSOR_FLOP_METRICS["bf16"]: 150.0, m["bf16 wgmma"]: 100.0,
+                                                m["bf16 mma.sync"]: 50.0}, {})
+    r2 = counters.build_result("gemm", "cublas", "64x64x64", "bf16", [consistent])
+    assert r2.totals.tensor_flops_by_dtype["bf16"] == 150 and not r2.notes
+
+
 def test_fma_only_math_is_called_out():
     s = counters._SASS
     k = ncu.NcuKernel(0, "gemv", "", "", {counters.TENSOR_FLOP_METRICS["bf16"]: 0.0, s.format("ffma"): 2 * 16**3 / 2,
@@ -307,6 +319,10 @@ def test_run_ncu_with_a_fake_ncu(tmp_path):
     perm = _fake_ncu(tmp_path, "echo '==ERROR== ERR_NVGPUCTRPERM - no permission' >&2\nexit 1\n")
     with pytest.raises(ncu.NcuPermissionError):
         ncu.run_ncu([perm])
+    # An ==ERROR== line beside valid kernel rows (e.g. from a child process) keeps the kernels.
+    noisy = _fake_ncu(tmp_path, f"cat '{CAPTURE}'\necho '==ERROR== something about process 999' >&2\n")
+    run = ncu.run_ncu([noisy])
+    assert len(run.kernels) == 1 and any("process 999" in m for m in run.messages)
     silent = _fake_ncu(tmp_path, "echo hello\nexit 3\n")
     with pytest.raises(ncu.NoKernelsProfiledError, match="exit code 3"):
         ncu.run_ncu([silent])
