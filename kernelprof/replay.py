@@ -32,7 +32,7 @@ class ReplayReader:
         self.buffer_capacity = buffer_capacity
         self.start_at_us = trace.start_t_us if start_at_us is None else start_at_us
         self._clock = clock
-        self._m0: float | None = None
+        self._m0: float | None = None if clock is not None else time.monotonic()  # trace time start_at_us is now
         self._fail_after_s = fail_after_s  # tests: raise an unexpected error this long after open
         self._g: list[GPUTrace] = []
 

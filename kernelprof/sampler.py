@@ -322,6 +322,8 @@ class SamplerCore:
         self.tick(now, force=True)
         self.mark_counter(precise=False)
         stop = self.reader.now_us()
+        self._drain_past(stop)
+        stop = self.reader.now_us()
         for g in self._g:  # close open stalls
             for source, (t0, _) in g.stalls.items():
                 g.gaps.append(Gap(source, "stalled", t0, stop, 0.0, "no update until the sampler stopped"))
@@ -357,6 +359,22 @@ class SamplerCore:
             ))
         return PowerTrace(mode=self.mode, start_t_us=self.start_us, stop_t_us=stop, own_pid=self.own_pid,
                           gpus=tuple(traces), config=self.config.to_json(), provenance=provenance)
+
+    def _drain_past(self, t_us: int) -> None:
+        """Wait (sleeping) for a sample stamped at or after `t_us`, so the last window is covered.
+
+        Without it, the last ~20 ms before stop (and a counter mark there) would lie past the
+        final sample and attribution would clamp them away. Gives up after ~3 sample periods.
+        """
+        deadline = time.monotonic() + 3 * self.config.nominal_sample_period_s + 0.02
+        for k, g in enumerate(self._g):
+            before = self.reader.now_us()
+            while g.sources.samples and g.last_sample_us < t_us and time.monotonic() < deadline:
+                time.sleep(0.005)
+                now = self.reader.now_us()
+                if now == before:  # a driven clock (tests) does not move while we wait
+                    break
+                self._drain(k, g, now)
 
     # -- tasks ------------------------------------------------------------------------------
     def _drain_all(self, now: int) -> None:

@@ -161,7 +161,7 @@ def agreement(g: GPUTrace, t0_ns: int, t1_ns: int, label: str, duty: float | Non
     i0, i1 = int(sel[0]), int(sel[-1])
     a, b = int(m[i0]), int(m[i1])
     window = (b - a) / 1e9
-    if window <= 0:
+    if window < 0.2:  # two marks of one edge, not a window: the 100 ms counter steps would dominate
         return None
     counter = float(g.counter_j[i1] - g.counter_j[i0])
     period = g.sample_period_s()
