@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "kernelprof.cli.sweep",
     "kernelprof.cli.compare",
     "kernelprof.cli.calibrate",
+    "kernelprof.cli.llm",
     "kernelprof.cli.demo",
     "kernelprof.cli.report",
     "kernelprof.cli.sensor",

@@ -16,7 +16,8 @@ RENDERERS = {
     "compare": "kernelprof.cli.compare:render_run",
     "profile": "kernelprof.cli.profile_view:render_run",
     "sensor": "kernelprof.cli.sensor:render_run",
-    "counters": "kernelprof.cli.counters:render_run",
+    "counters": "kernelprof.cli.counters:render_counters",
+    "llm": "kernelprof.cli.llm:render_run",
 }
 
 

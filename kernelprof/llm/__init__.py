@@ -1,0 +1,1 @@
+"""The LLM workload: a Llama-shaped model, fixed-length generation, phase energy."""

@@ -1,0 +1,235 @@
+"""A Llama-3-shaped decoder on the suite's kernels, in one read (gpt-fast style).
+
+RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, an untied LM head and a static KV cache.
+Weights are random bf16 drawn on the GPU from a seed: no download, and random rather than zero so
+that the tensor cores draw realistic power. Two attention paths:
+- "triton": prefill through the Triton flash-attention kernel, decode through the Triton split-K
+  decode kernel (graph-capturable: no host syncs);
+- "eager": the readable references that materialize the score matrix and read lengths on the host
+  (the "unoptimized PyTorch" a user compares against).
+GEMMs go through cuBLAS (torch.matmul) or the Triton GEMM.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from kernelprof.errors import UsageError
+
+
+@dataclass(frozen=True)
+class LlamaConfig:
+    name: str
+    dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    ffn_dim: int
+    vocab_size: int
+    rope_theta: float = 500_000.0
+    norm_eps: float = 1e-5
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def kv_dim(self) -> int:
+        return self.n_kv_heads * self.head_dim
+
+    def params(self) -> int:
+        """Parameters: embedding, per layer (qkv, o, gate/up, down, 2 norms), final norm, LM head."""
+        per_layer = (self.dim * (self.dim + 2 * self.kv_dim) + self.dim * self.dim
+                     + 3 * self.dim * self.ffn_dim + 2 * self.dim)
+        return 2 * self.vocab_size * self.dim + self.n_layers * per_layer + self.dim
+
+
+# Shapes of the released models (hidden size, layers, heads, KV heads, MLP width, vocabulary).
+CONFIGS = {
+    "llama-3.2-1b": LlamaConfig("llama-3.2-1b", 2048, 16, 32, 8, 8192, 128256),
+    "llama-3.2-3b": LlamaConfig("llama-3.2-3b", 3072, 28, 24, 8, 8192, 128256),
+    "llama-3.1-8b": LlamaConfig("llama-3.1-8b", 4096, 32, 32, 8, 14336, 128256),
+    # For tests: the same structure at a size the Triton interpreter runs in seconds.
+    "tiny": LlamaConfig("tiny", 128, 2, 4, 2, 256, 512),
+}
+
+
+def get_config(name: str) -> LlamaConfig:
+    if name not in CONFIGS:
+        raise UsageError(f"unknown model {name!r}; known: {sorted(CONFIGS)}")
+    return CONFIGS[name]
+
+
+def rope_tables(cfg: LlamaConfig, max_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [max_len, head_dim / 2] in float32."""
+    inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, device=device, dtype=torch.float32) / cfg.head_dim))
+    ang = torch.outer(torch.arange(max_len, device=device, dtype=torch.float32), inv)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x [B, S, heads, D] rotated by cos, sin [S, D/2] (pairs of adjacent channels)."""
+    xf = x.float().reshape(*x.shape[:-1], -1, 2)
+    c, s = cos[None, :, None, :], sin[None, :, None, :]
+    out = torch.stack((xf[..., 0] * c - xf[..., 1] * s, xf[..., 0] * s + xf[..., 1] * c), dim=-1)
+    return out.flatten(-2).to(x.dtype)
+
+
+def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * w
+
+
+class Llama:
+    """The model, its weights and a static KV cache for `batch` sequences of up to `max_len` tokens."""
+
+    def __init__(self, cfg: LlamaConfig, *, batch: int, max_len: int, device: torch.device | str = "cuda",
+                 dtype: torch.dtype = torch.bfloat16, seed: int = 0, attention: str = "triton",
+                 gemm: str = "cublas") -> None:
+        if attention not in ("triton", "eager"):
+            raise UsageError(f"attention must be 'triton' or 'eager', got {attention!r}")
+        if gemm not in ("cublas", "triton"):
+            raise UsageError(f"gemm must be 'cublas' or 'triton', got {gemm!r}")
+        if batch < 1 or max_len < 2:
+            raise UsageError(f"batch must be >= 1 and max_len >= 2, got {batch}, {max_len}")
+        self.cfg, self.batch, self.max_len = cfg, batch, max_len
+        self.device, self.dtype = torch.device(device), dtype
+        self.attention, self.gemm = attention, gemm
+        g = torch.Generator(device=self.device)
+        g.manual_seed(seed)
+
+        def w(*shape: int, scale: float = 0.02) -> torch.Tensor:
+            return (torch.randn(*shape, generator=g, device=self.device, dtype=torch.float32) * scale).to(dtype)
+
+        d, kv = cfg.dim, cfg.kv_dim
+        self.tok_emb = w(cfg.vocab_size, d, scale=1.0)
+        self.layers = []
+        for _ in range(cfg.n_layers):
+            self.layers.append({
+                "attn_norm": torch.ones(d, device=self.device, dtype=dtype),
+                "wqkv": w(d, d + 2 * kv),           # [dim, q | k | v]
+                "wo": w(d, d),
+                "mlp_norm": torch.ones(d, device=self.device, dtype=dtype),
+                "w13": w(d, 2 * cfg.ffn_dim),       # [dim, gate | up]
+                "w2": w(cfg.ffn_dim, d, scale=0.02 / math.sqrt(2 * cfg.n_layers)),
+            })
+        self.norm = torch.ones(d, device=self.device, dtype=dtype)
+        self.lm_head = w(d, cfg.vocab_size)
+        cache_shape = (batch, cfg.n_kv_heads, max_len, cfg.head_dim)
+        self.k_cache = [torch.zeros(cache_shape, device=self.device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.v_cache = [torch.zeros(cache_shape, device=self.device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.cos, self.sin = rope_tables(cfg, max_len, self.device)
+        self._bind_kernels()
+
+    def _bind_kernels(self) -> None:
+        if self.gemm == "triton":
+            from kernels.gemm.triton_gemm import gemm as triton_gemm
+
+            self._mm2d = triton_gemm
+        else:
+            self._mm2d = torch.matmul
+        if self.attention == "triton":
+            from kernels.attention.triton_flash import flash_attention
+            from kernels.decode.triton_decode import decode_attention
+
+            self._prefill_attn = lambda q, k, v: flash_attention(q, k, v, causal=True)
+            self._decode_attn = decode_attention
+        else:
+            from kernels.attention.reference import attention_eager
+            from kernels.decode.reference import decode_eager
+
+            self._prefill_attn = lambda q, k, v: attention_eager(q, k, v, causal=True)
+            self._decode_attn = decode_eager
+
+    def _mm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self._mm2d(x.reshape(-1, x.shape[-1]), w).reshape(*x.shape[:-1], w.shape[-1])
+
+    def _mlp(self, x: torch.Tensor, layer: dict) -> torch.Tensor:
+        h = rms_norm(x, layer["mlp_norm"], self.cfg.norm_eps)
+        gate, up = self._mm(h, layer["w13"]).chunk(2, dim=-1)
+        return x + self._mm(torch.nn.functional.silu(gate) * up, layer["w2"])
+
+    def _qkv(self, x: torch.Tensor, layer: dict, cos: torch.Tensor, sin: torch.Tensor):
+        cfg = self.cfg
+        B, S, _ = x.shape
+        h = rms_norm(x, layer["attn_norm"], cfg.norm_eps)
+        q, k, v = self._mm(h, layer["wqkv"]).split([cfg.dim, cfg.kv_dim, cfg.kv_dim], dim=-1)
+        q = apply_rope(q.view(B, S, cfg.n_heads, cfg.head_dim), cos, sin)       # [B, S, H, D]
+        k = apply_rope(k.view(B, S, cfg.n_kv_heads, cfg.head_dim), cos, sin)    # [B, S, KV, D]
+        return q, k, v.view(B, S, cfg.n_kv_heads, cfg.head_dim)
+
+    @torch.no_grad()
+    def prefill(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, S] -> logits of the last position [B, vocab]; fills cache positions 0..S-1."""
+        cfg = self.cfg
+        B, S = tokens.shape
+        if B != self.batch or S > self.max_len:
+            raise UsageError(f"tokens must be [batch={self.batch}, <= {self.max_len}], got {list(tokens.shape)}")
+        x = self.tok_emb[tokens]                                                 # [B, S, dim]
+        cos, sin = self.cos[:S], self.sin[:S]
+        for i, layer in enumerate(self.layers):
+            q, k, v = self._qkv(x, layer, cos, sin)
+            self.k_cache[i][:, :, :S] = k.transpose(1, 2)                       # [B, KV, S, D]
+            self.v_cache[i][:, :, :S] = v.transpose(1, 2)
+            o = self._prefill_attn(q.transpose(1, 2).contiguous(), self.k_cache[i][:, :, :S],
+                                   self.v_cache[i][:, :, :S])                    # [B, H, S, D]
+            x = x + self._mm(o.transpose(1, 2).reshape(B, S, cfg.dim), layer["wo"])
+            x = self._mlp(x, layer)
+        return self._mm(rms_norm(x[:, -1], self.norm, cfg.norm_eps), self.lm_head)  # [B, vocab]
+
+    @torch.no_grad()
+    def decode_step(self, token: torch.Tensor, pos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """token [B] at position `pos` (int64 [1] on the device), lengths int32 [B] = pos + 1 ->
+        logits [B, vocab]. No host syncs on the Triton path, so it can be captured in a CUDA graph."""
+        cfg = self.cfg
+        B = token.shape[0]
+        x = self.tok_emb[token][:, None]                                         # [B, 1, dim]
+        cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)  # [1, D/2]
+        for i, layer in enumerate(self.layers):
+            q, k, v = self._qkv(x, layer, cos, sin)
+            self.k_cache[i].index_copy_(2, pos, k.transpose(1, 2))              # write [B, KV, 1, D] at pos
+            self.v_cache[i].index_copy_(2, pos, v.transpose(1, 2))
+            o = self._decode_attn(q[:, 0], self.k_cache[i], self.v_cache[i], lengths)  # [B, H, D]
+            x = x + self._mm(o.reshape(B, 1, cfg.dim), layer["wo"])
+            x = self._mlp(x, layer)
+        return self._mm(rms_norm(x[:, 0], self.norm, cfg.norm_eps), self.lm_head)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact counts (FLOPs: 2 per multiply-add; RMSNorm, RoPE, SiLU and softmax not counted)
+
+def _linear_flops(cfg: LlamaConfig, tokens: int) -> int:
+    per_token_layer = 2 * (cfg.dim * (cfg.dim + 2 * cfg.kv_dim) + cfg.dim * cfg.dim + 3 * cfg.dim * cfg.ffn_dim)
+    return tokens * cfg.n_layers * per_token_layer
+
+
+def prefill_flops(cfg: LlamaConfig, batch: int, seq_len: int) -> int:
+    """Linear layers over every token, causal attention counted exactly, LM head on the last token."""
+    attn = 4 * batch * cfg.n_heads * cfg.head_dim * (seq_len * (seq_len + 1) // 2) * cfg.n_layers
+    return _linear_flops(cfg, batch * seq_len) + attn + 2 * batch * cfg.dim * cfg.vocab_size
+
+
+def decode_step_flops(cfg: LlamaConfig, batch: int, ctx_len: int) -> int:
+    """One new token per sequence attending to `ctx_len` cached positions (itself included)."""
+    attn = 4 * batch * cfg.n_heads * cfg.head_dim * ctx_len * cfg.n_layers
+    return _linear_flops(cfg, batch) + attn + 2 * batch * cfg.dim * cfg.vocab_size
+
+
+def weight_bytes(cfg: LlamaConfig, dtype_bytes: int = 2) -> int:
+    """Weights a forward pass reads: all but the embedding table (only B x S rows of it are read)."""
+    return (cfg.params() - cfg.vocab_size * cfg.dim) * dtype_bytes
+
+
+def prefill_min_bytes(cfg: LlamaConfig, batch: int, seq_len: int, dtype_bytes: int = 2) -> int:
+    """Weights once, embedding rows read, K and V written to the cache."""
+    kv_written = 2 * cfg.n_layers * batch * seq_len * cfg.kv_dim * dtype_bytes
+    return weight_bytes(cfg, dtype_bytes) + batch * seq_len * cfg.dim * dtype_bytes + kv_written
+
+
+def decode_step_min_bytes(cfg: LlamaConfig, batch: int, ctx_len: int, dtype_bytes: int = 2) -> int:
+    """Weights once, the valid cache read once (K and V), the new K and V written."""
+    kv_read = 2 * cfg.n_layers * batch * ctx_len * cfg.kv_dim * dtype_bytes
+    kv_written = 2 * cfg.n_layers * batch * cfg.kv_dim * dtype_bytes
+    return weight_bytes(cfg, dtype_bytes) + batch * cfg.dim * dtype_bytes + kv_read + kv_written

@@ -1,0 +1,182 @@
+"""`kernelprof llm`: joules per request, per prefill token and per decode token, by two methods.
+
+- in-run: the Profiler's CUDA-event phases of real generate calls, integrated over the buffered
+  power samples;
+- steady-state: the prefill of the same batch looped alone, and one decode step at the middle
+  context length looped alone (a fixed-position CUDA graph), each measured by `measure_kernel`;
+  their mean power times the in-run phase times gives each phase's energy.
+The two must agree; the result carries both and their gap, and the paper's estimate
+(TDP / peak FLOP/s x FLOPs) per phase beside them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kernelprof.errors import UsageError
+from kernelprof.llm.generate import DecodeGraph, GenerateShape, build_model, check_fits, generate, random_prompt
+from kernelprof.llm.model import (LlamaConfig, decode_step_flops, decode_step_min_bytes, get_config,
+                                  prefill_flops, prefill_min_bytes)
+
+
+@dataclass(frozen=True)
+class PhaseEnergy:
+    """One phase of the requests: time, in-run and steady-state energy, and the paper's estimate."""
+
+    name: str                    # "prefill" | "decode"
+    time_s: float                # in-run, summed over the repeated requests
+    tokens: int                  # tokens processed in the phase, summed over requests
+    flops: float
+    energy_inrun_j: float | None
+    mean_power_inrun_w: float | None
+    steady_power_w: float | None
+    energy_steady_j: float | None  # steady mean power x in-run time
+    gap_pct: float | None          # (in-run - steady) / steady
+    paper_estimate_j: float | None
+    flags: tuple[str, ...] = ()
+
+    @property
+    def j_per_token_inrun(self) -> float | None:
+        return None if self.energy_inrun_j is None else self.energy_inrun_j / self.tokens
+
+    @property
+    def j_per_token_steady(self) -> float | None:
+        return None if self.energy_steady_j is None else self.energy_steady_j / self.tokens
+
+
+@dataclass(frozen=True)
+class LLMResult:
+    model: str
+    mode: str
+    gemm: str
+    batch: int
+    input_len: int
+    output_len: int
+    requests: int           # generate calls measured in-run (each a batch of `batch` requests)
+    gpu_name: str
+    phases: tuple[PhaseEnergy, ...]
+    total_energy_inrun_j: float | None
+    total_time_s: float
+    counter_energy_j: float | None
+    counter_vs_samples_pct: float | None
+    j_per_request_inrun: float | None
+    paper_ratio: float | None  # measured total / paper estimate
+    flags: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for p, ph in zip(d["phases"], self.phases):
+            p["j_per_token_inrun"] = ph.j_per_token_inrun
+            p["j_per_token_steady"] = ph.j_per_token_steady
+        return d
+
+
+def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mode: str = "optimized",
+            gemm: str = "cublas", steady: bool = True, min_inrun_s: float = 2.0, max_requests: int = 20,
+            device: int = 0, seed: int = 0, profile_path: str | None = None) -> LLMResult:
+    """Measure one batched generate configuration; optionally save the profile run to `profile_path`."""
+    import torch
+
+    from kernelprof.devices import gpu_facts, require_gpu
+    from kernelprof.measure import MeasureConfig, measure_kernel
+    from kernelprof.profiler import Profiler
+    from kernelprof.specs import datasheet_for
+
+    require_gpu("kernelprof llm")
+    wall0 = time.perf_counter()
+    cfg: LlamaConfig = get_config(model_name)
+    shape = GenerateShape(batch, input_len, output_len)
+    check_fits(cfg, shape, mode, device)
+    facts = gpu_facts(device)
+    notes: list[str] = []
+    with torch.cuda.device(device):
+        model = build_model(cfg, shape, mode, gemm=gemm, seed=seed)
+        prompt = random_prompt(cfg, shape, seed=seed)
+        graph = DecodeGraph(model, input_len, shape.decode_steps) if mode == "optimized" and shape.decode_steps else None
+        # Warm-up request: compiles, autotunes, and times one request to choose the repeat count.
+        t0 = time.perf_counter()
+        generate(model, prompt, shape, mode, graph=graph)
+        torch.cuda.synchronize()
+        one = time.perf_counter() - t0
+        requests = int(max(1, min(max_requests, round(min_inrun_s / max(one, 1e-3)))))
+        with Profiler(gpus=[device]) as prof:
+            for _ in range(requests):
+                generate(model, prompt, shape, mode, prof=prof, graph=graph)
+        res = prof.result()
+        if profile_path:
+            prof.save(profile_path, extra={"llm": {"model": model_name, "mode": mode, "batch": batch,
+                                                   "input_len": input_len, "output_len": output_len,
+                                                   "requests": requests}})
+
+        # Steady state: each phase looped alone.
+        steady_w: dict[str, float | None] = {"prefill": None, "decode": None}
+        if steady:
+            mcfg = MeasureConfig(max_wall_s=8.0, seed=seed)
+            m = measure_kernel(lambda: model.prefill(prompt), flops=prefill_flops(cfg, batch, input_len),
+                               bytes=prefill_min_bytes(cfg, batch, input_len), name="prefill", device=device,
+                               config=mcfg)
+            steady_w["prefill"] = m.mean_power_w
+            if shape.decode_steps:
+                mid = input_len + shape.decode_steps // 2
+                if mode == "optimized":
+                    fixed = DecodeGraph(model, mid, 1, advance=False)
+                    fixed.reset(torch.zeros(batch, dtype=torch.long, device=model.device))
+                    step = fixed.replay
+                else:
+                    tok = torch.zeros(batch, dtype=torch.long, device=model.device)
+
+                    def step() -> None:
+                        pos = torch.tensor([mid], device=model.device)
+                        lengths = torch.full((batch,), mid + 1, dtype=torch.int32, device=model.device)
+                        model.decode_step(tok, pos, lengths).argmax(-1)
+                m = measure_kernel(step, flops=decode_step_flops(cfg, batch, mid + 1),
+                                   bytes=decode_step_min_bytes(cfg, batch, mid + 1), name="decode-step",
+                                   device=device, config=mcfg)
+                steady_w["decode"] = m.mean_power_w
+                notes.append(f"steady decode measured at context {mid + 1} (the middle of the decode range)")
+
+    sheet = datasheet_for(facts.name)
+    peak = sheet.peak_flop_s("bf16") if sheet else None
+    phases = []
+    for name in ("prefill", "decode"):
+        top = [p for p in res.phases if p.path == name]
+        if not top:
+            continue
+        t = sum(p.time_s for p in top)
+        e = sum(p.energy_j for p in top) if all(p.energy_j is not None for p in top) else None
+        if name == "prefill":
+            tokens = requests * batch * input_len
+            flops = requests * prefill_flops(cfg, batch, input_len)
+        else:
+            tokens = requests * batch * shape.decode_steps
+            flops = requests * sum(decode_step_flops(cfg, batch, input_len + i + 1) for i in range(shape.decode_steps))
+        sw = steady_w[name]
+        es = None if sw is None else sw * t
+        gap = None if es is None or e is None else 100.0 * (e - es) / es
+        paper = sheet.tdp_w / peak * flops if sheet and peak else None
+        flags = tuple(sorted({f.code for p in top for f in p.flags}))
+        phases.append(PhaseEnergy(name, t, tokens, float(flops), e, None if e is None else e / t, sw, es, gap,
+                                  paper, flags))
+    total_e = res.total.energy_j
+    paper_total = sum(p.paper_estimate_j for p in phases if p.paper_estimate_j) or None
+    e_phases = sum(p.energy_inrun_j for p in phases if p.energy_inrun_j is not None)
+    return LLMResult(
+        model=model_name, mode=mode, gemm=gemm, batch=batch, input_len=input_len, output_len=output_len,
+        requests=requests, gpu_name=facts.name, phases=tuple(phases), total_energy_inrun_j=total_e,
+        total_time_s=res.total.time_s, counter_energy_j=res.total.energy_counter_j,
+        counter_vs_samples_pct=res.total.counter_diff_pct,
+        j_per_request_inrun=None if not e_phases else e_phases / (requests * batch),
+        paper_ratio=None if not paper_total or not e_phases else e_phases / paper_total,
+        flags=tuple(sorted({f.code for f in res.total.flags})),
+        notes=tuple(notes) + tuple(res.notes), wall_s=time.perf_counter() - wall0)
+
+
+def parse_mode(mode: str) -> list[str]:
+    if mode == "both":
+        return ["optimized", "eager"]
+    if mode not in ("optimized", "eager"):
+        raise UsageError(f"--mode must be optimized, eager or both, got {mode!r}")
+    return [mode]

@@ -1,0 +1,81 @@
+"""The Llama-shaped model on CPU (tiny config, fp32, Triton kernels in the interpreter): KV-cache
+consistency, Triton vs eager attention paths, exact FLOP counts, and the generate loop."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("triton")
+
+from kernelprof.errors import UsageError  # noqa: E402
+from kernelprof.llm.generate import GenerateShape, generate, memory_needed_bytes  # noqa: E402
+from kernelprof.llm.model import (CONFIGS, Llama, decode_step_flops, get_config, prefill_flops)  # noqa: E402
+
+pytestmark = pytest.mark.interpreter
+CFG = get_config("tiny")
+
+
+def model(attention="triton", batch=2, max_len=24, seed=0):
+    return Llama(CFG, batch=batch, max_len=max_len, device="cpu", dtype=torch.float32, seed=seed, attention=attention)
+
+
+def rel(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+def test_decode_step_continues_the_prefill_exactly():
+    # Logits of token S from (prefill S, then one decode step) equal those of a prefill of S+1.
+    tokens = torch.randint(0, CFG.vocab_size, (2, 13), generator=torch.Generator().manual_seed(1))
+    m = model()
+    m.prefill(tokens[:, :12])
+    step = m.decode_step(tokens[:, 12], torch.tensor([12]), torch.full((2,), 13, dtype=torch.int32))
+    whole = model().prefill(tokens)
+    # fp32 throughout; different reduction orders (flash vs split-K) leave ~1e-6.
+    assert rel(step, whole) < 1e-4
+
+
+def test_triton_and_eager_paths_agree():
+    tokens = torch.randint(0, CFG.vocab_size, (2, 17), generator=torch.Generator().manual_seed(2))
+    a, b = model("triton"), model("eager")
+    assert rel(a.prefill(tokens), b.prefill(tokens)) < 1e-4
+    pos, lengths = torch.tensor([17]), torch.full((2,), 18, dtype=torch.int32)
+    tok = tokens[:, -1]
+    assert rel(a.decode_step(tok, pos, lengths), b.decode_step(tok, pos, lengths)) < 1e-4
+
+
+def test_linear_flops_match_the_matmuls_the_model_runs():
+    m = model()
+    counted = []
+    mm = m._mm2d
+
+    def counting(x, w):
+        counted.append(2 * x.shape[0] * x.shape[1] * w.shape[1])
+        return mm(x, w)
+
+    m._mm2d = counting
+    B, S = 2, 9
+    m.prefill(torch.randint(0, CFG.vocab_size, (B, S)))
+    attn = 4 * B * CFG.n_heads * CFG.head_dim * (S * (S + 1) // 2) * CFG.n_layers
+    assert sum(counted) + attn == prefill_flops(CFG, B, S)
+    counted.clear()
+    m.decode_step(torch.zeros(B, dtype=torch.long), torch.tensor([S]), torch.full((B,), S + 1, dtype=torch.int32))
+    attn = 4 * B * CFG.n_heads * CFG.head_dim * (S + 1) * CFG.n_layers
+    assert sum(counted) + attn == decode_step_flops(CFG, B, S + 1)
+
+
+def test_eager_generate_has_fixed_length():
+    shape = GenerateShape(2, 8, 5)
+    m = model("eager", max_len=shape.max_len)
+    out = generate(m, torch.randint(0, CFG.vocab_size, (2, 8)), shape, "eager")
+    assert out.shape == (2, 5)
+
+
+def test_configs_and_errors():
+    assert CONFIGS["llama-3.1-8b"].params() == pytest.approx(8.03e9, rel=0.01)  # Llama-3.1-8B: 8.03 B
+    assert CONFIGS["llama-3.2-1b"].head_dim == 64
+    with pytest.raises(UsageError, match="unknown model"):
+        get_config("llama-70b")
+    with pytest.raises(UsageError):
+        GenerateShape(0, 1, 1)
+    big = memory_needed_bytes(CONFIGS["llama-3.1-8b"], GenerateShape(64, 8192, 512), "eager")
+    assert big > 80 * 2**30  # would not fit an 80 GB card: check_fits refuses it before allocating

@@ -1,0 +1,42 @@
+"""The LLM workload on a GPU: graph decode equals eager decode, phases and methods agree."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+
+def test_graph_decode_matches_python_loop():
+    import torch
+
+    from kernelprof.llm.generate import DecodeGraph, GenerateShape, generate, random_prompt
+    from kernelprof.llm.model import Llama, get_config
+
+    cfg = get_config("llama-3.2-1b")
+    shape = GenerateShape(2, 64, 12)
+    m = Llama(cfg, batch=2, max_len=shape.max_len, attention="triton")
+    prompt = random_prompt(cfg, shape)
+    graphed = generate(m, prompt, shape, "optimized", graph=DecodeGraph(m, 64, shape.decode_steps))
+    # The same Triton kernels stepped from Python (no graph) must pick the same greedy tokens.
+    first = m.prefill(prompt).argmax(-1)
+    toks, tok = [first], first
+    for i in range(shape.decode_steps):
+        tok = m.decode_step(tok, torch.tensor([64 + i], device="cuda"),
+                            torch.full((2,), 65 + i, dtype=torch.int32, device="cuda")).argmax(-1)
+        toks.append(tok)
+    assert torch.equal(graphed, torch.stack(toks, 1))
+
+
+def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
+    from kernelprof.llm.run import run_llm
+
+    r = run_llm("llama-3.2-1b", 8, 256, 32, mode="optimized", profile_path=str(tmp_path / "p.json"))
+    names = [p.name for p in r.phases]
+    assert names == ["prefill", "decode"]
+    phases_j = sum(p.energy_inrun_j for p in r.phases)
+    # Between generate calls the host only launches work: phases cover nearly all of the window.
+    assert phases_j == pytest.approx(r.total_energy_inrun_j, rel=0.03)
+    for p in r.phases:
+        assert p.gap_pct is not None and abs(p.gap_pct) < 10
+        assert p.energy_inrun_j > 0 and p.paper_estimate_j > 0
+    assert r.paper_ratio > 1.0  # nothing beats TDP / peak x FLOPs at these sizes
