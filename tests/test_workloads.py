@@ -70,3 +70,31 @@ def test_csv_errors(tmp_path):
         load_csv(p)
     with pytest.raises(UsageError, match="unknown workload"):
         load_workload("sharegpt")
+
+
+def test_largest_batch_respects_memory():
+    from kernelprof.llm.binned import largest_batch
+    from kernelprof.llm.generate import GenerateShape, memory_needed_bytes
+    from kernelprof.llm.model import get_config
+
+    cfg = get_config("llama-3.1-8b")
+    free = 78 * 2**30
+    b = largest_batch(cfg, 8192, 512, "optimized", free, cap=512)
+    assert 0 < b < 512
+    assert memory_needed_bytes(cfg, GenerateShape(b, 8192, 512), "optimized") <= 0.9 * free
+    assert memory_needed_bytes(cfg, GenerateShape(b + 1, 8192, 512), "optimized") > 0.9 * free
+    assert largest_batch(cfg, 32, 8, "optimized", free, cap=64) == 64
+    assert largest_batch(cfg, 32, 8, "optimized", 10 * 2**30, cap=64) == 0  # the weights alone are 16 GB
+
+
+def test_workload_cli_bins_without_gpu():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "kernelprof", "workload", "--trace", "azure-code", "--bins-only", "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    doc = json.loads(r.stdout)
+    assert doc["total"] == 8819 and sum(b["requests"] for b in doc["bins"]) + doc["dropped"] == 8819

@@ -1,0 +1,81 @@
+"""`kernelprof workload --trace azure-conv|azure-code|burstgpt-fitted|FILE.csv`: the paper's binned energy."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kernelprof.cli.output import console, fmt, print_json
+from kernelprof.runfile import save_run, to_jsonable
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from kernelprof.llm.model import CONFIGS
+
+    p = sub.add_parser("workload", help="binned workload energy (Fernandez et al. 2025) on a Llama-shaped model")
+    p.add_argument("--trace", required=True, help="azure-code, azure-conv, burstgpt-fitted, or a CSV of input_len,output_len")
+    p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS))
+    p.add_argument("--mode", default="optimized", choices=["optimized", "eager"])
+    p.add_argument("--max-batch", type=int, default=64, help="cap on the batch per bin (default: largest that fits, up to 64)")
+    p.add_argument("--bins-only", action="store_true", help="print the binning (no GPU needed) and exit")
+    p.add_argument("--out", help="per-bin JSONL (default runs/workload-<trace>-<model>.jsonl)")
+    p.add_argument("--resume", action="store_true", help="skip bins already measured in --out")
+    p.add_argument("--device", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kernelprof.workloads import bin_workload, load_workload
+
+    w = load_workload(args.trace)
+    binning = bin_workload(w)
+    if args.bins_only:
+        if args.json:
+            print_json(to_jsonable(binning))
+            return 0
+        t = Table(title=f"{w.name}: {w.requests} requests, {binning.dropped} dropped ({w.source})")
+        for col in ("input bin", "output bin", "requests"):
+            t.add_column(col, justify="right")
+        for b in binning.bins:
+            t.add_row(str(b.input_bin), str(b.output_bin), str(b.requests))
+        console.print(t)
+        return 0
+    if args.max_batch < 1:
+        from kernelprof.errors import UsageError
+
+        raise UsageError("--max-batch must be >= 1")
+    from kernelprof.llm.binned import run_binned
+
+    name = Path(args.trace).stem if args.trace.endswith(".csv") else args.trace
+    out = Path(args.out) if args.out else Path("runs") / f"workload-{name}-{args.model}.jsonl"
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task(f"{name} bins", total=len(binning.bins))
+        summary = run_binned(args.trace, args.model, mode=args.mode, max_batch=args.max_batch, out=out,
+                             resume=args.resume, device=args.device,
+                             on_bin=lambda b, rec: progress.update(
+                                 task, advance=1, description=f"bin {b.input_bin}/{b.output_bin} [{rec['status']}]"))
+    run_path = out.with_suffix(".json")
+    save_run(run_path, "workload", {"summary": to_jsonable(summary), "bins_file": out.name})
+    if args.json:
+        print_json(to_jsonable(summary))
+        return 0
+    render_summary(to_jsonable(summary))
+    console.print(f"per-bin results in {out}; summary run {run_path}")
+    return 0
+
+
+def render_run(run) -> None:
+    render_summary(run.payload["summary"])
+
+
+def render_summary(s: dict) -> None:
+    console.print(f"[bold]{s['workload']}[/] on {s['model']} ({s['mode']}): {s['requests']} requests, {s['dropped']} "
+                  f"dropped, {s['bins_measured']} bins measured, {len(s['bins_failed'])} failed")
+    console.print(f"measured {fmt(s['energy_j'], 'J')} vs paper estimate {fmt(s['paper_estimate_j'], 'J')}: "
+                  f"{fmt(s['ratio'], 'x')} (paper: unoptimized PyTorch 2.0-6.1x, vLLM 1.27-1.64x, on A6000)")
+    for n in s["notes"]:
+        console.print(f"[dim]note: {n}[/]")
