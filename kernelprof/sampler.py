@@ -225,6 +225,7 @@ class _GPUState:
         self.last_field_poll_us: int | None = None
         self.stalls: dict[str, list] = {}  # source -> open stall [t0_us, detected_us]
         self.counter: list[tuple[int, float, bool]] = []
+        self.last_precise_host_ns = 0
         self.state: list[tuple[int, StateReading]] = []
         self.procs: list[tuple[int, int]] = []
         self.gaps: list[Gap] = []
@@ -312,10 +313,16 @@ class SamplerCore:
                 planned = self._next.get(name, now) + int(interval_s * 1e6)
                 self._next[name] = planned if planned > now else now + int(interval_s * 1e6)
 
-    def mark_counter(self, precise: bool = False) -> None:
-        for k, g in enumerate(self._g):
-            if g.sources.counter:
-                self._counter(k, g, precise)
+    def mark_counter(self, precise: bool = False, requested_ns: int | None = None) -> None:
+        """Read the counter on every GPU; a precise request already answered by a pinned reading
+        stamped after `requested_ns` (host time.time_ns) is skipped, so back-to-back phase edges
+        share one mark instead of queueing 100 ms apart."""
+        gs = [(k, g) for k, g in enumerate(self._g) if g.sources.counter]
+        if precise and requested_ns is not None and gs and \
+                all(g.last_precise_host_ns >= requested_ns for _, g in gs):
+            return
+        for k, g in gs:
+            self._counter(k, g, precise)
 
     def finish(self, provenance: str = "measured") -> PowerTrace:
         now = self.reader.now_us()
@@ -486,7 +493,9 @@ class SamplerCore:
                 e, a, b = read()
                 mid = (a + b) // 2
                 if e != e0:
-                    g.counter.append((self._reader_mid_us((prev_mid + mid) // 2, (prev_mid + mid) // 2), e, True))
+                    step_ns = (prev_mid + mid) // 2
+                    g.counter.append((self._reader_mid_us(step_ns, step_ns), e, True))
+                    g.last_precise_host_ns = step_ns
                     return
                 prev_mid = mid
                 if b > deadline:
@@ -646,7 +655,7 @@ class _ThreadRunner:
                 while self._commands:
                     cmd, arg = self._commands.popleft()
                     if cmd == "mark":
-                        self.core.mark_counter(arg)
+                        self.core.mark_counter(*arg)
                 if self._stop:
                     break
                 self.core.tick()
@@ -659,7 +668,7 @@ class _ThreadRunner:
 
     def mark_counter(self, precise: bool) -> None:
         self.check()
-        self._commands.append(("mark", precise))
+        self._commands.append(("mark", (precise, time.time_ns())))
         self._wake.set()
 
     def check(self) -> None:
@@ -687,7 +696,7 @@ class _ThreadRunner:
 
 _CHILD_CODE = "import sys; from kernelprof.sampler import _child_main; sys.exit(_child_main(sys.argv[1:]))"
 
-# Child-process protocol: parent -> child lines on stdin ("mark 0|1", "stop"); child -> parent
+# Child-process protocol: parent -> child lines on stdin ("mark <0|1> <time_ns>", "stop"); child -> parent
 # frames on its original stdout: one tag byte ("R" ready, "T" trace, "E" error), 8-byte length,
 # a pickle.
 def _write_frame(fd: int, tag: bytes, obj: Any) -> None:
@@ -760,7 +769,7 @@ class _ProcessRunner:
 
     def mark_counter(self, precise: bool) -> None:
         self.check()
-        self._send(f"mark {int(bool(precise))}")
+        self._send(f"mark {int(bool(precise))} {time.time_ns()}")
 
     def check(self) -> None:
         code = self.proc.poll()
@@ -824,7 +833,8 @@ def _child_main(argv: list[str]) -> int:
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     if line.startswith(b"mark"):
-                        core.mark_counter(precise=line.strip().endswith(b"1"))
+                        _, flag, requested = line.split()
+                        core.mark_counter(precise=flag == b"1", requested_ns=int(requested))
                     elif line.strip() == b"stop":
                         stop = True
             if stop:

@@ -268,3 +268,16 @@ def test_nvml_edge_converts_milliwatts_and_maps_not_found(monkeypatch):
     assert avg.value is None and avg.error
     assert nvml.energy_counter_j(None) == pytest.approx(123_456.789)
     assert nvml.clock_event_reasons(None) == 5  # older nvidia-ml-py: the Throttle name
+
+
+def test_back_to_back_precise_marks_share_one_reading():
+    """Two phase edges requested together: the second is answered by the first pinned reading."""
+    clock = TickingClock(T0_US)
+    core = SamplerCore(ReplayReader(_trace(), clock=clock), [0])
+    core.begin()
+    requested = time.time_ns()
+    core.mark_counter(precise=True, requested_ns=requested)
+    core.mark_counter(precise=True, requested_ns=requested + 1)
+    core.mark_counter(precise=True, requested_ns=time.time_ns() + 10**9)  # a later request still reads
+    out = core.finish()
+    assert list(out.gpus[0].counter_precise) == [False, True, True, False]
