@@ -30,7 +30,13 @@ stage_compare() {
   $PY -m kernelprof compare attention --variants sdpa-flash,triton,sdpa-cudnn,sdpa-efficient,eager \
     --shape "b=4,h=32,s=4096,d=128,causal" --out traces/compare-attention-h100.json
 }
-stage_counters() { $PY benchmarks/counters.py; }
+stage_counters() { $PY -m pytest -q -m gpu tests/test_counters_gpu.py -p no:cacheprovider; $PY benchmarks/counters.py; }
+stage_gemm_configs() { $PY benchmarks/gemm_configs.py; }
+stage_llm_tests() { $PY -m pytest -q -m gpu tests/test_llm_gpu.py tests/test_measure_gpu.py -p no:cacheprovider; }
+stage_llm_8b() {
+  for b in 1 8 64; do $PY -m kernelprof llm --model llama-3.1-8b --batch $b --input 512 --output 128 --mode optimized \
+    --out traces/llm-llama-3.1-8b-b$b; done
+}
 stage_demo() { $PY -m kernelprof demo --out runs; cp runs/demo-profile.json traces/profile-phases-h100.json 2>/dev/null;
   cp runs/demo-profile.arrays.npz traces/profile-phases-h100.arrays.npz 2>/dev/null; true; }
 
