@@ -88,15 +88,24 @@ def test_a_sensor_skip_inside_a_timely_drain_is_a_sensor_gap():
 
 
 def test_a_stalled_source_is_reported():
+    # Buffered samples carry the sensor's own timestamps, so a source that stops is seen by time.
+    # (Fields are not checked: their NVML timestamp is the query time; see SamplerCore._fields_all.)
     tr = _trace(duration_s=4.0)
     g = tr.gpus[0]
-    keep = g.instant_t_us < T0_US + 1_000_000  # instant field stops updating after 1 s
+    keep = g.samples_t_us < T0_US + 1_000_000  # buffered samples stop after 1 s
     tr2 = PowerTrace(tr.mode, tr.start_t_us, tr.stop_t_us, tr.own_pid,
-                     (type(g)(**{**g.__dict__, "instant_t_us": g.instant_t_us[keep], "instant_w": g.instant_w[keep]}),),
+                     (type(g)(**{**g.__dict__, "samples_t_us": g.samples_t_us[keep], "samples_w": g.samples_w[keep]}),),
                      provenance="synthetic")
     out = _run_core(tr2, 5_000, T0_US + 4_000_000)
     stalls = [x for x in out.gpus[0].gaps if x.kind == "stalled"]
-    assert [x.source for x in stalls] == ["instant"]
+    assert [x.source for x in stalls] == ["samples"]
+
+
+def test_fields_keep_a_reading_only_when_the_value_changes():
+    tr = synthetic_trace(lambda t: 300.0 + 100.0 * (t > 1.0), start_t_us=T0_US, duration_s=2.0)
+    out = _run_core(tr, 5_000, T0_US + 2_000_000)
+    w = out.gpus[0].instant_w
+    assert len(w) >= 2 and all(a != b for a, b in zip(w, w[1:]))
 
 
 def test_missing_sources_are_reported_and_the_rest_used():
