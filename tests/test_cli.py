@@ -46,3 +46,32 @@ def test_unknown_option_is_a_usage_error():
 def test_bad_value_is_a_usage_error():
     r = kp("ceilings", "--device", "minus-one")
     assert r.returncode == 2 and "invalid int value" in r.stderr
+
+
+def _shipped_runs():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "traces"
+    return sorted(p for p in root.glob("*.json") if not p.name.endswith(".trace.json"))
+
+
+@pytest.mark.parametrize("path", _shipped_runs(), ids=lambda p: p.name)
+def test_report_reprints_every_shipped_recording(path):
+    r = kp("report", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "recorded" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_report_of_a_corrupt_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text("{ not json")
+    r = kp("report", str(bad))
+    assert r.returncode == 6 and "corrupt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_demo_without_gpu_reports_shipped_recordings():
+    if cuda_available():
+        pytest.skip("on a GPU the demo profiles instead")
+    r = kp("demo")
+    assert r.returncode == 0, r.stderr
+    assert "No GPU here" in r.stdout and "recorded" in r.stdout

@@ -89,3 +89,19 @@ def render(report, console, saved) -> None:
         console.print(f"note: {n}")
     if saved:
         console.print(f"sensor profile saved to {saved}")
+
+
+def render_run(run) -> None:
+    """`kernelprof report` of a kind="sensor" run: the stored report, as it was printed."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    def ns(x):
+        if isinstance(x, dict):
+            return SimpleNamespace(**{k: ns(v) for k, v in x.items()})
+        if isinstance(x, list):
+            return [ns(v) for v in x]
+        return x
+
+    render(ns(run.payload["report"]), Console(), None)
