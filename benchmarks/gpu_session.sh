@@ -37,8 +37,7 @@ stage_llm_8b() {
   for b in 1 8 64; do $PY -m kernelprof llm --model llama-3.1-8b --batch $b --input 512 --output 128 --mode optimized \
     --out traces/llm-llama-3.1-8b-b$b; done
 }
-stage_demo() { $PY -m kernelprof demo --out runs; cp runs/demo-profile.json traces/profile-phases-h100.json 2>/dev/null;
-  cp runs/demo-profile.arrays.npz traces/profile-phases-h100.arrays.npz 2>/dev/null; true; }
+stage_demo() { $PY -m kernelprof demo --out traces; }
 
 for stage in "$@"; do
   echo "=== $stage $(date -u +%H:%M:%S)"

@@ -56,7 +56,7 @@ class MeasureConfig:
     max_wall_s: float = 5.0        # ... or when the next trial would pass this wall time
     gap_s: tuple[float, float] = (0.35, 0.6)  # random idle gap between trials
     idle_skip_s: float = 0.2       # the first part of a gap is the power's decay tail, not idle
-    graph_below_s: float = 100e-6  # calls shorter than this are replayed from a CUDA graph
+    graph_below_s: float = 100e-6  # calls shorter than this (timed in a graph) are replayed from one
     graph_replay_s: float = 2e-3   # aim for graph replays of about this long
     chunk_s: float = 0.05          # CUDA event every ~50 ms of launches
     rotate: bool = True            # rotate input copies when the inputs fit in 4x L2
@@ -184,6 +184,33 @@ class _Launcher:
                 self._direct()
 
 
+def _calls_per_launch(fn: Callable[..., Any], sets: list[tuple], t_event_s: float, cfg: MeasureConfig,
+                      notes: list[str]) -> int:
+    """1 for direct launches, or the calls per CUDA-graph replay when launching from Python would
+    leave the GPU idle between calls.
+
+    Event timing of single calls cannot tell: a call whose Python wrapper takes longer than its
+    kernels reads as long as the wrapper (an H100 run on 2026-11-26 timed a ~10 us decode call at
+    ~200 us, the GPU at idle power). So time a small graph of the same calls too: if it runs
+    clearly faster per call, the launches were the bottleneck.
+    """
+    if cfg.graph_below_s <= 0 or t_event_s > 1e-3:
+        return 1  # a millisecond call hides any launch overhead; don't capture 20 of them
+    try:
+        g = time_cuda(fn, *sets[0], input_sets=sets, cache="rotate" if len(sets) > 1 else "none",
+                      graph_calls=20, warmup_reps=2, budget_ms=20)
+    except Exception as exc:  # noqa: BLE001 - not capturable (host syncs, allocations): launch directly
+        notes.append(f"direct launches: the call could not be captured in a CUDA graph ({type(exc).__name__})")
+        return 1
+    t_graph = g.median_s
+    if t_graph < cfg.graph_below_s or t_graph < 0.8 * t_event_s:
+        k = int(min(1000, max(2, round(cfg.graph_replay_s / max(t_graph, 1e-7)))))
+        notes.append(f"{k} calls per CUDA-graph replay: {t_graph * 1e6:.1f} us per call in a graph against "
+                     f"{t_event_s * 1e6:.1f} us launched one at a time from Python")
+        return k
+    return 1
+
+
 def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, bytes: float, dtype: str = "bf16",
                    name: str | None = None, device: int = 0, config: MeasureConfig | None = None,
                    input_sets: Sequence[tuple] | None = None) -> KernelMeasurement:
@@ -214,11 +241,7 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, bytes: floa
             sets = [tuple(args)]
         if len(sets) > 1:
             notes.append(f"rotating {len(sets)} input copies so the inputs are not served from L2")
-        k = 1
-        if t_est < cfg.graph_below_s:
-            k = int(min(1000, max(2, round(cfg.graph_replay_s / max(t_est, 1e-7)))))
-            notes.append(f"{k} calls per CUDA-graph replay: one call ({t_est * 1e6:.1f} us) is too short "
-                         "to keep the GPU busy from Python")
+        k = _calls_per_launch(fn, sets, t_est, cfg, notes)
         launcher = _Launcher(fn, sets, k)
         # Re-time per launch unit with the launcher itself (graph replays run faster than launches).
         launcher.launch(3)

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     t.add_column("coefficient")
     t.add_column("value", justify="right")
     for dtype, e in sorted(m.e_flop_j.items()):
-        t.add_row(f"e_flop[{dtype}]", fmt(e * 1e12, "pJ/FLOP"))
+        t.add_row(f"e_flop ({dtype})", fmt(e * 1e12, "pJ/FLOP"))  # not [..]: rich reads that as markup
     t.add_row("e_byte (DRAM, read or write)", fmt(m.e_byte_j * 1e12, "pJ/byte"))
     t.add_row("P_static (idle right after work)", fmt(m.static_power_w, "W"))
     console.print(t)

@@ -8,7 +8,7 @@ from kernelprof.cli.output import console
 
 TRACES = Path(__file__).resolve().parent.parent.parent / "traces"
 # Shipped real recordings shown without a GPU, most telling first.
-SHIPPED = ("compare-attention-h100.json", "profile-phases-h100.json", "sensor-h100.json")
+SHIPPED = ("compare-attention-h100.json", "demo-profile.json", "sensor-h100.json")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -41,19 +41,19 @@ def run(args: argparse.Namespace) -> int:
     prefix = Path(args.out) if args.out else Path("runs") / f"llm-{args.model}-{stamp}"
     results = []
     for mode in parse_mode(args.mode):
-        base = prefix.with_name(f"{prefix.name}-{mode}")
-        profile = base.with_suffix(".profile.json")
+        # Names by concatenation: model names hold dots ("llama-3.1-8b") that with_suffix would cut.
+        stem = prefix.parent / f"{prefix.name}-{mode}"
+        run_path, profile, trace_path = (Path(f"{stem}{ext}") for ext in (".json", ".profile.json", ".trace.json"))
         r = run_llm(args.model, args.batch, args.input, args.output, mode=mode, gemm=args.gemm,
                     steady=not args.no_steady, device=args.device, profile_path=str(profile))
         trace, timeline, *_ = load_profile_inputs(profile)
-        write_chrome_trace(base.with_suffix(".trace.json"), trace, timeline, title=f"{args.model} {mode}")
-        save_run(base.with_suffix(".json"), "llm", {"result": r.to_json(), "profile": profile.name},
+        write_chrome_trace(trace_path, trace, timeline, title=f"{args.model} {mode}")
+        save_run(run_path, "llm", {"result": r.to_json(), "profile": profile.name},
                  environment=load_run(profile).environment)
         results.append(r.to_json())
         if not args.json:
             render_llm(r.to_json())
-            console.print(f"saved {base.with_suffix('.json')}, {profile} and {base.with_suffix('.trace.json')} "
-                          "(open in ui.perfetto.dev)")
+            console.print(f"saved {run_path}, {profile} and {trace_path} (open in ui.perfetto.dev)")
     if args.json:
         print_json(results)
     return 0
