@@ -77,3 +77,15 @@ def test_config_validation():
         MeasureConfig(window_s=0.4)
     with pytest.raises(UsageError, match="min_trials"):
         MeasureConfig(min_trials=1)
+
+
+def test_a_rate_above_the_datasheet_peak_is_flagged():
+    trials, busy, end_s = _trials()
+    trace = synthetic_trace(_power(busy), start_t_us=T0_US, duration_s=end_s + 0.2)
+    # 1e12 FLOPs in 200 us is 5 PFLOP/s: more than an H100 can do in bf16 (989 TFLOP/s dense).
+    m = _result_from_trials([(trials, trace)], t_unit=CALL_S, k=1, cfg=MeasureConfig(), name="t", flops=1e12,
+                            min_bytes=1e6, dtype="bf16", sets=1, notes=[], wall0=0.0, gpu_name="NVIDIA H100 80GB HBM3")
+    assert "impossible_rate" in {f.code for f in m.flags}
+    ok = _result_from_trials([(trials, trace)], t_unit=CALL_S, k=1, cfg=MeasureConfig(), name="t", flops=1e11,
+                             min_bytes=1e6, dtype="bf16", sets=1, notes=[], wall0=0.0, gpu_name="NVIDIA H100 80GB HBM3")
+    assert "impossible_rate" not in {f.code for f in ok.flags}
