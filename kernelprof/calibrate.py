@@ -66,9 +66,11 @@ def fma_microbenchmark(device: int, iters: int = 4096) -> tuple[Callable[[], Non
         # a CUDA-graph capture it lands on the capturing stream. Taken once at set-up, the kernel
         # went to the default stream during capture, ran outside the graph, and the replays timed
         # empty graphs (2.7 ns per "call" on an H100, 2026-11-26).
-        ptr = torch.cuda.current_stream(device).cuda_stream
-        stream = cupy.cuda.Stream.from_external(ptr) if hasattr(cupy.cuda.Stream, "from_external") \
-            else cupy.cuda.ExternalStream(ptr)
+        ts = torch.cuda.current_stream(device)
+        try:  # cupy >= 14 wants an object with __cuda_stream__ (a raw pointer raises TypeError)
+            stream = cupy.cuda.Stream.from_external(ts)
+        except (AttributeError, TypeError):
+            stream = cupy.cuda.ExternalStream(ts.cuda_stream)
         kernel((blocks,), (threads,), (out, cupy.int32(iters)), stream=stream)
 
     return run, 2.0 * FMA_CHAINS * iters * blocks * threads

@@ -20,8 +20,10 @@ def test_gemm_energy_is_plausible_and_cross_checked():
     b = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
     m = measure_kernel(torch.matmul, a, b, flops=2 * 4096**3, bytes=3 * 2 * 4096**2, dtype="bf16", name="mm")
     ref_ms = triton.testing.do_bench(lambda: torch.matmul(a, b), return_mode="median")
-    # Back-to-back rotating inputs vs do_bench's flushed single calls: same kernel, within 10%.
-    assert 0.9 < m.time_per_call_s * 1e3 / ref_ms < 1.1
+    # A second of back-to-back GEMMs holds the card at its 700 W cap, where the clock runs lower than
+    # in do_bench's short bursts between L2 flushes: 204 us vs 184 us on an H100 (2026-11-26). So the
+    # steady state may be slower than do_bench, by up to a quarter, never faster by more than noise.
+    assert 0.95 < m.time_per_call_s * 1e3 / ref_ms < 1.25
     assert m.mean_power_w > m.idle_power_w + 100, "a bf16 GEMM loop must draw well above idle"
     assert m.energy_per_call_j == pytest.approx(m.mean_power_w * m.time_per_call_s, rel=0.02)
     assert 0 < m.dynamic_energy_per_call_j < m.energy_per_call_j
