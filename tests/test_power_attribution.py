@@ -164,3 +164,20 @@ def test_config_counter_min_window():
     cfg = AttributionConfig(counter_min_periods=50.0)  # 5 s: longer than the 3 s trace
     a = attribute(_trace(), [], profiles=PROFILE, config=cfg)
     assert a.window.gpus[0].counter is None
+
+
+def test_a_single_skipped_sample_in_a_long_interval_is_not_flagged():
+    from kernelprof.attribution import attribute
+    from kernelprof.clock import Interval
+
+    tr = _trace()
+    g = tr.gpus[0]
+    drop = np.ones(len(g.samples_t_us), bool)
+    drop[int(np.argmin(np.abs(g.samples_t_us - (T0_US + 1_500_000))))] = False  # one 20 ms sample skipped at 1.5 s
+    g2 = type(g)(**{**g.__dict__, "samples_t_us": g.samples_t_us[drop], "samples_w": g.samples_w[drop]})
+    tr2 = type(tr)(tr.mode, tr.start_t_us, tr.stop_t_us, tr.own_pid, (g2,), provenance="synthetic")
+    iv = Interval("long", T0_US * 1000 + 200_000_000, T0_US * 1000 + 2_800_000_000)
+    short = Interval("short", T0_US * 1000 + 1_450_000_000, T0_US * 1000 + 1_550_000_000)
+    a = attribute(tr2, [iv, short])
+    assert "sample_gap" not in a.intervals[0].flag_codes()  # 20 ms of 2.6 s
+    assert "sample_gap" in a.intervals[1].flag_codes()  # 20 ms of 100 ms
