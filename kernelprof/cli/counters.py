@@ -17,8 +17,11 @@ _STATUS_STYLE = {"agrees": "green", "explained": "cyan", "above": "yellow", "bel
                  "other-pipe": "yellow", "info": "dim", "missing": "red"}
 
 
-def _kernel_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("op", help="gemm, attention or decode")
+def _kernel_args(p: argparse.ArgumentParser, op_optional: bool = False) -> None:
+    if op_optional:
+        p.add_argument("op", nargs="?", help="gemm, attention or decode (not with --energy)")
+    else:
+        p.add_argument("op", help="gemm, attention or decode")
     p.add_argument("--variant", help="implementation (default: the op's first, e.g. triton)")
     p.add_argument("--shape", help="e.g. 4096x4096x4096, b=4,h=32,s=4096,d=128,causal, b=16,h=32,kv=8,ctx=8192,d=128 "
                                    "(default: the op's default shape)")
@@ -31,7 +34,12 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("counters", help="profile one kernel call under Nsight Compute and set its counters "
                                         "(FLOPs, DRAM bytes, L2, occupancy) beside the analytic counts")
-    _kernel_args(p)
+    _kernel_args(p, op_optional=True)
+    p.add_argument("--energy", action="store_true",
+                   help="instead of ncu: NVML's energy counter, buffered samples, instant and 1 s average fields "
+                        "side by side over a steady load and square waves (reuses `kernelprof sensor`)")
+    p.add_argument("--from", dest="from_run", metavar="SENSOR_RUN",
+                   help="with --energy: take the loads from a saved `kernelprof sensor --out` run (no GPU needed)")
     p.add_argument("--utilization", action="store_true",
                    help="also show NVML's GPU utilization beside the achieved fraction of peak FLOP/s")
     p.add_argument("--window-s", type=float, default=2.0, help="with --utilization: seconds sampled (default 2)")
@@ -66,6 +74,16 @@ def _finish(args: argparse.Namespace, payload: dict[str, Any]) -> int:
 
 
 def run_counters(args: argparse.Namespace) -> int:
+    if args.energy:
+        return run_energy(args)
+    if args.from_run:
+        from kernelprof.errors import UsageError
+
+        raise UsageError("--from goes with --energy")
+    if not args.op:
+        from kernelprof.errors import UsageError
+
+        raise UsageError("counters needs an op (gemm, attention or decode), or --energy")
     from kernelprof.counters import measure_counters
 
     result = measure_counters(args.op, args.variant, args.shape, args.dtype, ncu=args.ncu,
@@ -78,6 +96,13 @@ def run_counters(args: argparse.Namespace) -> int:
         util = measure_utilization(args.op, result.variant, result.shape, args.dtype, window_s=args.window_s,
                                    seed=args.seed)
     return _finish(args, {"counters": result, "utilization": util})
+
+
+def run_energy(args: argparse.Namespace) -> int:
+    from kernelprof.nvml_crosscheck import from_sensor_run, measure_now
+
+    check = from_sensor_run(args.from_run) if args.from_run else measure_now()
+    return _finish(args, {"counters": None, "utilization": None, "energy": check.to_json()})
 
 
 def run_utilization(args: argparse.Namespace) -> int:
@@ -102,6 +127,25 @@ def render_payload(payload: dict[str, Any]) -> None:
         _render_ncu(payload["counters"])
     if payload.get("utilization"):
         _render_utilization(payload["utilization"])
+    if payload.get("energy"):
+        _render_energy(payload["energy"])
+
+
+def _render_energy(e: dict[str, Any]) -> None:
+    t = Table(title=f"NVML energy sources on {e['gpu_name']} (driver {e['driver']}), each vs the energy counter "
+                    f"over the same pinned window; from {e['source_run']}")
+    for col in ("load", "duty", "window", "counter", "buffered samples", "instant field", "1 s average field",
+                "spread"):
+        t.add_column(col, justify="left" if col == "load" else "right")
+    for r in e["rows"]:
+        pct = lambda v: "-" if v is None else f"{v:+.1f} %"  # noqa: E731
+        t.add_row(r["load"], fmt(r["duty"], digits=2), fmt(r["window_s"], "s"),
+                  f"{fmt(r['counter_j'], 'J')} ({fmt(r['counter_mean_w'], 'W')})", pct(r["samples_vs_counter_pct"]),
+                  pct(r["instant_vs_counter_pct"]), pct(r["average_vs_counter_pct"]), fmt(r["spread_pct"], "%"))
+    console.print(t)
+    console.print("[dim]The counter integrates power; the buffered samples are ~20 ms averages; the instant field "
+                  "covers a short window of each ~100 ms and can alias with a periodic load; the average field is a "
+                  "1 s moving average that lags load changes.[/]")
 
 
 def _value(v: float | None, unit: str) -> str:
