@@ -37,6 +37,7 @@ stage_llm_8b() {
   for b in 1 8 64; do $PY -m kernelprof llm --model llama-3.1-8b --batch $b --input 512 --output 128 --mode optimized \
     --out traces/llm-llama-3.1-8b-b$b; done
 }
+stage_llm_bench() { $PY benchmarks/llm.py; }
 stage_demo() { $PY -m kernelprof demo --out traces; }
 
 for stage in "$@"; do

@@ -1,0 +1,92 @@
+"""Prefill vs decode on Llama-3.1-8B shapes: kernelprof's optimized path against transformers' eager
+`generate` on the same card in the same run, and in-run vs steady-state phase energy.
+
+For batch 1, 8 and 64 with 512 input and 128 output tokens: the optimized path (Triton attention and
+decode kernels, CUDA-graph decode) measured by `run_llm` (both methods), and transformers'
+LlamaForCausalLM (eager attention, random weights of the same shape) measured in-run. Writes
+`benchmarks/results/llm-<gpu>.json`: energy and time per request of each, their ratio (baseline /
+ours: above 1 means ours saves), and each phase's in-run vs steady-state gap.
+
+    PYTHONPATH=. python benchmarks/llm.py [--batches 1,8,64]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kernelprof.benchfile import Case, write_results  # noqa: E402
+from kernelprof.devices import require_gpu  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default="llama-3.1-8b")
+    ap.add_argument("--batches", default="1,8,64")
+    ap.add_argument("--input", type=int, default=512)
+    ap.add_argument("--output", type=int, default=128)
+    ap.add_argument("--no-hf", action="store_true")
+    args = ap.parse_args()
+    require_gpu("benchmarks/llm.py")
+    import torch
+
+    from kernelprof.llm.run import run_llm
+
+    cases, log = [], {}
+    for b in (int(x) for x in args.batches.split(",")):
+        tag = f"{args.model}/b{b}/in{args.input}/out{args.output}"
+        ours = run_llm(args.model, b, args.input, args.output, mode="optimized", steady=True).to_json()
+        gc.collect()
+        torch.cuda.empty_cache()
+        log[f"{tag}/optimized"] = ours
+        e_ours = ours["j_per_request_inrun"]
+        t_ours = sum(p["time_s"] for p in ours["phases"]) / ours["requests"]
+        for p in ours["phases"]:
+            if p["gap_pct"] is not None:
+                cases.append(Case(f"{tag}/{p['name']}/inrun_vs_steady", "pct", p["gap_pct"],
+                                  extra={"time_s": p["time_s"] / ours["requests"], "flags": p["flags"]}))
+        phases_j = sum(p["energy_inrun_j"] or 0 for p in ours["phases"])
+        cases.append(Case(f"{tag}/phases_vs_window", "pct",
+                          100 * (phases_j - ours["total_energy_inrun_j"]) / ours["total_energy_inrun_j"]))
+        cases.append(Case(f"{tag}/paper_ratio", "x", ours["paper_ratio"]))
+        print(f"{tag} optimized: {e_ours:.2f} J/request, {t_ours:.3f} s/batch, gaps "
+              f"{[round(p['gap_pct'] or 0, 2) for p in ours['phases']]}", flush=True)
+        if args.no_hf:
+            continue
+        try:
+            from kernelprof.llm.hf_baseline import run_hf
+
+            hf = run_hf(args.model, b, args.input, args.output)
+        except Exception as exc:  # noqa: BLE001 - the baseline failing (OOM) must not lose our figures
+            log[f"{tag}/transformers"] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"{tag} transformers FAILED: {exc}", flush=True)
+            continue
+        finally:
+            gc.collect()
+            torch.cuda.empty_cache()
+        log[f"{tag}/transformers"] = hf.__dict__
+        cases.append(Case(f"{tag}/j_per_request", "j", e_ours, baseline="transformers-eager",
+                          baseline_value=hf.j_per_request, extra={"transformers": hf.transformers_version}))
+        cases.append(Case(f"{tag}/time_per_batch", "s", t_ours, baseline="transformers-eager",
+                          baseline_value=hf.request_time_s))
+        print(f"{tag} transformers: {hf.j_per_request:.2f} J/request, {hf.request_time_s:.3f} s/batch -> "
+              f"energy saving {100 * (1 - e_ours / hf.j_per_request):.1f}%, time saving "
+              f"{100 * (1 - t_ours / hf.request_time_s):.1f}%", flush=True)
+    path = write_results("llm", cases, notes={
+        "ours": "optimized path: Triton flash attention prefill, Triton split-K decode in a CUDA graph, cuBLAS GEMMs",
+        "baseline": "transformers LlamaForCausalLM, eager attention, generate with min_new_tokens = max_new_tokens",
+        "ratio": "baseline / ours for J and s (above 1: ours uses less)"})
+    print(f"wrote {path}")
+    out = os.environ.get("OUT")
+    if out:
+        Path(out, "llm-log.json").write_text(json.dumps(log, default=str, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
