@@ -18,6 +18,19 @@ def _pyplot():
     return plt
 
 
+def _finish(fig, ax, path: str | Path, title: str) -> Path:
+    """Title, legend, layout, write the PNG and free the figure."""
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    fig.clf()
+    _pyplot().close(fig)
+    return path
+
+
 def energy_vs_time_png(points: Sequence[VariantPoint], path: str | Path, *, title: str) -> Path:
     """Energy per call against time per call, with iso-power lines (E = P x t).
 
@@ -43,14 +56,7 @@ def energy_vs_time_png(points: Sequence[VariantPoint], path: str | Path, *, titl
     ax.set_yscale("log")
     ax.set_xlabel("time per call (ms)")
     ax.set_ylabel("energy per call (mJ)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, title)
 
 
 def measured_vs_estimates_png(rows: Sequence[tuple[str, float, dict[str, float | None]]], path: str | Path,
@@ -67,11 +73,4 @@ def measured_vs_estimates_png(rows: Sequence[tuple[str, float, dict[str, float |
     ax.set_xticks(x + width * len(names) / 2, [r[0] for r in rows], rotation=20, ha="right", fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("energy per call (J)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, title)

@@ -40,3 +40,12 @@ def test_plot_writes_png(tmp_path):
     path = energy_vs_time_png([BASE, VariantPoint("triton", 0.8, 0.01, 0.85e-3, 0.005e-3)],
                               tmp_path / "e.png", title="attention")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_measured_vs_estimates_plot_writes_png(tmp_path):
+    from kernelprof.plots import measured_vs_estimates_png
+
+    path = measured_vs_estimates_png([("gemm", 0.15, {"paper": 0.097, "roofline": 0.097, "calibrated": None}),
+                                      ("decode", 0.11, {"paper": 0.0015, "roofline": 0.13})],
+                                     tmp_path / "m.png", title="measured vs estimates")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
