@@ -41,17 +41,23 @@ def energy_vs_time_png(points: Sequence[VariantPoint], path: str | Path, *, titl
     t_ms = np.array([p.time_s * 1e3 for p in points])
     e_mj = np.array([p.energy_j * 1e3 for p in points])
     t_lo, t_hi = t_ms.min() * 0.5, t_ms.max() * 1.5
-    powers = sorted({round(p.power_w, -1) for p in points} | {100.0, 300.0, 700.0})
+    # Round iso-power lines (each variant's own power is in the legend): lines closer than the
+    # variants' spread would only print labels on top of each other.
+    top = max(p.power_w for p in points)
+    powers = [w for w in (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 700.0, 1000.0) if w <= 1.5 * top]
     grid = np.linspace(t_lo, t_hi, 50)
+    e_lo, e_hi = e_mj.min() * 0.5, e_mj.max() * 1.5
     for watts in powers:
         ax.plot(grid, watts * grid, color="0.85", lw=0.8, zorder=0)  # W x ms = mJ
-        ax.annotate(f"{watts:.0f} W", (grid[-1], watts * grid[-1]), fontsize=7, color="0.5",
-                    xytext=(2, 0), textcoords="offset points")
+        t_exit = min(t_hi, e_hi / watts)  # label each line where it leaves the plot (top or right edge)
+        if t_exit > t_lo and watts * t_exit > e_lo:
+            ax.annotate(f"{watts:.0f} W", (t_exit, watts * t_exit), fontsize=7, color="0.5",
+                        xytext=(-22, -9), textcoords="offset points")
     for p in points:
         ax.errorbar(p.time_s * 1e3, p.energy_j * 1e3, xerr=p.time_ci_s * 1e3, yerr=p.energy_ci_j * 1e3,
                     fmt="o", capsize=3, label=f"{p.name} ({p.power_w:.0f} W)")
     ax.set_xlim(t_lo, t_hi)
-    ax.set_ylim(e_mj.min() * 0.5, e_mj.max() * 1.5)
+    ax.set_ylim(e_lo, e_hi)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("time per call (ms)")
