@@ -80,3 +80,33 @@ def measured_vs_estimates_png(rows: Sequence[tuple[str, float, dict[str, float |
     ax.set_yscale("log")
     ax.set_ylabel("energy per call (J)")
     return _finish(fig, ax, path, title)
+
+
+def power_timeline_png(trace, timeline, path: str | Path, *, title: str, depth: int = 0) -> Path:
+    """Power over time (buffered samples as the ~20 ms windows they average, the instant field as
+    points) with the phases of `depth` shaded and named, and the SM clock on a second axis."""
+    plt = _pyplot()
+    g = trace.gpus[0]
+    t0 = trace.start_t_us
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=120)
+    if len(g.samples_t_us):
+        ax.step((g.samples_t_us - t0) / 1e6, g.samples_w, where="pre", lw=1.0, label="buffered samples (20 ms)")
+    if len(g.instant_t_us):
+        ax.plot((g.instant_t_us - t0) / 1e6, g.instant_w, ".", ms=3, alpha=0.6, label="instant field")
+    colors = ("#d9e8fb", "#fde2cf", "#dff3dc", "#efdff7")
+    names: dict[str, str] = {}
+    for iv in timeline.intervals:
+        if iv.depth != depth:
+            continue
+        c = names.setdefault(iv.name, colors[len(names) % len(colors)])
+        ax.axvspan((iv.t0_ns / 1e3 - t0) / 1e6, (iv.t1_ns / 1e3 - t0) / 1e6, color=c, zorder=0, lw=0)
+    for name, c in names.items():
+        ax.fill_between([], [], color=c, label=name)  # legend entries for the shaded phases
+    if len(g.state_t_us) and np.isfinite(g.sm_clock_mhz).any():
+        ax2 = ax.twinx()
+        ax2.plot((g.state_t_us - t0) / 1e6, g.sm_clock_mhz, color="0.4", lw=0.8, ls="--")
+        ax2.set_ylabel("SM clock (MHz, dashed)")
+    ax.set_xlabel("time (s, NVML clock, from the trace start)")
+    ax.set_ylabel("power (W)")
+    ax.set_xlim(0, trace.duration_s)
+    return _finish(fig, ax, path, title)

@@ -75,3 +75,21 @@ def test_demo_without_gpu_reports_shipped_recordings():
     r = kp("demo")
     assert r.returncode == 0, r.stderr
     assert "No GPU here" in r.stdout and "recorded" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["llm-llama-3.1-8b-b8-optimized.profile.json", "compare-attention-h100.json",
+                                  "sweep-decode-h100.jsonl"])
+def test_plot_of_shipped_runs_writes_png(tmp_path, name):
+    from pathlib import Path
+
+    out = tmp_path / "p.png"
+    r = kp("plot", str(Path(__file__).resolve().parent.parent / "traces" / name), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_refuses_a_run_it_cannot_draw():
+    from pathlib import Path
+
+    r = kp("plot", str(Path(__file__).resolve().parent.parent / "traces" / "sensor-h100.json"), "--out", "/dev/null")
+    assert r.returncode == 6 and "plot takes" in r.stderr

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "kernelprof.cli.llm",
     "kernelprof.cli.workload",
     "kernelprof.cli.demo",
+    "kernelprof.cli.plot",
     "kernelprof.cli.report",
     "kernelprof.cli.sensor",
 ]
