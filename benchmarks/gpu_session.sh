@@ -38,6 +38,13 @@ stage_llm_8b() {
     --out traces/llm-llama-3.1-8b-b$b; done
 }
 stage_llm_bench() { $PY benchmarks/llm.py; }
+stage_llm_eager() { $PY -m kernelprof llm --model llama-3.1-8b --batch 8 --input 512 --output 128 --mode both \
+  --out traces/llm-llama-3.1-8b-b8; }
+stage_workload_conv() {  # issue 6: the whole Azure conversation workload on the 8B shape, timed
+  local t0=$SECONDS
+  $PY -m kernelprof workload --trace azure-conv --model llama-3.1-8b --out traces/workload-azure-conv-llama-3.1-8b.jsonl --resume
+  echo "workload wall: $((SECONDS - t0)) s"
+}
 stage_demo() { $PY -m kernelprof demo --out traces; }
 
 for stage in "$@"; do

@@ -260,7 +260,7 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, bytes: floa
 
         chunk = units(cfg.chunk_s)
 
-        def run_trials(n: int, first_index: int) -> tuple[list[dict[str, Any]], Any]:
+        def run_trials(n: int) -> tuple[list[dict[str, Any]], Any]:
             """n trials under one sampler run; returns the trials' events and the trace."""
             sampler = PowerSampler([nvml_index], mode=cfg.sampler_mode).start()
             out: list[dict[str, Any]] = []
@@ -277,7 +277,7 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, bytes: floa
                     pass
                 raise
 
-        batches = [run_trials(cfg.min_trials, 0)]
+        batches = [run_trials(cfg.min_trials)]
         result = _result_from_trials(batches, t_unit=t_unit, k=k, cfg=cfg, name=name or getattr(fn, "__name__", "kernel"),
                                      flops=flops, min_bytes=bytes, dtype=dtype, sets=len(sets), notes=notes, wall0=wall0,
                                      gpu_name=facts.name)
@@ -287,7 +287,7 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, bytes: floa
             per_trial = result.wall_s / len(result.trials)
             if result.wall_s + 2 * per_trial > cfg.max_wall_s:
                 break
-            batches.append(run_trials(2, len(result.trials)))
+            batches.append(run_trials(2))
             result = _result_from_trials(batches, t_unit=t_unit, k=k, cfg=cfg, name=result.name, flops=flops,
                                          min_bytes=bytes, dtype=dtype, sets=len(sets), notes=notes, wall0=wall0,
                                          gpu_name=facts.name)

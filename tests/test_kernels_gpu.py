@@ -1,6 +1,6 @@
 """GPU tests of the subject kernels at production shapes, bf16 and fp16, against float64 references
-and the vendor implementations. Marked `gpu`: tests/conftest.py skips them without CUDA (and under
-TRITON_INTERPRET=1, so run this file in its own pytest process, not with the CPU kernel tests).
+and the vendor implementations. Marked `gpu`: tests/conftest.py skips them without CUDA and under
+TRITON_INTERPRET=1 (with CUDA it leaves the interpreter off unless you set it).
 
 Errors are relative norm errors ||out - ref|| / ||ref||, the reference computed in float64 from the
 same (already rounded) inputs, so only the kernel's arithmetic and its output rounding count. Every
