@@ -8,6 +8,7 @@ or an out-of-memory bin loses nothing already measured, and `resume` skips finis
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 from dataclasses import dataclass
@@ -98,6 +99,10 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
             key = _bin_key(b)
             rec = done.get(key)
             if rec is None:
+                # The previous bin's model is garbage now; hand its blocks back to the driver so that
+                # they count as free when this bin's batch size is chosen.
+                gc.collect()
+                torch.cuda.empty_cache()
                 free, _ = torch.cuda.mem_get_info(device)
                 bs = largest_batch(cfg, b.input_bin, b.output_bin, mode, free, max_batch)
                 rec = {"key": key, "input_bin": b.input_bin, "output_bin": b.output_bin, "requests": b.requests,
