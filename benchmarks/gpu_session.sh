@@ -33,6 +33,8 @@ stage_compare() {
 stage_counters() { $PY -m pytest -q -m gpu tests/test_counters_gpu.py -p no:cacheprovider; $PY benchmarks/counters.py; }
 stage_gemm_configs() { $PY benchmarks/gemm_configs.py; }
 stage_llm_tests() { $PY -m pytest -q -m gpu tests/test_llm_gpu.py tests/test_measure_gpu.py -p no:cacheprovider; }
+stage_llm_b1() {  # the short-prefill case: batch 1, with the phase fit and the prefill graph
+  $PY benchmarks/llm.py --batches 1 --no-hf; }
 stage_llm_8b() {
   for b in 1 8 64; do $PY -m kernelprof llm --model llama-3.1-8b --batch $b --input 512 --output 128 --mode optimized \
     --out traces/llm-llama-3.1-8b-b$b; done
@@ -42,7 +44,8 @@ stage_llm_eager() { $PY -m kernelprof llm --model llama-3.1-8b --batch 8 --input
   --out traces/llm-llama-3.1-8b-b8; }
 stage_workload_conv() {  # issue 6: the whole Azure conversation workload on the 8B shape, timed
   local t0=$SECONDS
-  $PY -m kernelprof workload --trace azure-conv --model llama-3.1-8b --out traces/workload-azure-conv-llama-3.1-8b.jsonl --resume
+  $PY -m kernelprof workload --trace azure-conv --model llama-3.1-8b --out traces/workload-azure-conv-llama-3.1-8b.jsonl \
+    --profiles runs/workload-azure-conv-bins --resume
   echo "workload wall: $((SECONDS - t0)) s"
 }
 stage_demo() { $PY -m kernelprof demo --out traces; }

@@ -47,15 +47,22 @@ def main() -> int:
         e_ours = ours["j_per_request_inrun"]
         t_ours = sum(p["time_s"] for p in ours["phases"]) / ours["requests"]
         for p in ours["phases"]:
+            extra = {"time_s": p["time_s"] / ours["requests"], "flags": p["flags"], "requests": ours["requests"],
+                     "busy_fraction": p["busy_fraction"], "steady_time_per_call_s": p["steady_time_per_call_s"]}
             if p["gap_pct"] is not None:
-                cases.append(Case(f"{tag}/{p['name']}/inrun_vs_steady", "pct", p["gap_pct"],
-                                  extra={"time_s": p["time_s"] / ours["requests"], "flags": p["flags"]}))
+                cases.append(Case(f"{tag}/{p['name']}/inrun_vs_steady", "pct", p["gap_pct"], extra=extra))
+            if p["gap_fit_pct"] is not None:
+                cases.append(Case(f"{tag}/{p['name']}/inrun_fit_vs_steady", "pct", p["gap_fit_pct"],
+                                  extra={**extra, "power_fit_w": p["power_fit_w"], "power_fit_se_w": p["power_fit_se_w"],
+                                         "steady_power_w": p["steady_power_w"]}))
         phases_j = sum(p["energy_inrun_j"] or 0 for p in ours["phases"])
         cases.append(Case(f"{tag}/phases_vs_window", "pct",
                           100 * (phases_j - ours["total_energy_inrun_j"]) / ours["total_energy_inrun_j"]))
         cases.append(Case(f"{tag}/paper_ratio", "x", ours["paper_ratio"]))
         print(f"{tag} optimized: {e_ours:.2f} J/request, {t_ours:.3f} s/batch, gaps "
-              f"{[round(p['gap_pct'] or 0, 2) for p in ours['phases']]}", flush=True)
+              f"{[round(p['gap_pct'] or 0, 2) for p in ours['phases']]}, fit gaps "
+              f"{[round(p['gap_fit_pct'] or 0, 2) for p in ours['phases']]}, busy "
+              f"{[round(p['busy_fraction'] or 0, 3) for p in ours['phases']]}", flush=True)
         if args.no_hf:
             continue
         try:
@@ -78,7 +85,10 @@ def main() -> int:
               f"energy saving {100 * (1 - e_ours / hf.j_per_request):.1f}%, time saving "
               f"{100 * (1 - t_ours / hf.request_time_s):.1f}%", flush=True)
     path = write_results("llm", cases, notes={
-        "ours": "optimized path: Triton flash attention prefill, Triton split-K decode in a CUDA graph, cuBLAS GEMMs",
+        "ours": "optimized path: Triton flash attention prefill (from a CUDA graph up to 16384 prompt tokens), "
+                "Triton split-K decode in a CUDA graph, cuBLAS GEMMs",
+        "inrun_fit_vs_steady": "in-run energy by the phase fit (one mean power per phase kind fitted to the samples' "
+                               "windows) vs steady-state power x in-run time",
         "baseline": "transformers LlamaForCausalLM, eager attention, generate with min_new_tokens = max_new_tokens",
         "ratio": "baseline / ours for J and s (above 1: ours uses less)"})
     print(f"wrote {path}")

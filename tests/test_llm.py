@@ -79,3 +79,16 @@ def test_configs_and_errors():
         GenerateShape(0, 1, 1)
     big = memory_needed_bytes(CONFIGS["llama-3.1-8b"], GenerateShape(64, 8192, 512), "eager")
     assert big > 80 * 2**30  # would not fit an 80 GB card: check_fits refuses it before allocating
+
+
+def test_resized_cache_keeps_weights_and_a_smaller_prefill_batch_fills_its_rows():
+    tokens = torch.randint(0, CFG.vocab_size, (3, 9), generator=torch.Generator().manual_seed(4))
+    m = model(batch=1, max_len=4)
+    m.resize_cache(3, 16)
+    assert m.k_cache[0].shape[0] == 3 and m.k_cache[0].shape[2] == 16 and m.cos.shape[0] == 16
+    # Same seed, same weights: the resized model's logits equal a fresh model's of that shape.
+    assert rel(m.prefill(tokens), model(batch=3, max_len=16).prefill(tokens)) < 1e-6
+    m2 = model(batch=3, max_len=16)
+    assert rel(m2.prefill(tokens[:1]), m.prefill(tokens)[:1]) < 1e-5
+    with pytest.raises(UsageError):
+        m.prefill(torch.zeros(4, 9, dtype=torch.long))

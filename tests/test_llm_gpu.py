@@ -42,3 +42,41 @@ def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
         assert p.gap_pct is not None and abs(p.gap_pct) < 10
         assert p.energy_inrun_j > 0 and p.paper_estimate_j > 0
     assert r.paper_ratio > 1.0  # nothing beats TDP / peak x FLOPs at these sizes
+
+
+def test_prefill_graph_equals_launching_the_prefill():
+    import torch
+
+    from kernelprof.llm.generate import GenerateShape, PrefillGraph, random_prompt
+    from kernelprof.llm.model import Llama, get_config
+
+    cfg = get_config("llama-3.2-1b")
+    shape = GenerateShape(2, 96, 4)
+    m = Llama(cfg, batch=2, max_len=shape.max_len, attention="triton")
+    prompt = random_prompt(cfg, shape)
+    launched = m.prefill(prompt).clone()
+    g = PrefillGraph(m, 2, 96)
+    other = torch.randint(0, cfg.vocab_size, (2, 96), device="cuda")
+    g.run(other)  # the static buffer is really rewritten on each run
+    assert torch.equal(g.run(prompt), launched)
+
+
+def test_workload_bins_stream_resume_and_trace(tmp_path):
+    import json
+
+    from kernelprof.cli.main import main
+
+    csv = tmp_path / "w.csv"
+    csv.write_text("input_len,output_len\n" + "100,10\n" * 5 + "30,7\n" * 3 + "9000,5\n")
+    out = tmp_path / "w.jsonl"
+    args = ["workload", "--trace", str(csv), "--model", "llama-3.2-1b", "--max-batch", "4", "--out", str(out)]
+    assert main(args) == 0
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["key"] for r in recs] == ["32/8", "128/16"] and all(r["status"] == "ok" for r in recs)
+    assert all(r["batch"] == 4 and r["energy_per_batch_j"] > 0 for r in recs)
+    assert main(args) != 0  # exists without --resume
+    assert main(args + ["--resume"]) == 0  # nothing left to measure
+    assert len(out.read_text().splitlines()) == 2
+    trace = json.loads((tmp_path / "w.trace.json").read_text())
+    names = {e["name"] for e in trace["traceEvents"] if e["ph"] == "X"}
+    assert {"32/8 prefill", "128/16 decode"} <= names

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bins-only", action="store_true", help="print the binning (no GPU needed) and exit")
     p.add_argument("--out", help="per-bin JSONL (default runs/workload-<trace>-<model>.jsonl)")
     p.add_argument("--resume", action="store_true", help="skip bins already measured in --out")
+    p.add_argument("--profiles", help="folder for each bin's profile run (default: <out without .jsonl>.bins); "
+                                      "the workload's Perfetto trace is built from them")
     p.add_argument("--device", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run)
@@ -47,24 +49,29 @@ def run(args: argparse.Namespace) -> int:
         from kernelprof.errors import UsageError
 
         raise UsageError("--max-batch must be >= 1")
-    from kernelprof.llm.binned import run_binned
+    from kernelprof.llm.binned import run_binned, write_workload_trace
 
     name = Path(args.trace).stem if args.trace.endswith(".csv") else args.trace
     out = Path(args.out) if args.out else Path("runs") / f"workload-{name}-{args.model}.jsonl"
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task(f"{name} bins", total=len(binning.bins))
+        profiles_dir = Path(args.profiles) if args.profiles else Path(f"{out.parent / out.stem}.bins")
         summary = run_binned(args.trace, args.model, mode=args.mode, max_batch=args.max_batch, out=out,
-                             resume=args.resume, device=args.device,
+                             resume=args.resume, device=args.device, profiles_dir=profiles_dir,
                              on_bin=lambda b, rec: progress.update(
                                  task, advance=1, description=f"bin {b.input_bin}/{b.output_bin} [{rec['status']}]"))
     run_path = out.with_suffix(".json")
     save_run(run_path, "workload", {"summary": to_jsonable(summary), "bins_file": out.name})
+    trace_path = write_workload_trace(
+        [(f"{b.input_bin}/{b.output_bin}", profiles_dir / f"bin-{b.input_bin}-{b.output_bin}.profile.json")
+         for b in binning.bins], out.with_suffix(".trace.json"), title=f"{name} on {args.model}")
     if args.json:
         print_json(to_jsonable(summary))
         return 0
     render_summary(to_jsonable(summary))
-    console.print(f"per-bin results in {out}; summary run {run_path}")
+    console.print(f"per-bin results in {out}, their profile runs in {profiles_dir}/; summary run {run_path}"
+                  + (f"; Perfetto trace {trace_path}" if trace_path else ""))
     return 0
 
 

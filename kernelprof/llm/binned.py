@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from kernelprof.errors import UsageError
 from kernelprof.llm.generate import GenerateShape, memory_needed_bytes
-from kernelprof.llm.model import LlamaConfig, decode_step_flops, get_config, prefill_flops
+from kernelprof.llm.model import LlamaConfig, decode_step_flops, get_config, prefill_flops, weight_bytes
 from kernelprof.workloads import Bin, bin_workload, load_workload, workload_energy_j
 
 
@@ -64,12 +64,29 @@ def read_bins(path: Path) -> dict[str, dict[str, Any]]:
     return read_done(path)
 
 
+def predicted_request_s(cfg: LlamaConfig, batch: int, input_len: int, output_len: int, sheet: Any) -> float | None:
+    """A rough time for one batch (half the datasheet's FLOP/s, 80% of its bandwidth), only to
+    choose how to warm up and how many requests to measure; never reported."""
+    if sheet is None or not sheet.peak_flop_s("bf16") or not sheet.memory_bandwidth_bytes_s:
+        return None
+    t = prefill_flops(cfg, batch, input_len) / (0.5 * sheet.peak_flop_s("bf16"))
+    kv_per_token = 2 * cfg.n_layers * cfg.kv_dim * 2
+    for i in range(output_len - 1):
+        t += (weight_bytes(cfg) + batch * (input_len + i + 1) * kv_per_token) / (0.8 * sheet.memory_bandwidth_bytes_s)
+    return t
+
+
 def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch: int = 64, out: str | Path,
-               resume: bool = False, device: int = 0,
+               resume: bool = False, device: int = 0, profiles_dir: str | Path | None = None,
                on_bin: Callable[[Bin, dict[str, Any]], None] | None = None) -> BinnedSummary:
+    """Measure every occupied bin (see the module docstring). One model's weights serve every bin;
+    bins predicted under 1 s are warmed up by a whole request and repeated for >= 1 s of in-run
+    time, longer ones are warmed up by compiling only and measured once. With `profiles_dir`, each
+    bin's profile run is saved there as bin-<input>-<output>.profile.json."""
     import torch
 
     from kernelprof.devices import gpu_facts, require_gpu
+    from kernelprof.llm.generate import build_model
     from kernelprof.llm.run import run_llm
     from kernelprof.sweep import _drop_torn_tail
     from kernelprof.specs import datasheet_for
@@ -94,28 +111,48 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
     batches: dict[tuple[int, int], int] = {}
     paper_total = 0.0
     failed = []
-    with out.open("a") as f:
+    llama = None
+    if profiles_dir is not None:
+        profiles_dir = Path(profiles_dir)
+        profiles_dir.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f, torch.cuda.device(device):
         for b in binning.bins:
             key = _bin_key(b)
             rec = done.get(key)
             if rec is None:
-                # The previous bin's model is garbage now; hand its blocks back to the driver so that
-                # they count as free when this bin's batch size is chosen.
+                if llama is None:
+                    llama = build_model(cfg, GenerateShape(1, 1, 1), mode, seed=0)  # weights once, a token of cache
+                # Drop the previous bin's cache and graphs and hand their blocks back to the driver, so
+                # that they count as free when this bin's batch size is chosen; the resident weights are
+                # part of what memory_needed_bytes counts.
+                llama.resize_cache(1, 2)
                 gc.collect()
                 torch.cuda.empty_cache()
                 free, _ = torch.cuda.mem_get_info(device)
-                bs = largest_batch(cfg, b.input_bin, b.output_bin, mode, free, max_batch)
+                bs = largest_batch(cfg, b.input_bin, b.output_bin, mode, free + weight_bytes(cfg), max_batch)
                 rec = {"key": key, "input_bin": b.input_bin, "output_bin": b.output_bin, "requests": b.requests,
                        "batch": bs}
                 if bs == 0:
                     rec.update(status="failed", error=f"not even one request of {b.input_bin}+{b.output_bin} tokens fits")
                 else:
+                    predicted = predicted_request_s(cfg, bs, b.input_bin, b.output_bin, sheet)
+                    short = predicted is None or predicted < 1.0
+                    profile = (str(profiles_dir / f"bin-{b.input_bin}-{b.output_bin}.profile.json")
+                               if profiles_dir is not None else None)
                     try:
-                        r = run_llm(model, bs, b.input_bin, b.output_bin, mode=mode, steady=False, min_inrun_s=0.0,
-                                    device=device)
+                        r = run_llm(model, bs, b.input_bin, b.output_bin, mode=mode, steady=False,
+                                    min_inrun_s=1.0 if short else 0.0, warmup="full" if short else "compile",
+                                    device=device, model=llama, profile_path=profile)
                         e = sum(p.energy_inrun_j for p in r.phases if p.energy_inrun_j is not None) / r.requests
+                        ef = [p.energy_fit_j for p in r.phases]
                         rec.update(status="ok", energy_per_batch_j=e,
+                                   energy_fit_per_batch_j=sum(ef) / r.requests if None not in ef else None,
+                                   phases={p.name: {"time_s": p.time_s / r.requests,
+                                                    "energy_j": None if p.energy_inrun_j is None
+                                                    else p.energy_inrun_j / r.requests,
+                                                    "flags": list(p.flags)} for p in r.phases},
                                    time_per_batch_s=sum(p.time_s for p in r.phases) / r.requests,
+                                   measured_requests=r.requests, wall_s=r.wall_s,
                                    flops_per_batch=batch_flops(cfg, bs, b.input_bin, b.output_bin),
                                    flags=list(r.flags))
                     except Exception as exc:  # noqa: BLE001 - one bin failing (OOM) must not lose the others
@@ -143,3 +180,42 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                          dropped=binning.dropped, bins_measured=len(energies), bins_failed=tuple(failed),
                          energy_j=total, paper_estimate_j=paper_total,
                          ratio=total / paper_total if paper_total else None, notes=tuple(notes))
+
+
+def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, title: str) -> Path | None:
+    """One Perfetto trace of a whole workload: every bin's phase slices (named "<bin> prefill" etc.)
+    and power/clock/temperature counters on the common NVML epoch clock, from the bins' profile runs.
+    Between bins (sizing, warm-up) the counters have no samples: the sampler runs only while a bin is
+    measured."""
+    from kernelprof.perfetto import chrome_trace
+    from kernelprof.profiler import load_profile_inputs
+
+    parts = []
+    for label, p in profiles:
+        if p.exists():
+            trace, timeline, *_ = load_profile_inputs(p)
+            parts.append((label, chrome_trace(trace, timeline, title=title)))
+    if not parts:
+        return None
+    t0_us = min(d["otherData"]["start_t_us"] for _, d in parts)
+    events, seen_meta = [], set()
+    for label, d in parts:
+        shift = d["otherData"]["start_t_us"] - t0_us
+        for ev in d["traceEvents"]:
+            if ev["ph"] == "M":
+                key = (ev.get("pid"), ev.get("tid"), ev["name"])
+                if key not in seen_meta:
+                    seen_meta.add(key)
+                    events.append(ev)
+                continue
+            ev = dict(ev, ts=ev["ts"] + shift)
+            if ev["ph"] == "X" and ev.get("pid") == 1:
+                ev["name"] = f"{label} {ev['name']}"
+                ev["args"] = {**ev.get("args", {}), "bin": label}
+            events.append(ev)
+    out = {"traceEvents": events, "displayTimeUnit": "ms",
+           "otherData": {"clock": "NVML epoch microseconds minus the first bin's start", "start_t_us": t0_us,
+                         "bins": [label for label, _ in parts]}}
+    path = Path(path)
+    path.write_text(json.dumps(out))
+    return path

@@ -117,11 +117,23 @@ class Llama:
             })
         self.norm = torch.ones(d, device=self.device, dtype=dtype)
         self.lm_head = w(d, cfg.vocab_size)
-        cache_shape = (batch, cfg.n_kv_heads, max_len, cfg.head_dim)
-        self.k_cache = [torch.zeros(cache_shape, device=self.device, dtype=dtype) for _ in range(cfg.n_layers)]
-        self.v_cache = [torch.zeros(cache_shape, device=self.device, dtype=dtype) for _ in range(cfg.n_layers)]
-        self.cos, self.sin = rope_tables(cfg, max_len, self.device)
+        self.k_cache: list[torch.Tensor] = []
+        self.v_cache: list[torch.Tensor] = []
+        self.resize_cache(batch, max_len)
         self._bind_kernels()
+
+    def resize_cache(self, batch: int, max_len: int) -> None:
+        """Reallocate the KV cache (zeroed) for `batch` sequences of up to `max_len` tokens, keeping
+        the weights: a workload's bins reuse one model instead of regenerating 16 GB of weights each."""
+        if batch < 1 or max_len < 2:
+            raise UsageError(f"batch must be >= 1 and max_len >= 2, got {batch}, {max_len}")
+        cfg = self.cfg
+        self.k_cache, self.v_cache = [], []  # free the old cache before allocating the new one
+        cache_shape = (batch, cfg.n_kv_heads, max_len, cfg.head_dim)
+        self.k_cache = [torch.zeros(cache_shape, device=self.device, dtype=self.dtype) for _ in range(cfg.n_layers)]
+        self.v_cache = [torch.zeros(cache_shape, device=self.device, dtype=self.dtype) for _ in range(cfg.n_layers)]
+        self.batch, self.max_len = batch, max_len
+        self.cos, self.sin = rope_tables(cfg, max_len, self.device)
 
     def _bind_kernels(self) -> None:
         if self.gemm == "triton":
@@ -162,19 +174,20 @@ class Llama:
 
     @torch.no_grad()
     def prefill(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [B, S] -> logits of the last position [B, vocab]; fills cache positions 0..S-1."""
+        """tokens [B, S], B <= batch -> logits of the last position [B, vocab]; fills cache rows 0..B-1
+        at positions 0..S-1 (B < batch serves warm-ups that compile the kernels at this length)."""
         cfg = self.cfg
         B, S = tokens.shape
-        if B != self.batch or S > self.max_len:
-            raise UsageError(f"tokens must be [batch={self.batch}, <= {self.max_len}], got {list(tokens.shape)}")
+        if B > self.batch or S > self.max_len:
+            raise UsageError(f"tokens must be [<= batch={self.batch}, <= {self.max_len}], got {list(tokens.shape)}")
         x = self.tok_emb[tokens]                                                 # [B, S, dim]
         cos, sin = self.cos[:S], self.sin[:S]
         for i, layer in enumerate(self.layers):
             q, k, v = self._qkv(x, layer, cos, sin)
-            self.k_cache[i][:, :, :S] = k.transpose(1, 2)                       # [B, KV, S, D]
-            self.v_cache[i][:, :, :S] = v.transpose(1, 2)
-            o = self._prefill_attn(q.transpose(1, 2).contiguous(), self.k_cache[i][:, :, :S],
-                                   self.v_cache[i][:, :, :S])                    # [B, H, S, D]
+            self.k_cache[i][:B, :, :S] = k.transpose(1, 2)                      # [B, KV, S, D]
+            self.v_cache[i][:B, :, :S] = v.transpose(1, 2)
+            o = self._prefill_attn(q.transpose(1, 2).contiguous(), self.k_cache[i][:B, :, :S],
+                                   self.v_cache[i][:B, :, :S])                   # [B, H, S, D]
             x = x + self._mm(o.transpose(1, 2).reshape(B, S, cfg.dim), layer["wo"])
             x = self._mlp(x, layer)
         return self._mm(rms_norm(x[:, -1], self.norm, cfg.norm_eps), self.lm_head)  # [B, vocab]

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kernelprof.errors import UsageError
-from kernelprof.llm.generate import DecodeGraph, GenerateShape, build_model, check_fits, generate, random_prompt
+from kernelprof.llm.generate import (PREFILL_GRAPH_MAX_TOKENS, DecodeGraph, GenerateShape, PrefillGraph, build_model,
+                                     check_fits, generate, random_prompt, use_prefill_graph)
 from kernelprof.llm.model import (LlamaConfig, decode_step_flops, decode_step_min_bytes, get_config,
                                   prefill_flops, prefill_min_bytes)
 
@@ -35,6 +36,16 @@ class PhaseEnergy:
     gap_pct: float | None          # (in-run - steady) / steady
     paper_estimate_j: float | None
     flags: tuple[str, ...] = ()
+    # The phase fit (kernelprof.phase_fit): one mean power per phase kind fitted to the samples,
+    # which reads phases shorter than a sample without the neighbours' power leaking in.
+    power_fit_w: float | None = None
+    power_fit_se_w: float | None = None
+    energy_fit_j: float | None = None
+    gap_fit_pct: float | None = None   # (fit - steady) / steady
+    # Steady-state time of the same work (one prefill, or one decode step at the middle context)
+    # times the calls in the phase, over the in-run time: below ~0.9 the run's GPU waited on the host.
+    steady_time_per_call_s: float | None = None
+    busy_fraction: float | None = None
 
     @property
     def j_per_token_inrun(self) -> float | None:
@@ -76,36 +87,69 @@ class LLMResult:
 
 def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mode: str = "optimized",
             gemm: str = "cublas", steady: bool = True, min_inrun_s: float = 2.0, max_requests: int = 20,
-            device: int = 0, seed: int = 0, profile_path: str | None = None) -> LLMResult:
-    """Measure one batched generate configuration; optionally save the profile run to `profile_path`."""
+            device: int = 0, seed: int = 0, profile_path: str | None = None, model: Any = None,
+            warmup: str = "full", kernel_slices: bool = False) -> LLMResult:
+    """Measure one batched generate configuration; optionally save the profile run to `profile_path`.
+
+    `model`: a `Llama` of this config and mode to reuse (its KV cache is resized to this shape),
+    as a workload's bins do. `warmup`: "full" runs one whole request first (and times it to choose
+    the repeat count for `min_inrun_s`); "compile" only runs what compiles and autotunes (a batch-1
+    prefill at this length, and the graph captures), for long requests where a full warm-up would
+    double the cost, and measures one request. `kernel_slices`: also record GPU kernels (CUPTI) for
+    the Perfetto trace; tracing perturbs timing a little.
+    """
     import torch
 
     from kernelprof.devices import gpu_facts, require_gpu
     from kernelprof.measure import MeasureConfig, measure_kernel
+    from kernelprof.phase_fit import fit_profile_phases
     from kernelprof.profiler import Profiler
     from kernelprof.specs import datasheet_for
 
     require_gpu("kernelprof llm")
+    if warmup not in ("full", "compile"):
+        raise UsageError(f"warmup must be 'full' or 'compile', got {warmup!r}")
     wall0 = time.perf_counter()
     cfg: LlamaConfig = get_config(model_name)
     shape = GenerateShape(batch, input_len, output_len)
-    check_fits(cfg, shape, mode, device)
+    if model is None:
+        check_fits(cfg, shape, mode, device)
     facts = gpu_facts(device)
     notes: list[str] = []
     with torch.cuda.device(device):
-        model = build_model(cfg, shape, mode, gemm=gemm, seed=seed)
+        if model is None:
+            model = build_model(cfg, shape, mode, gemm=gemm, seed=seed)
+        else:
+            model.resize_cache(batch, shape.max_len)
         prompt = random_prompt(cfg, shape, seed=seed)
+        pgraph = PrefillGraph(model, batch, input_len) if use_prefill_graph(shape, mode) else None
+        if pgraph is not None:
+            notes.append(f"prefill replayed from a CUDA graph ({batch * input_len} tokens <= "
+                         f"{PREFILL_GRAPH_MAX_TOKENS}: launching it from Python would leave the GPU waiting)")
         graph = DecodeGraph(model, input_len, shape.decode_steps) if mode == "optimized" and shape.decode_steps else None
-        # Warm-up request: compiles, autotunes, and times one request to choose the repeat count.
-        t0 = time.perf_counter()
-        generate(model, prompt, shape, mode, graph=graph)
-        torch.cuda.synchronize()
-        one = time.perf_counter() - t0
-        requests = int(max(1, min(max_requests, round(min_inrun_s / max(one, 1e-3)))))
-        with Profiler(gpus=[device]) as prof:
+        if warmup == "full":
+            # Warm-up request: compiles, autotunes, and times one request to choose the repeat count.
+            t0 = time.perf_counter()
+            generate(model, prompt, shape, mode, graph=graph, prefill_graph=pgraph)
+            torch.cuda.synchronize()
+            one = time.perf_counter() - t0
+            requests = int(max(1, min(max_requests, round(min_inrun_s / max(one, 1e-3)))))
+        else:
+            if pgraph is None:
+                model.prefill(prompt[:1])  # compiles and autotunes the attention at this length
+            torch.cuda.synchronize()
+            requests = 1
+            notes.append("warm-up compiled the kernels only (batch-1 prefill, graph captures); one request measured")
+        with Profiler(gpus=[device], kernels=kernel_slices) if kernel_slices else Profiler(gpus=[device]) as prof:
             for _ in range(requests):
-                generate(model, prompt, shape, mode, prof=prof, graph=graph)
+                generate(model, prompt, shape, mode, prof=prof, graph=graph, prefill_graph=pgraph)
         res = prof.result()
+        fit = fit_profile_phases(prof.trace, prof.timeline, prof.window, prof.sensor_profiles[0])
+        if fit is not None:
+            notes += [f"phase fit: {n}" for n in fit.notes]
+            if fit.conservation_pct is not None:
+                notes.append(f"phase fit: residual {fit.residual_rms_w:.0f} W rms per sample over {fit.readings} "
+                             f"samples; fitted window energy {fit.conservation_pct:+.2f}% vs the samples' integral")
         if profile_path:
             prof.save(profile_path, extra={"llm": {"model": model_name, "mode": mode, "batch": batch,
                                                    "input_len": input_len, "output_len": output_len,
@@ -113,12 +157,14 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
 
         # Steady state: each phase looped alone.
         steady_w: dict[str, float | None] = {"prefill": None, "decode": None}
+        steady_t: dict[str, float | None] = {"prefill": None, "decode": None}
         if steady:
             mcfg = MeasureConfig(max_wall_s=8.0, seed=seed)
-            m = measure_kernel(lambda: model.prefill(prompt), flops=prefill_flops(cfg, batch, input_len),
+            m = measure_kernel(pgraph.replay if pgraph is not None else (lambda: model.prefill(prompt)),
+                               flops=prefill_flops(cfg, batch, input_len),
                                bytes=prefill_min_bytes(cfg, batch, input_len), name="prefill", device=device,
                                config=mcfg)
-            steady_w["prefill"] = m.mean_power_w
+            steady_w["prefill"], steady_t["prefill"] = m.mean_power_w, m.time_per_call_s
             if shape.decode_steps:
                 mid = input_len + shape.decode_steps // 2
                 if mode == "optimized":
@@ -135,7 +181,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
                 m = measure_kernel(step, flops=decode_step_flops(cfg, batch, mid + 1),
                                    bytes=decode_step_min_bytes(cfg, batch, mid + 1), name="decode-step",
                                    device=device, config=mcfg)
-                steady_w["decode"] = m.mean_power_w
+                steady_w["decode"], steady_t["decode"] = m.mean_power_w, m.time_per_call_s
                 notes.append(f"steady decode measured at context {mid + 1} (the middle of the decode range)")
 
     sheet = datasheet_for(facts.name)
@@ -150,16 +196,29 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
         if name == "prefill":
             tokens = requests * batch * input_len
             flops = requests * prefill_flops(cfg, batch, input_len)
+            calls = requests
         else:
             tokens = requests * batch * shape.decode_steps
             flops = requests * sum(decode_step_flops(cfg, batch, input_len + i + 1) for i in range(shape.decode_steps))
+            calls = requests * shape.decode_steps
         sw = steady_w[name]
         es = None if sw is None else sw * t
         gap = None if es is None or e is None else 100.0 * (e - es) / es
         paper = sheet.tdp_w / peak * flops if sheet and peak else None
-        flags = tuple(sorted({f.code for p in top for f in p.flags}))
+        flags = set(f.code for p in top for f in p.flags)
+        kf = fit.kind(name) if fit is not None and any(k.kind == name for k in fit.kinds) else None
+        ef = kf.energy_j if kf is not None else None
+        gap_fit = None if es is None or ef is None else 100.0 * (ef - es) / es
+        st = steady_t[name]
+        busy = None if st is None or t <= 0 else calls * st / t
+        if busy is not None and busy < 0.9:
+            flags.add("host_bound")
+            notes.append(f"{name}: the looped phase takes {busy:.0%} of its in-run time, so in the run the GPU "
+                         "waited on the host for the rest; steady power x in-run time overstates that phase")
         phases.append(PhaseEnergy(name, t, tokens, float(flops), e, None if e is None else e / t, sw, es, gap,
-                                  paper, flags))
+                                  paper, tuple(sorted(flags)), power_fit_w=None if kf is None else kf.power_w,
+                                  power_fit_se_w=None if kf is None else kf.power_se_w, energy_fit_j=ef,
+                                  gap_fit_pct=gap_fit, steady_time_per_call_s=st, busy_fraction=busy))
     total_e = res.total.energy_j
     paper_total = sum(p.paper_estimate_j for p in phases if p.paper_estimate_j) or None
     e_phases = sum(p.energy_inrun_j for p in phases if p.energy_inrun_j is not None)
