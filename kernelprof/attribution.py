@@ -29,12 +29,14 @@ class SensorProfile:
 
     samples_period_s: float = 0.020
     samples_window_s: float = 0.020
-    samples_lag_s: float = 0.0
+    # 3.6 ms: what `kernelprof sensor` measured on an H100 SXM (traces/sensor-h100.json); with no
+    # lag, a phase of ~20 ms reads part of its neighbour's power (the phase fit moved 1-2%).
+    samples_lag_s: float = 0.0036
     field_period_s: float = 0.100
     counter_period_s: float = 0.100
     source: str = "default"  # "measured" (by kernelprof sensor) or "default"
-    note: str = ("default from SENSOR_FACTS.md (one H100, driver 580.159.04), not measured on this GPU; "
-                 "run `kernelprof sensor` to measure it")
+    note: str = ("default from SENSOR_FACTS.md and traces/sensor-h100.json (one H100, driver 580.159.04), not "
+                 "measured on this GPU; run `kernelprof sensor` to measure it")
     gpu_uuid: str | None = None
     driver: str | None = None
     created: str | None = None
