@@ -34,12 +34,12 @@ stage_counters() { $PY -m pytest -q -m gpu tests/test_counters_gpu.py -p no:cach
 stage_gemm_configs() { $PY benchmarks/gemm_configs.py; }
 stage_llm_tests() { $PY -m pytest -q -m gpu tests/test_llm_gpu.py tests/test_measure_gpu.py -p no:cacheprovider; }
 stage_llm_b1() {  # the short-prefill case: batch 1, with the phase fit and the prefill graph
-  $PY benchmarks/llm.py --batches 1 --no-hf; }
+  $PY benchmarks/llm.py --batches 1 --no-hf --profiles runs/llm-bench; }
 stage_llm_8b() {
   for b in 1 8 64; do $PY -m kernelprof llm --model llama-3.1-8b --batch $b --input 512 --output 128 --mode optimized \
     --out traces/llm-llama-3.1-8b-b$b; done
 }
-stage_llm_bench() { $PY benchmarks/llm.py; }
+stage_llm_bench() { $PY benchmarks/llm.py --profiles runs/llm-bench; }
 stage_llm_eager() { $PY -m kernelprof llm --model llama-3.1-8b --batch 8 --input 512 --output 128 --mode both \
   --out traces/llm-llama-3.1-8b-b8; }
 stage_workload_conv() {  # issue 6: the whole Azure conversation workload on the 8B shape, timed
@@ -47,6 +47,13 @@ stage_workload_conv() {  # issue 6: the whole Azure conversation workload on the
   $PY -m kernelprof workload --trace azure-conv --model llama-3.1-8b --out traces/workload-azure-conv-llama-3.1-8b.jsonl \
     --profiles runs/workload-azure-conv-bins --resume
   echo "workload wall: $((SECONDS - t0)) s"
+}
+stage_workload_fresh() {  # a fresh run of the whole workload, against the previous one, and its results file
+  mkdir -p runs/prev && cp traces/workload-azure-conv-llama-3.1-8b.jsonl runs/prev/ 2>/dev/null
+  rm -f traces/workload-azure-conv-llama-3.1-8b.jsonl
+  stage_workload_conv
+  $PY benchmarks/workload.py --from-run traces/workload-azure-conv-llama-3.1-8b.json \
+    --previous runs/prev/workload-azure-conv-llama-3.1-8b.jsonl
 }
 stage_demo() { $PY -m kernelprof demo --out traces; }
 

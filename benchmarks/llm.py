@@ -31,6 +31,9 @@ def main() -> int:
     ap.add_argument("--input", type=int, default=512)
     ap.add_argument("--output", type=int, default=128)
     ap.add_argument("--no-hf", action="store_true")
+    ap.add_argument("--min-inrun-s", type=float, default=10.0,
+                    help="repeat requests in-run for at least this long (more short prefills for the phase fit)")
+    ap.add_argument("--profiles", help="folder to save each optimized run's profile in")
     args = ap.parse_args()
     require_gpu("benchmarks/llm.py")
     import torch
@@ -40,7 +43,9 @@ def main() -> int:
     cases, log = [], {}
     for b in (int(x) for x in args.batches.split(",")):
         tag = f"{args.model}/b{b}/in{args.input}/out{args.output}"
-        ours = run_llm(args.model, b, args.input, args.output, mode="optimized", steady=True).to_json()
+        profile = str(Path(args.profiles) / f"llm-{args.model}-b{b}.profile.json") if args.profiles else None
+        ours = run_llm(args.model, b, args.input, args.output, mode="optimized", steady=True,
+                       min_inrun_s=args.min_inrun_s, profile_path=profile).to_json()
         gc.collect()
         torch.cuda.empty_cache()
         log[f"{tag}/optimized"] = ours

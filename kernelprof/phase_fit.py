@@ -64,11 +64,16 @@ def _overlap_s(a: np.ndarray, b: np.ndarray, spans: np.ndarray) -> np.ndarray:
 
 
 def fit_phase_powers(f: PowerFunction, intervals_ns: Mapping[str, Sequence[tuple[int, int]]],
-                     window_ns: tuple[int, int]) -> PhaseFit:
-    """Fit one mean power per kind. `intervals_ns`: kind -> non-overlapping (t0, t1) epoch ns."""
+                     window_ns: tuple[int, int], *, sample_window_s: float | None = None) -> PhaseFit:
+    """Fit one mean power per kind. `intervals_ns`: kind -> non-overlapping (t0, t1) epoch ns.
+
+    Each reading averages the time since the previous one, or, with `sample_window_s`, a fixed
+    window of that length ending at its (lag-corrected) stamp."""
     to_s = lambda t_ns: (int(t_ns) - f.origin_us * 1000) / 1e9  # noqa: E731 - the function's own axis
     w0, w1 = to_s(window_ns[0]), to_s(window_ns[1])
     starts, ends = f.edges_s[:-1], f.edges_s[1:]
+    if sample_window_s is not None:
+        starts = ends - sample_window_s
     use = (~f.hole) & (ends > w0) & (starts < w1)
     a, b, p = starts[use], ends[use], f.power_w[use]
     length = b - a

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         from kernelprof.errors import UsageError
 
         raise UsageError("--max-batch must be >= 1")
-    from kernelprof.llm.binned import run_binned, write_workload_trace
+    from kernelprof.llm.binned import read_bins, run_binned, write_workload_trace
 
     name = Path(args.trace).stem if args.trace.endswith(".csv") else args.trace
     out = Path(args.out) if args.out else Path("runs") / f"workload-{name}-{args.model}.jsonl"
@@ -69,20 +69,76 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(to_jsonable(summary))
         return 0
-    render_summary(to_jsonable(summary))
+    from kernelprof.devices import gpu_facts
+
+    render_summary(to_jsonable(summary), list(read_bins(out).values()), gpu_name=gpu_facts(args.device).name)
     console.print(f"per-bin results in {out}, their profile runs in {profiles_dir}/; summary run {run_path}"
                   + (f"; Perfetto trace {trace_path}" if trace_path else ""))
     return 0
 
 
 def render_run(run) -> None:
-    render_summary(run.payload["summary"])
+    recs = None
+    bins_file = run.payload.get("bins_file")
+    if run.path is not None and bins_file and (run.path.parent / bins_file).exists():
+        from kernelprof.llm.binned import read_bins
+
+        recs = list(read_bins(run.path.parent / bins_file).values())
+    gpus = (run.environment or {}).get("gpus") or []
+    render_summary(run.payload["summary"], recs, gpu_name=gpus[0].get("name") if gpus else None)
 
 
-def render_summary(s: dict) -> None:
+def _paper_per_batch_j(rec: dict, gpu_name: str | None) -> float | None:
+    """The record's paper estimate, or TDP / peak x its FLOPs from the datasheet of the GPU it ran on."""
+    if rec.get("paper_estimate_per_batch_j") is not None:
+        return rec["paper_estimate_per_batch_j"]
+    from kernelprof.specs import datasheet_for
+
+    sheet = datasheet_for(gpu_name) if gpu_name else None
+    peak = sheet.peak_flop_s("bf16") if sheet else None
+    return sheet.tdp_w / peak * rec["flops_per_batch"] if peak and rec.get("flops_per_batch") else None
+
+
+def render_bins(recs: list[dict], gpu_name: str | None = None) -> None:
+    t = Table(title="per bin (one measured batch each)")
+    for col in ("input", "output", "requests", "batch", "J / batch", "J / request", "prefill share", "s / batch",
+                "measured / paper", "status"):
+        t.add_column(col, justify="right")
+    for r in sorted(recs, key=lambda r: (r["input_bin"], r["output_bin"])):
+        if r.get("status") != "ok":
+            t.add_row(str(r["input_bin"]), str(r["output_bin"]), str(r["requests"]), str(r.get("batch", "-")),
+                      "-", "-", "-", "-", "-", f"[red]{r.get('error', r.get('status'))}[/]")
+            continue
+        ph = r.get("phases") or {}
+        e_p = (ph.get("prefill") or {}).get("energy_j")
+        share = e_p / r["energy_per_batch_j"] if e_p is not None and r["energy_per_batch_j"] else None
+        paper = _paper_per_batch_j(r, gpu_name)
+        t.add_row(str(r["input_bin"]), str(r["output_bin"]), str(r["requests"]), str(r["batch"]),
+                  fmt(r["energy_per_batch_j"], "J"), fmt(r["energy_per_batch_j"] / r["batch"], "J"),
+                  fmt(None if share is None else 100 * share, "%"), fmt(r["time_per_batch_s"], "s"),
+                  fmt(r["energy_per_batch_j"] / paper if paper else None, "x"), "ok")
+    console.print(t)
+
+
+def render_summary(s: dict, recs: list[dict] | None = None, gpu_name: str | None = None) -> None:
+    if recs:
+        render_bins(recs, gpu_name)
     console.print(f"[bold]{s['workload']}[/] on {s['model']} ({s['mode']}): {s['requests']} requests, {s['dropped']} "
                   f"dropped, {s['bins_measured']} bins measured, {len(s['bins_failed'])} failed")
     console.print(f"measured {fmt(s['energy_j'], 'J')} vs paper estimate {fmt(s['paper_estimate_j'], 'J')}: "
                   f"{fmt(s['ratio'], 'x')} (paper: unoptimized PyTorch 2.0-6.1x, vLLM 1.27-1.64x, on A6000)")
+    prefill, decode = s.get("prefill_energy_j"), s.get("decode_energy_j")
+    gpu_time = s.get("gpu_time_s")
+    if prefill is None and recs:  # runs saved before the summary carried the split
+        from kernelprof.llm.binned import bin_totals
+
+        tot = bin_totals(recs)
+        prefill, decode, gpu_time = tot.prefill_energy_j, tot.decode_energy_j, tot.gpu_time_s
+    if prefill is not None and decode is not None and prefill + decode > 0:
+        console.print(f"prefill {fmt(prefill, 'J')} ({100 * prefill / (prefill + decode):.1f}%), decode "
+                      f"{fmt(decode, 'J')} ({100 * decode / (prefill + decode):.1f}%); the batches take "
+                      f"{fmt(gpu_time, 's')} of GPU time")
+    if s.get("wall_s") is not None:
+        console.print(f"this run took {fmt(s['wall_s'], 's')} of wall time")
     for n in s["notes"]:
         console.print(f"[dim]note: {n}[/]")

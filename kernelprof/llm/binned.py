@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +36,43 @@ class BinnedSummary:
     paper_estimate_j: float
     ratio: float | None
     notes: tuple[str, ...]
+    # From the measured bins, each weighted by requests / batch size like the energy:
+    prefill_energy_j: float | None = None
+    decode_energy_j: float | None = None
+    gpu_time_s: float | None = None      # the phases' time: what serving these requests in batches takes
+    j_per_request: float | None = None   # over the requests of measured bins
+    wall_s: float | None = None          # this call of run_binned (bins resumed from a file cost nothing)
+
+
+@dataclass(frozen=True)
+class BinTotals:
+    prefill_energy_j: float | None
+    decode_energy_j: float | None
+    gpu_time_s: float
+    requests: int
+
+
+def bin_totals(recs: list[dict[str, Any]]) -> BinTotals:
+    """Workload totals by phase from per-bin records (status "ok"), weighted by requests / batch."""
+    prefill = decode = 0.0
+    have_phases = True
+    t = 0.0
+    n_req = 0
+    for r in recs:
+        if r.get("status") != "ok":
+            continue
+        n = r["requests"] / r["batch"]
+        t += n * r["time_per_batch_s"]
+        n_req += r["requests"]
+        ph = r.get("phases") or {}
+        e_p = (ph.get("prefill") or {}).get("energy_j")
+        e_d = (ph.get("decode") or {}).get("energy_j")
+        if e_p is None or (e_d is None and "decode" in ph):
+            have_phases = False
+            continue
+        prefill += n * e_p
+        decode += n * (e_d or 0.0)
+    return BinTotals(prefill if have_phases else None, decode if have_phases else None, t, n_req)
 
 
 def batch_flops(cfg: LlamaConfig, batch: int, input_len: int, output_len: int) -> int:
@@ -81,7 +119,7 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                on_bin: Callable[[Bin, dict[str, Any]], None] | None = None) -> BinnedSummary:
     """Measure every occupied bin (see the module docstring). One model's weights serve every bin;
     bins predicted under 1 s are warmed up by a whole request and repeated for >= 1 s of in-run
-    time, longer ones are warmed up by compiling only and measured once. With `profiles_dir`, each
+    time, longer ones are warmed up by one prefill of the batch and measured once. With `profiles_dir`, each
     bin's profile run is saved there as bin-<input>-<output>.profile.json."""
     import torch
 
@@ -107,6 +145,8 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
     facts = gpu_facts(device)
     sheet = datasheet_for(facts.name)
     peak = sheet.peak_flop_s("bf16") if sheet else None
+    wall0 = time.perf_counter()
+    records: list[dict[str, Any]] = []
     energies: dict[tuple[int, int], float] = {}
     batches: dict[tuple[int, int], int] = {}
     paper_total = 0.0
@@ -141,7 +181,7 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                                if profiles_dir is not None else None)
                     try:
                         r = run_llm(model, bs, b.input_bin, b.output_bin, mode=mode, steady=False,
-                                    min_inrun_s=1.0 if short else 0.0, warmup="full" if short else "compile",
+                                    min_inrun_s=1.0 if short else 0.0, warmup="full" if short else "prefill",
                                     device=device, model=llama, profile_path=profile)
                         e = sum(p.energy_inrun_j for p in r.phases if p.energy_inrun_j is not None) / r.requests
                         ef = [p.energy_fit_j for p in r.phases]
@@ -154,6 +194,8 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                                    time_per_batch_s=sum(p.time_s for p in r.phases) / r.requests,
                                    measured_requests=r.requests, wall_s=r.wall_s,
                                    flops_per_batch=batch_flops(cfg, bs, b.input_bin, b.output_bin),
+                                   paper_estimate_per_batch_j=(sheet.tdp_w / peak * batch_flops(
+                                       cfg, bs, b.input_bin, b.output_bin)) if sheet and peak else None,
                                    flags=list(r.flags))
                     except Exception as exc:  # noqa: BLE001 - one bin failing (OOM) must not lose the others
                         oom = isinstance(exc, torch.cuda.OutOfMemoryError)
@@ -162,6 +204,7 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
+            records.append(rec)
             if rec["status"] == "ok":
                 k = (b.input_bin, b.output_bin)
                 energies[k] = rec["energy_per_batch_j"]
@@ -176,10 +219,14 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
     notes = list(binning.notes) + [f"source: {w.source}"]
     if missing:
         notes.append(f"bins without a measurement (left out of the total, not guessed): {', '.join(missing)}")
+    tot = bin_totals(records)
     return BinnedSummary(workload=w.name, source=w.source, model=model, mode=mode, requests=w.requests,
                          dropped=binning.dropped, bins_measured=len(energies), bins_failed=tuple(failed),
                          energy_j=total, paper_estimate_j=paper_total,
-                         ratio=total / paper_total if paper_total else None, notes=tuple(notes))
+                         ratio=total / paper_total if paper_total else None, notes=tuple(notes),
+                         prefill_energy_j=tot.prefill_energy_j, decode_energy_j=tot.decode_energy_j,
+                         gpu_time_s=tot.gpu_time_s, j_per_request=total / tot.requests if tot.requests else None,
+                         wall_s=time.perf_counter() - wall0)
 
 
 def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, title: str) -> Path | None:

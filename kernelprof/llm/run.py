@@ -93,10 +93,12 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
 
     `model`: a `Llama` of this config and mode to reuse (its KV cache is resized to this shape),
     as a workload's bins do. `warmup`: "full" runs one whole request first (and times it to choose
-    the repeat count for `min_inrun_s`); "compile" only runs what compiles and autotunes (a batch-1
-    prefill at this length, and the graph captures), for long requests where a full warm-up would
-    double the cost, and measures one request. `kernel_slices`: also record GPU kernels (CUPTI) for
-    the Perfetto trace; tracing perturbs timing a little.
+    the repeat count for `min_inrun_s`); "prefill" runs one full-batch prefill (the decode graph's
+    capture warms the decode), for long requests where a whole warm-up request would double the
+    cost, and measures one request. A batch-1 prefill is not enough: an H100 workload run's first
+    44 x 4096-token prefill then sat 1.5 s at idle power inside the measured phase while its
+    activations were first allocated. `kernel_slices`: also record GPU kernels (CUPTI) for the
+    Perfetto trace; tracing perturbs timing a little.
     """
     import torch
 
@@ -107,8 +109,8 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
     from kernelprof.specs import datasheet_for
 
     require_gpu("kernelprof llm")
-    if warmup not in ("full", "compile"):
-        raise UsageError(f"warmup must be 'full' or 'compile', got {warmup!r}")
+    if warmup not in ("full", "prefill"):
+        raise UsageError(f"warmup must be 'full' or 'prefill', got {warmup!r}")
     wall0 = time.perf_counter()
     cfg: LlamaConfig = get_config(model_name)
     shape = GenerateShape(batch, input_len, output_len)
@@ -136,10 +138,10 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
             requests = int(max(1, min(max_requests, round(min_inrun_s / max(one, 1e-3)))))
         else:
             if pgraph is None:
-                model.prefill(prompt[:1])  # compiles and autotunes the attention at this length
+                model.prefill(prompt)  # compiles, autotunes and allocates the activations at this shape
             torch.cuda.synchronize()
             requests = 1
-            notes.append("warm-up compiled the kernels only (batch-1 prefill, graph captures); one request measured")
+            notes.append("warm-up: one prefill of the batch and the decode graph's capture; one request measured")
         with Profiler(gpus=[device], kernels=kernel_slices) if kernel_slices else Profiler(gpus=[device]) as prof:
             for _ in range(requests):
                 generate(model, prompt, shape, mode, prof=prof, graph=graph, prefill_graph=pgraph)
