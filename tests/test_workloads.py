@@ -98,3 +98,22 @@ def test_workload_cli_bins_without_gpu():
 
     doc = json.loads(r.stdout)
     assert doc["total"] == 8819 and sum(b["requests"] for b in doc["bins"]) + doc["dropped"] == 8819
+
+
+def test_shipped_h100_workload_totals_follow_from_its_bins():
+    # The H100 run of the Azure conversation workload: the summary's total is the bins' energies
+    # weighted by requests / batch, and the phase split covers all of it (phases ~= the window).
+    import json
+    from pathlib import Path
+
+    from kernelprof.llm.binned import bin_totals, read_bins
+
+    root = Path(__file__).resolve().parent.parent / "traces"
+    recs = list(read_bins(root / "workload-azure-conv-llama-3.1-8b.jsonl").values())
+    summary = json.loads((root / "workload-azure-conv-llama-3.1-8b.json").read_text())["payload"]["summary"]
+    assert len(recs) == summary["bins_measured"] == 43 and all(r["status"] == "ok" for r in recs)
+    total = sum(r["requests"] / r["batch"] * r["energy_per_batch_j"] for r in recs)
+    assert total == pytest.approx(summary["energy_j"], rel=1e-12)
+    tot = bin_totals(recs)
+    assert tot.prefill_energy_j + tot.decode_energy_j == pytest.approx(total, rel=1e-9)
+    assert tot.requests == summary["requests"] - summary["dropped"]

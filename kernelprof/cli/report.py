@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if path.suffix == ".jsonl":
         from kernelprof.cli.sweep import render_jsonl
+        from kernelprof.cli.workload import is_workload_jsonl, render_workload_jsonl
+
+        if is_workload_jsonl(path):
+            return render_workload_jsonl(path, as_json=args.json)
 
         return render_jsonl(path, as_json=args.json)
     r = load_run(path)

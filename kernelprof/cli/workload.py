@@ -88,6 +88,31 @@ def render_run(run) -> None:
     render_summary(run.payload["summary"], recs, gpu_name=gpus[0].get("name") if gpus else None)
 
 
+def is_workload_jsonl(path: Path) -> bool:
+    """A workload's per-bin JSONL (records with input_bin/output_bin), not a sweep's."""
+    from kernelprof.llm.binned import read_bins
+
+    first = next(iter(read_bins(path).values()), None)
+    return first is not None and "input_bin" in first and "output_bin" in first
+
+
+def render_workload_jsonl(path: Path, *, as_json: bool = False) -> int:
+    """`kernelprof report bins.jsonl`: the per-bin table and the totals it implies."""
+    from kernelprof.llm.binned import bin_totals, read_bins
+
+    recs = list(read_bins(path).values())
+    if as_json:
+        print_json(recs)
+        return 0
+    render_bins(recs)
+    tot = bin_totals(recs)
+    if tot.prefill_energy_j is not None and tot.decode_energy_j is not None:
+        e = tot.prefill_energy_j + tot.decode_energy_j
+        console.print(f"{len(recs)} bins: {fmt(e, 'J')} for {tot.requests} requests, prefill "
+                      f"{100 * tot.prefill_energy_j / e:.1f}%; the summary run beside it has the paper's ratio")
+    return 0
+
+
 def _paper_per_batch_j(rec: dict, gpu_name: str | None) -> float | None:
     """The record's paper estimate, or TDP / peak x its FLOPs from the datasheet of the GPU it ran on."""
     if rec.get("paper_estimate_per_batch_j") is not None:
