@@ -56,6 +56,7 @@ class MeasureConfig:
     max_wall_s: float = 5.0        # ... or when the next trial would pass this wall time
     gap_s: tuple[float, float] = (0.35, 0.6)  # random idle gap between trials
     idle_skip_s: float = 0.2       # the first part of a gap is the power's decay tail, not idle
+    idle_guard_s: float = 0.03     # ... and its last 30 ms may hold the sample smearing the next trial's start
     graph_below_s: float = 1e-3    # calls shorter than this (event-timed) are replayed from a CUDA graph
     graph_replay_s: float = 2e-3   # aim for graph replays of about this long
     chunk_s: float = 0.05          # CUDA event every ~50 ms of launches
@@ -322,9 +323,12 @@ def _one_trial(launcher: _Launcher, sampler: PowerSampler, units: Callable[[floa
             chunk_units.append(n)
 
     run(units(cfg.window_s - cfg.ramp_s - cfg.tail_s))
-    # Keep the GPU busy while the end mark waits for the counter's next update (<= 100 ms).
+    # Keep the GPU busy while the end mark waits for the counter's next update (<= 100 ms), and
+    # past the power window's end: a window ending where the work ends reads the ~20 ms sample that
+    # straddles the drop to idle (-0.3% at 600 W over 120 W, 0.75 s windows, 3.6 ms sensor lag).
     torch.cuda.synchronize()
     sampler.mark_counter(precise=True)
+    steady_end = len(evs) - 1
     run(units(cfg.tail_s))
     torch.cuda.synchronize()
     end_ns = time.time_ns()
@@ -332,7 +336,7 @@ def _one_trial(launcher: _Launcher, sampler: PowerSampler, units: Callable[[floa
     time.sleep(gap)
     # Plain numbers from here on (ms after the anchor event), so the analysis needs no GPU.
     return {"anchor_ns": anchor_ns, "event_ms": [ev_start.elapsed_time(e) for e in evs],
-            "chunk_units": chunk_units, "end_ns": end_ns, "gap_s": gap}
+            "chunk_units": chunk_units, "end_ns": end_ns, "gap_s": gap, "power_end_index": steady_end}
 
 
 def _result_from_trials(batches, *, t_unit, k, cfg: MeasureConfig, name, flops, min_bytes, dtype,
@@ -360,7 +364,8 @@ def _trial_intervals(trials_ev, first: int, k: int, cfg: MeasureConfig,
         # Event times are ms after an anchor event recorded on an idle, synchronized GPU at anchor_ns.
         # Over a ~1 s trial the drift between the GPU and host clocks (ppm) is negligible.
         t0_ns = tr["anchor_ns"] + int(ms[0] * 1e6)
-        t1_ns = tr["anchor_ns"] + int(ms[-1] * 1e6)
+        # Power over the part with work on both sides; time per call from every chunk.
+        t1_ns = tr["anchor_ns"] + int(ms[tr.get("power_end_index", len(ms) - 1)] * 1e6)
         calls = sum(tr["chunk_units"]) * k
         steady_s = (ms[-1] - ms[0]) / 1e3
         chunk_t = [(ms[j + 1] - ms[j]) / 1e3 / (tr["chunk_units"][j] * k) for j in range(len(ms) - 1)]
@@ -368,7 +373,8 @@ def _trial_intervals(trials_ev, first: int, k: int, cfg: MeasureConfig,
         per_trial_calls.append((calls, steady_s / calls, spread))
         intervals.append(Interval(f"trial{i}", t0_ns, t1_ns, kind="window", path=f"trial{i}"))
         idle0 = tr["end_ns"] + int(cfg.idle_skip_s * 1e9)
-        idle1 = tr["end_ns"] + int(tr["gap_s"] * 1e9)
+        # Stop a sample window (+ lag) before the next trial's work, whose edge its last sample smears.
+        idle1 = tr["end_ns"] + int((tr["gap_s"] - cfg.idle_guard_s) * 1e9)
         if idle1 > idle0:
             intervals.append(Interval(f"idle{i}", idle0, idle1, kind="window", path=f"idle{i}"))
         i += 1
@@ -442,7 +448,8 @@ def _combine_trials(by: dict[str, IntervalEnergy], per_trial_calls, *, k, cfg, n
         name=name, flops=float(flops), min_bytes=float(min_bytes), dtype=dtype, time_per_call_s=t_med,
         time_ci_s=t_ci, energy_per_call_j=e_med, energy_ci_j=e_ci, dynamic_energy_per_call_j=dyn,
         mean_power_w=p_med, idle_power_w=idle_med,
-        idle_kind=f"right after work: {cfg.idle_skip_s:.2f} s into each gap between trials until the next",
+        idle_kind=f"right after work: {cfg.idle_skip_s:.2f} s into each gap between trials until "
+                  f"{cfg.idle_guard_s * 1e3:.0f} ms before the next",
         counter_energy_per_call_j=counter_pc, counter_vs_samples_pct=worst, trials=tuple(trials),
         flags=tuple(flags.values()), calls_per_launch=k, input_sets=sets, method="steady_state", source=source,
         wall_s=time.perf_counter() - wall0, config=cfg.to_json(), notes=tuple(notes))

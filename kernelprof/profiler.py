@@ -15,10 +15,14 @@ Phases are timed with CUDA events on the first GPU's current stream and wrapped 
 energy comes from kernelprof.attribution over the sampled trace. The energy counter is read
 (pinned to its update) at the window's start and stop, and, with `counter_marks=True`, at every
 phase edge, which then synchronizes the device so that the host-time mark is the phase edge.
+With `kernels=True`, torch.profiler (CUPTI) records every GPU kernel, memcpy and memset of the
+block, CUDA-graph replays included, and `prof.kernels` holds them on the phases' clock
+(kernelprof.kernel_trace); CUPTI tracing slows launches a little, so it is off by default.
 """
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +32,7 @@ from kernelprof.attribution import (Attribution, CounterCheck, Flag, GPUInterval
                                     SensorProfile, attribute, load_sensor_profile)
 from kernelprof.clock import Interval, Timeline
 from kernelprof.errors import MeasurementError, NoGPUError, UsageError
+from kernelprof.kernel_trace import KernelTrace
 from kernelprof.powertrace import PowerTrace
 from kernelprof.sampler import PowerSampler, SamplerConfig
 
@@ -105,7 +110,8 @@ class Profiler:
 
     def __init__(self, gpus: Sequence[int] = (0,), *, mode: str = "thread", counter_marks: bool = False,
                  anchor_every_s: float = 10.0, nvtx: bool = True, sampler_config: SamplerConfig | None = None,
-                 sensor_profiles: Sequence[SensorProfile] | None = None, reader: Any = None) -> None:
+                 sensor_profiles: Sequence[SensorProfile] | None = None, reader: Any = None,
+                 kernels: bool = False) -> None:
         if not gpus:
             raise UsageError("Profiler needs at least one GPU index")
         self.gpus = list(gpus)
@@ -116,6 +122,11 @@ class Profiler:
         self.sampler_config = sampler_config
         self._profiles_arg = sensor_profiles
         self._reader = reader  # None: NVML; a Reader or spec replays a recorded trace instead
+        self.record_kernels = kernels
+        self._kernel_recorder: Any = None
+        self.kernels: KernelTrace | None = None  # after the block, with kernels=True
+        self.kernels_error: str | None = None  # why kernels is None although they were asked for
+        self._device_uuids: dict[int, str] = {}
         self._stack: list[str] = []
         self._result: ProfileResult | None = None
         self._sampler: PowerSampler | None = None
@@ -143,12 +154,25 @@ class Profiler:
         self.driver = facts[self.gpus[0]].driver_version
         self.sensor_profiles = list(self._profiles_arg) if self._profiles_arg else \
             [load_sensor_profile(facts[i].uuid, facts[i].driver_version) for i in self.gpus]
-        self._sampler = PowerSampler(nvml_indices, mode=self.mode, config=self.sampler_config,
-                                     reader=self._reader).start()
-        self._clock = EventClock(self.gpus[0])
-        self._clock.anchor()
-        self._window_ev = self._clock.event()
-        self._sampler.mark_counter(precise=True)
+        self._device_uuids = {i: facts[i].uuid for i in self.gpus if facts[i].uuid}
+        if self.record_kernels:
+            from kernelprof.kernel_trace import KernelRecorder
+
+            # Before the sampler: CUPTI's set-up takes seconds, which must not lengthen the power trace.
+            self._kernel_recorder = KernelRecorder(self.gpus[0]).start()
+        try:
+            self._sampler = PowerSampler(nvml_indices, mode=self.mode, config=self.sampler_config,
+                                         reader=self._reader).start()
+            self._clock = EventClock(self.gpus[0])
+            self._clock.anchor()
+            if self._kernel_recorder is not None:
+                self._kernel_recorder.mark(self._clock)  # start clock marker, just outside the window
+            self._window_ev = self._clock.event()
+            self._sampler.mark_counter(precise=True)
+        except BaseException:
+            if self._kernel_recorder is not None:
+                self._kernel_recorder.abort()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -156,19 +180,31 @@ class Profiler:
             return
         if exc_type is not None:
             self._sampler._runner.abort()
+            if self._kernel_recorder is not None:
+                self._kernel_recorder.abort()
             return
         end_ev = self._clock.event()
+        if self._kernel_recorder is not None:
+            self._kernel_recorder.mark(self._clock)  # end clock marker, just outside the window
         self._clock.add("window", "window", 0, "window", self._window_ev, end_ev)
         self._clock.anchor()
         self._sampler.mark_counter(precise=True)
         self.trace = self._sampler.stop()
         timeline = self._clock.fit()
         self.window = next(i for i in timeline.intervals if i.kind == "window")
-        self.timeline = Timeline(tuple(i for i in timeline.intervals if i.kind != "window"), timeline.clock,
-                                 timeline.clock_fit, timeline.anchors)
+        markers = [i for i in timeline.intervals if i.kind == "clock_marker"]
+        self.timeline = Timeline(tuple(i for i in timeline.intervals if i.kind not in ("window", "clock_marker")),
+                                 timeline.clock, timeline.clock_fit, timeline.anchors)
         attr = attribute(self.trace, self.timeline, window=self.window, profiles=self.sensor_profiles,
                          driver=self.driver)
         self._result = build_result(attr, self.trace)
+        if self._kernel_recorder is not None:
+            recorder, self._kernel_recorder = self._kernel_recorder, None
+            try:
+                self.kernels = recorder.finish(markers, self._device_uuids)
+            except Exception as err:  # the power measurement stands without its kernel slices
+                self.kernels_error = f"kernel slices were not recorded: {err!r}"
+                warnings.warn(self.kernels_error, RuntimeWarning, stacklevel=2)
 
     @contextmanager
     def phase(self, name: str, kind: str = "phase") -> Iterator[None]:
@@ -220,23 +256,46 @@ class Profiler:
         """Write a run file (kind "profile") with the trace arrays beside it; `extra` goes in the payload."""
         if self._result is None or self.trace is None:
             raise UsageError("prof.save() is available after the `with Profiler(...)` block ends")
+        extra = {"driver": self.driver, "counter_marks": self.counter_marks, **(extra or {})}
+        if self.kernels_error:
+            extra["kernels_error"] = self.kernels_error
         return save_profile(path, self.trace, self.timeline, self.window, self.sensor_profiles, self._result,
-                            extra={"driver": self.driver, "counter_marks": self.counter_marks, **(extra or {})})
+                            extra=extra, kernels=self.kernels)
 
 
 def save_profile(path: str | Path, trace: PowerTrace, timeline: Timeline, window: Interval,
                  profiles: Sequence[SensorProfile], result: ProfileResult | None = None,
-                 extra: dict[str, Any] | None = None, environment: dict[str, Any] | None = None) -> Path:
+                 extra: dict[str, Any] | None = None, environment: dict[str, Any] | None = None,
+                 kernels: KernelTrace | None = None) -> Path:
+    """Write a profile run file; the kernel record, if any, goes under "kernels" (names, alignment)
+    and its arrays into the same .arrays.npz as the power trace."""
     from kernelprof.runfile import save_run
 
     meta, arrays = trace.to_run_parts()
     payload = {"trace": meta, "timeline": timeline.to_json(), "window": window.to_json(),
                "sensor_profiles": [p.to_json() for p in profiles], "result": result, **(extra or {})}
+    if kernels is not None:
+        kmeta, karrays = kernels.to_run_parts()
+        payload["kernels"] = kmeta
+        arrays.update(karrays)
     return save_run(path, "profile", payload, arrays=arrays, environment=environment)
 
 
-def load_profile_inputs(path: str | Path) -> tuple[PowerTrace, Timeline, Interval, list[SensorProfile], dict]:
-    """(trace, timeline, window, sensor profiles, payload) of a saved profile run."""
+@dataclass(frozen=True)
+class ProfileInputs:
+    """Everything a saved profile run holds, rebuilt without a GPU."""
+
+    trace: PowerTrace
+    timeline: Timeline
+    window: Interval
+    sensor_profiles: list[SensorProfile]
+    payload: dict[str, Any]
+    kernels: KernelTrace | None  # None for runs recorded without kernels=True (and all older files)
+
+
+def load_profile_run(path: str | Path) -> ProfileInputs:
+    """A saved profile run's trace, timeline, window, sensor profiles, payload and kernel record."""
+    from kernelprof.errors import RunFileError
     from kernelprof.runfile import load_run
 
     run = load_run(path, kind="profile")
@@ -247,10 +306,18 @@ def load_profile_inputs(path: str | Path) -> tuple[PowerTrace, Timeline, Interva
         window = Interval.from_json(p["window"])
         profiles = [SensorProfile.from_json(x) for x in p.get("sensor_profiles", [])]
     except (KeyError, TypeError) as exc:
-        from kernelprof.errors import RunFileError
-
         raise RunFileError(f"{path} is a profile run without a readable trace/timeline ({exc!r})") from exc
-    return trace, timeline, window, profiles, p
+    try:
+        kernels = KernelTrace.from_run_parts(p["kernels"], run.arrays) if p.get("kernels") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunFileError(f"{path} has an unreadable kernel record ({exc!r})") from exc
+    return ProfileInputs(trace, timeline, window, profiles, p, kernels)
+
+
+def load_profile_inputs(path: str | Path) -> tuple[PowerTrace, Timeline, Interval, list[SensorProfile], dict]:
+    """(trace, timeline, window, sensor profiles, payload) of a saved profile run; see load_profile_run."""
+    r = load_profile_run(path)
+    return r.trace, r.timeline, r.window, r.sensor_profiles, r.payload
 
 
 def load_profile(path: str | Path, *, sensor_profiles: Sequence[SensorProfile] | None = None) -> ProfileResult:
@@ -261,4 +328,5 @@ def load_profile(path: str | Path, *, sensor_profiles: Sequence[SensorProfile] |
     return build_result(attr, trace)
 
 
-__all__ = ["Profiler", "ProfileResult", "PhaseResult", "load_profile", "save_profile", "MeasurementError"]
+__all__ = ["Profiler", "ProfileResult", "PhaseResult", "ProfileInputs", "load_profile", "load_profile_run",
+           "save_profile", "MeasurementError"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kernelprof.attribution import DEFAULT_SENSOR_PROFILE
 from kernelprof.measure import MeasureConfig, _median_ci, _result_from_trials, t95
 from kernelprof.replay import synthetic_trace
 
@@ -18,23 +19,26 @@ def _trials(n=3, window_s=1.0, gap_s=0.5, first_s=0.3, chunk=50):
     t = first_s
     for _ in range(n):
         anchor_ns = T0_US * 1000 + int(t * 1e9)
-        ramp_ms = 250.0
+        ramp_ms, tail_ms = 250.0, 250.0
         steady_ms = window_s * 1e3 - ramp_ms
         n_chunks = int(steady_ms / 1e3 / (chunk * CALL_S))
         event_ms = [ramp_ms + j * chunk * CALL_S * 1e3 for j in range(n_chunks + 1)]
         end_ns = anchor_ns + int(window_s * 1e9)
+        # Work runs on for the tail after the power window's last event, as in measure_kernel.
+        power_end = int((steady_ms - tail_ms) / 1e3 / (chunk * CALL_S))
         trials.append({"anchor_ns": anchor_ns, "event_ms": event_ms, "chunk_units": [chunk] * n_chunks,
-                       "end_ns": end_ns, "gap_s": gap_s})
+                       "end_ns": end_ns, "gap_s": gap_s, "power_end_index": power_end})
         busy.append((t, t + window_s))
         t += window_s + gap_s
     return trials, busy, t
 
 
-def _power(busy):
+def _power(busy, lag_s=DEFAULT_SENSOR_PROFILE.samples_lag_s):
+    """The sensor's readings: busy/idle power seen `lag_s` late, as the attribution assumes a real one is."""
     def p(ts):
         out = np.full_like(ts, IDLE_W, dtype=float)
         for a, b in busy:
-            out[(ts >= a) & (ts < b)] = BUSY_W
+            out[(ts >= a + lag_s) & (ts < b + lag_s)] = BUSY_W
         return out
     return p
 
@@ -45,8 +49,9 @@ def test_energy_per_call_is_mean_power_times_time_per_call():
     m = _result_from_trials([(trials, trace)], t_unit=CALL_S, k=1, cfg=MeasureConfig(), name="t", flops=1e9,
                             min_bytes=1e6, dtype="bf16", sets=1, notes=[], wall0=0.0)
     assert m.time_per_call_s == pytest.approx(CALL_S, rel=1e-6)
-    # Sensor windows straddle the trial's first edge only inside the dropped ramp: the steady part is flat.
-    assert m.mean_power_w == pytest.approx(BUSY_W, rel=2e-3)
+    # The power window has work on both sides (the ramp before, the tail after): it is flat, and the
+    # sample straddling the drop to idle (shifted by the sensor's lag) stays outside it.
+    assert m.mean_power_w == pytest.approx(BUSY_W, rel=2e-4)
     assert m.energy_per_call_j == pytest.approx(BUSY_W * CALL_S, rel=2e-3)
     assert m.idle_power_w == pytest.approx(IDLE_W, rel=2e-3)
     assert m.dynamic_energy_per_call_j == pytest.approx((BUSY_W - IDLE_W) * CALL_S, rel=5e-3)

@@ -79,6 +79,7 @@ def test_shipped_llm_profile_fit_adds_up():
     fit = fit_profile_phases(trace, timeline, window, profiles[0])
     assert {k.kind for k in fit.kinds} >= {"prefill", "decode"}
     assert abs(fit.conservation_pct) < 1.0
-    # The decode phase is 1.2 s long: fit and integration must agree closely there.
-    integrated = load_profile(TRACES / "llm-llama-3.1-8b-b8-optimized.profile.json").phase("decode")
-    assert fit.kind("decode").energy_j == pytest.approx(integrated.energy_j, rel=0.01)
+    # Each decode phase is over a second long: fit and integration must agree closely there.
+    decodes = [p for p in load_profile(TRACES / "llm-llama-3.1-8b-b8-optimized.profile.json").phases
+               if p.path == "decode"]
+    assert fit.kind("decode").energy_j == pytest.approx(sum(p.energy_j for p in decodes), rel=0.01)

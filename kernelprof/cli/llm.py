@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-steady", action="store_true", help="skip the steady-state cross-check of each phase")
     p.add_argument("--device", type=int, default=0)
     p.add_argument("--out", help="run file prefix (default runs/llm-<model>-<time>); a .trace.json goes beside it")
+    p.add_argument("--kernel-slices", action="store_true",
+                   help="also record every GPU kernel (torch.profiler / CUPTI, CUDA-graph replays included) and show "
+                        "them in the .trace.json on the phases' clock. Off by default: CUPTI tracing slows kernel "
+                        "launches a little, so the measured run stays clean without it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run)
 
@@ -32,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kernelprof.llm.run import parse_mode, run_llm
     from kernelprof.perfetto import write_chrome_trace
-    from kernelprof.profiler import load_profile_inputs
+    from kernelprof.profiler import load_profile_run
     from kernelprof.runfile import load_run, save_run
 
     if min(args.batch, args.input, args.output) < 1:
@@ -45,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
         stem = prefix.parent / f"{prefix.name}-{mode}"
         run_path, profile, trace_path = (Path(f"{stem}{ext}") for ext in (".json", ".profile.json", ".trace.json"))
         r = run_llm(args.model, args.batch, args.input, args.output, mode=mode, gemm=args.gemm,
-                    steady=not args.no_steady, device=args.device, profile_path=str(profile))
-        trace, timeline, *_ = load_profile_inputs(profile)
-        write_chrome_trace(trace_path, trace, timeline, title=f"{args.model} {mode}")
+                    steady=not args.no_steady, device=args.device, profile_path=str(profile),
+                    kernel_slices=args.kernel_slices)
+        prof = load_profile_run(profile)
+        write_chrome_trace(trace_path, prof.trace, prof.timeline, kernels=prof.kernels, title=f"{args.model} {mode}")
         save_run(run_path, "llm", {"result": r.to_json(), "profile": profile.name},
                  environment=load_run(profile).environment)
         results.append(r.to_json())

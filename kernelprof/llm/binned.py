@@ -235,13 +235,13 @@ def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, 
     Between bins (sizing, warm-up) the counters have no samples: the sampler runs only while a bin is
     measured."""
     from kernelprof.perfetto import chrome_trace
-    from kernelprof.profiler import load_profile_inputs
+    from kernelprof.profiler import load_profile_run
 
     parts = []
     for label, p in profiles:
         if p.exists():
-            trace, timeline, *_ = load_profile_inputs(p)
-            parts.append((label, chrome_trace(trace, timeline, title=title)))
+            r = load_profile_run(p)
+            parts.append((label, chrome_trace(r.trace, r.timeline, title=title, kernels=r.kernels)))
     if not parts:
         return None
     t0_us = min(d["otherData"]["start_t_us"] for _, d in parts)

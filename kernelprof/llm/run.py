@@ -142,7 +142,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
             torch.cuda.synchronize()
             requests = 1
             notes.append("warm-up: one prefill of the batch and the decode graph's capture; one request measured")
-        with Profiler(gpus=[device], kernels=kernel_slices) if kernel_slices else Profiler(gpus=[device]) as prof:
+        with Profiler(gpus=[device], kernels=kernel_slices) as prof:
             for _ in range(requests):
                 generate(model, prompt, shape, mode, prof=prof, graph=graph, prefill_graph=pgraph)
         res = prof.result()
