@@ -39,6 +39,11 @@ stage_llm_8b() {
   for b in 1 8 64; do $PY -m kernelprof llm --model llama-3.1-8b --batch $b --input 512 --output 128 --mode optimized \
     --out traces/llm-llama-3.1-8b-b$b; done
 }
+stage_llm_kernels() {  # one 8B request with every kernel in its Perfetto trace (gzip: ~60k slices)
+  $PY -m kernelprof llm --model llama-3.1-8b --batch 8 --input 512 --output 128 --mode optimized --kernel-slices \
+    --min-inrun-s 0 --out traces/llm-llama-3.1-8b-b8-kernels && gzip -f traces/llm-llama-3.1-8b-b8-kernels-optimized.trace.json
+}
+stage_kernel_trace_tests() { $PY -m pytest -q -m gpu tests/test_kernel_trace_gpu.py -p no:cacheprovider; }
 stage_llm_bench() { $PY benchmarks/llm.py --profiles runs/llm-bench; }
 stage_llm_eager() { $PY -m kernelprof llm --model llama-3.1-8b --batch 8 --input 512 --output 128 --mode both \
   --out traces/llm-llama-3.1-8b-b8; }

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also record every GPU kernel (torch.profiler / CUPTI, CUDA-graph replays included) and show "
                         "them in the .trace.json on the phases' clock. Off by default: CUPTI tracing slows kernel "
                         "launches a little, so the measured run stays clean without it")
+    p.add_argument("--min-inrun-s", type=float, default=2.0,
+                   help="repeat the request in-run for at least this long (at most 20 times; 0: one request)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run)
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         run_path, profile, trace_path = (Path(f"{stem}{ext}") for ext in (".json", ".profile.json", ".trace.json"))
         r = run_llm(args.model, args.batch, args.input, args.output, mode=mode, gemm=args.gemm,
                     steady=not args.no_steady, device=args.device, profile_path=str(profile),
-                    kernel_slices=args.kernel_slices)
+                    kernel_slices=args.kernel_slices, min_inrun_s=args.min_inrun_s)
         prof = load_profile_run(profile)
         write_chrome_trace(trace_path, prof.trace, prof.timeline, kernels=prof.kernels, title=f"{args.model} {mode}")
         save_run(run_path, "llm", {"result": r.to_json(), "profile": profile.name},
@@ -71,16 +73,19 @@ def render_run(run) -> None:
 def render_llm(r: dict[str, Any]) -> None:
     t = Table(title=f"{r['model']} ({r['mode']}, GEMM {r['gemm']}) batch {r['batch']}, {r['input_len']} in / "
                     f"{r['output_len']} out, {r['requests']} generate calls on {r['gpu_name']}")
-    for col in ("phase", "time", "energy in-run", "mean W", "J/token in-run", "J/token steady", "in-run vs steady",
-                "paper estimate", "measured / paper", "flags"):
+    for col in ("phase", "time", "energy in-run", "mean W", "fit W", "steady W", "in-run vs steady", "fit vs steady",
+                "J/token in-run", "paper estimate", "measured / paper", "flags"):
         t.add_column(col, justify="left" if col in ("phase", "flags") else "right")
     for p in r["phases"]:
         ratio = p["energy_inrun_j"] / p["paper_estimate_j"] if p["energy_inrun_j"] and p["paper_estimate_j"] else None
+        fit_w = p.get("power_fit_w")  # absent in runs saved before the phase fit
+        fit_cell = "-" if fit_w is None else (fmt(fit_w, "W") + (f" ±{p['power_fit_se_w']:.0f}"
+                                                                   if p.get("power_fit_se_w") is not None else ""))
         t.add_row(p["name"], fmt(p["time_s"], "s"), fmt(p["energy_inrun_j"], "J"), fmt(p["mean_power_inrun_w"], "W"),
+                  fit_cell, fmt(p["steady_power_w"], "W"), fmt(p["gap_pct"], "%", digits=2),
+                  fmt(p.get("gap_fit_pct"), "%", digits=2),
                   fmt(None if p["j_per_token_inrun"] is None else p["j_per_token_inrun"] * 1e3, "mJ"),
-                  fmt(None if p["j_per_token_steady"] is None else p["j_per_token_steady"] * 1e3, "mJ"),
-                  fmt(p["gap_pct"], "%", digits=2), fmt(p["paper_estimate_j"], "J"), fmt(ratio, "x"),
-                  ",".join(p["flags"]))
+                  fmt(p["paper_estimate_j"], "J"), fmt(ratio, "x"), ",".join(p["flags"]))
     console.print(t)
     phases_j = sum(p["energy_inrun_j"] or 0 for p in r["phases"])
     console.print(f"whole window {fmt(r['total_energy_inrun_j'], 'J')} over {fmt(r['total_time_s'], 's')}; phases add "
