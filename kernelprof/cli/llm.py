@@ -29,8 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also record every GPU kernel (torch.profiler / CUPTI, CUDA-graph replays included) and show "
                         "them in the .trace.json on the phases' clock. Off by default: CUPTI tracing slows kernel "
                         "launches a little, so the measured run stays clean without it")
-    p.add_argument("--min-inrun-s", type=float, default=2.0,
-                   help="repeat the request in-run for at least this long (at most 20 times; 0: one request)")
+    p.add_argument("--min-inrun-s", type=float, default=10.0,
+                   help="repeat the request in-run for at least this long (at most 20 times; 0: one request). The "
+                        "phase fit needs many short phases: with 2 s, a batch-1 prefill read 7%% off the steady "
+                        "state, with 10 s 0.7%%")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run)
 
