@@ -1,8 +1,9 @@
 """Fixed-length generation on the Llama-shaped model, with its phases recorded by the Profiler.
 
 Two execution modes, the paper's comparison at kernel resolution:
-- "optimized": Triton flash attention for prefill, the Triton split-K decode kernel, and every
-  decode step replayed from one CUDA graph (no Python between steps);
+- "optimized": Triton flash attention for prefill, the Triton split-K decode kernel, fused Triton
+  RMSNorm, RoPE and SwiGLU (kernels/pointwise), and every decode step replayed from one CUDA graph
+  (no Python between steps; small prefills from a graph too);
 - "eager": the reference attention that materializes its scores, a Python loop per decode step
   that reads lengths on the host (what "native PyTorch" code often does).
 Output lengths are fixed (no EOS), as in the paper: N output tokens are the prefill's token plus

@@ -4,9 +4,10 @@ RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, an untied LM head and a stat
 Weights are random bf16 drawn on the GPU from a seed: no download, and random rather than zero so
 that the tensor cores draw realistic power. Two attention paths:
 - "triton": prefill through the Triton flash-attention kernel, decode through the Triton split-K
-  decode kernel (graph-capturable: no host syncs);
-- "eager": the readable references that materialize the score matrix and read lengths on the host
-  (the "unoptimized PyTorch" a user compares against).
+  decode kernel, RMSNorm, RoPE and SwiGLU as one fused Triton kernel each (graph-capturable: no
+  host syncs);
+- "eager": the readable references that materialize the score matrix, read lengths on the host and
+  run the pointwise work as chains of PyTorch ops (the "unoptimized PyTorch" a user compares against).
 GEMMs go through cuBLAS (torch.matmul) or the Triton GEMM.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from kernelprof.errors import UsageError
+from kernels.pointwise import reference as _ref
 
 
 @dataclass(frozen=True)
@@ -69,17 +71,9 @@ def rope_tables(cfg: LlamaConfig, max_len: int, device: torch.device) -> tuple[t
     return ang.cos(), ang.sin()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [B, S, heads, D] rotated by cos, sin [S, D/2] (pairs of adjacent channels)."""
-    xf = x.float().reshape(*x.shape[:-1], -1, 2)
-    c, s = cos[None, :, None, :], sin[None, :, None, :]
-    out = torch.stack((xf[..., 0] * c - xf[..., 1] * s, xf[..., 0] * s + xf[..., 1] * c), dim=-1)
-    return out.flatten(-2).to(x.dtype)
-
-
-def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
-    xf = x.float()
-    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * w
+# The references live with the fused kernels (kernels/pointwise); the eager path runs these.
+apply_rope = _ref.apply_rope
+rms_norm = _ref.rms_norm
 
 
 class Llama:
@@ -146,30 +140,33 @@ class Llama:
             from kernels.attention.triton_flash import flash_attention
             from kernels.decode.triton_decode import decode_attention
 
+            from kernels.pointwise import triton_pointwise as fused
+
             self._prefill_attn = lambda q, k, v: flash_attention(q, k, v, causal=True)
             self._decode_attn = decode_attention
+            self._rms_norm, self._rope, self._swiglu = fused.rms_norm, fused.apply_rope, fused.swiglu
         else:
             from kernels.attention.reference import attention_eager
             from kernels.decode.reference import decode_eager
 
             self._prefill_attn = lambda q, k, v: attention_eager(q, k, v, causal=True)
             self._decode_attn = decode_eager
+            self._rms_norm, self._rope, self._swiglu = _ref.rms_norm, _ref.apply_rope, _ref.swiglu
 
     def _mm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return self._mm2d(x.reshape(-1, x.shape[-1]), w).reshape(*x.shape[:-1], w.shape[-1])
 
     def _mlp(self, x: torch.Tensor, layer: dict) -> torch.Tensor:
-        h = rms_norm(x, layer["mlp_norm"], self.cfg.norm_eps)
-        gate, up = self._mm(h, layer["w13"]).chunk(2, dim=-1)
-        return x + self._mm(torch.nn.functional.silu(gate) * up, layer["w2"])
+        h = self._rms_norm(x, layer["mlp_norm"], self.cfg.norm_eps)
+        return x + self._mm(self._swiglu(self._mm(h, layer["w13"])), layer["w2"])
 
     def _qkv(self, x: torch.Tensor, layer: dict, cos: torch.Tensor, sin: torch.Tensor):
         cfg = self.cfg
         B, S, _ = x.shape
-        h = rms_norm(x, layer["attn_norm"], cfg.norm_eps)
+        h = self._rms_norm(x, layer["attn_norm"], cfg.norm_eps)
         q, k, v = self._mm(h, layer["wqkv"]).split([cfg.dim, cfg.kv_dim, cfg.kv_dim], dim=-1)
-        q = apply_rope(q.view(B, S, cfg.n_heads, cfg.head_dim), cos, sin)       # [B, S, H, D]
-        k = apply_rope(k.view(B, S, cfg.n_kv_heads, cfg.head_dim), cos, sin)    # [B, S, KV, D]
+        q = self._rope(q.view(B, S, cfg.n_heads, cfg.head_dim), cos, sin)       # [B, S, H, D]
+        k = self._rope(k.view(B, S, cfg.n_kv_heads, cfg.head_dim), cos, sin)    # [B, S, KV, D]
         return q, k, v.view(B, S, cfg.n_kv_heads, cfg.head_dim)
 
     @torch.no_grad()
@@ -190,7 +187,7 @@ class Llama:
                                    self.v_cache[i][:B, :, :S])                   # [B, H, S, D]
             x = x + self._mm(o.transpose(1, 2).reshape(B, S, cfg.dim), layer["wo"])
             x = self._mlp(x, layer)
-        return self._mm(rms_norm(x[:, -1], self.norm, cfg.norm_eps), self.lm_head)  # [B, vocab]
+        return self._mm(self._rms_norm(x[:, -1], self.norm, cfg.norm_eps), self.lm_head)  # [B, vocab]
 
     @torch.no_grad()
     def decode_step(self, token: torch.Tensor, pos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -207,7 +204,7 @@ class Llama:
             o = self._decode_attn(q[:, 0], self.k_cache[i], self.v_cache[i], lengths)  # [B, H, D]
             x = x + self._mm(o.reshape(B, 1, cfg.dim), layer["wo"])
             x = self._mlp(x, layer)
-        return self._mm(rms_norm(x[:, 0], self.norm, cfg.norm_eps), self.lm_head)
+        return self._mm(self._rms_norm(x[:, 0], self.norm, cfg.norm_eps), self.lm_head)
 
 
 # ---------------------------------------------------------------------------------------------

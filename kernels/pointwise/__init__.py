@@ -1,0 +1,1 @@
+"""Fused pointwise kernels of the Llama block (RMSNorm, RoPE, SwiGLU) and their PyTorch references."""
