@@ -56,7 +56,7 @@ stage_workload_conv() {  # issue 6: the whole Azure conversation workload on the
 }
 stage_workload_fresh() {  # a fresh run of the whole workload, against the previous one, and its results file
   mkdir -p runs/prev && cp traces/workload-azure-conv-llama-3.1-8b.jsonl runs/prev/ 2>/dev/null
-  rm -f traces/workload-azure-conv-llama-3.1-8b.jsonl
+  rm -f traces/workload-azure-conv-llama-3.1-8b.jsonl traces/workload-azure-conv-llama-3.1-8b.json
   stage_workload_conv
   $PY benchmarks/workload.py --from-run traces/workload-azure-conv-llama-3.1-8b.json \
     --previous runs/prev/workload-azure-conv-llama-3.1-8b.jsonl

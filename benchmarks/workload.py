@@ -45,6 +45,9 @@ def main() -> int:
         out = Path(args.from_run).parent / run.payload["bins_file"]
         wall = s.wall_s
         args.trace, args.model = s.workload, s.model
+        ok = [r for r in read_bins(out).values() if r.get("status") == "ok"]
+        if len(ok) != s.bins_measured:  # a summary left from another run beside a new JSONL
+            raise SystemExit(f"{args.from_run} counts {s.bins_measured} measured bins but {out} has {len(ok)}")
     else:
         out = Path(args.out)
         if out.exists():

@@ -104,3 +104,21 @@ def test_fused_pointwise_kernels_match_references_at_8b_sizes():
     assert rel(fused.apply_rope(q, ang.cos(), ang.sin()), ref.apply_rope(q, ang.cos(), ang.sin())) < 2e-3
     gu = torch.randn(5, 2 * 14336, device="cuda", generator=g).bfloat16()
     assert rel(fused.swiglu(gu), ref.swiglu(gu)) < 2e-3
+
+
+def test_fused_swiglu_rows_past_two_to_the_31_elements():
+    # A 44 x 4096-token prefill's MLP input is [180224, 28672]: its offsets pass 2^31 elements.
+    import torch
+
+    from kernels.pointwise import reference as ref
+    from kernels.pointwise import triton_pointwise as fused
+
+    rows = 2**31 // 28672 + 64
+    gu = torch.empty(rows, 28672, device="cuda", dtype=torch.bfloat16).uniform_(-3, 3)
+    out = fused.swiglu(gu)
+    tail = slice(rows - 128, rows)
+    assert torch.allclose(out[tail].float(), ref.swiglu(gu[tail]).float(), rtol=1e-2, atol=1e-2)
+    x = gu.view(-1, 4096)  # rms_norm over the same bytes: 7x as many rows
+    w = torch.ones(4096, device="cuda", dtype=torch.bfloat16)
+    assert torch.allclose(fused.rms_norm(x, w, 1e-5)[-64:].float(), ref.rms_norm(x[-64:], w, 1e-5).float(),
+                          rtol=1e-2, atol=1e-2)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from kernelprof.errors import UsageError
+from kernelprof.errors import MeasurementError, UsageError
 from kernelprof.llm.generate import GenerateShape, memory_needed_bytes
 from kernelprof.llm.model import LlamaConfig, decode_step_flops, get_config, prefill_flops, weight_bytes
 from kernelprof.workloads import Bin, bin_workload, load_workload, workload_energy_j
@@ -200,7 +200,16 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                     except Exception as exc:  # noqa: BLE001 - one bin failing (OOM) must not lose the others
                         oom = isinstance(exc, torch.cuda.OutOfMemoryError)
                         rec.update(status="failed", error="out of memory" if oom else f"{type(exc).__name__}: {exc}")
-                        torch.cuda.empty_cache()
+                        try:
+                            torch.cuda.empty_cache()
+                            torch.cuda.synchronize(device)
+                        except Exception as dead:  # noqa: BLE001 - a sticky CUDA error ends this process's GPU use
+                            f.write(json.dumps(rec) + "\n")
+                            f.flush()
+                            os.fsync(f.fileno())
+                            raise MeasurementError(
+                                f"bin {key} left the GPU unusable ({type(dead).__name__}: {str(dead).splitlines()[0]}); "
+                                f"the finished bins are in {out}: rerun with --resume in a new process") from exc
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
                 os.fsync(f.fileno())

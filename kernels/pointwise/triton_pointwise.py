@@ -27,7 +27,7 @@ DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 
 @triton.jit
 def _rms_norm_kernel(X, W, Out, stride_x, stride_o, D, eps, BLOCK_D: tl.constexpr):
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)  # rows x stride passes 2^31 in a workload's prefill
     cols = tl.arange(0, BLOCK_D)
     mask = cols < D
     x = tl.load(X + row * stride_x + cols, mask=mask, other=0.0).to(tl.float32)
@@ -59,7 +59,7 @@ def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
 @triton.jit
 def _rope_kernel(X, Cos, Sin, Out, S, H, stride_xb, stride_xs, stride_cs, HALF: tl.constexpr,
                  BLOCK_H: tl.constexpr):
-    tok = tl.program_id(0)  # b * S + s
+    tok = tl.program_id(0).to(tl.int64)  # b * S + s; 64-bit offsets, as in the other kernels here
     b = tok // S
     s = tok % S
     heads = tl.arange(0, BLOCK_H)[:, None]
@@ -97,7 +97,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 @triton.jit
 def _swiglu_kernel(GU, Out, F, stride_g, BLOCK: tl.constexpr):
-    row = tl.program_id(0)
+    # 64-bit row offsets: a 44 x 4096-token prefill's [180k, 28672] input passes 2^31 elements, and
+    # 32-bit offsets wrapped into other memory on an H100 (an illegal-address fault in a workload run).
+    row = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < F
     g = tl.load(GU + row * stride_g + cols, mask=mask, other=0.0).to(tl.float32)
