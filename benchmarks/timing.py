@@ -10,7 +10,6 @@ identical; the issue asks for 0.98..1.02).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
