@@ -48,6 +48,11 @@ def test_bad_value_is_a_usage_error():
     assert r.returncode == 2 and "invalid int value" in r.stderr
 
 
+def test_llm_refuses_a_negative_inrun_time_before_looking_for_a_gpu():
+    r = kp("llm", "--min-inrun-s", "-1")
+    assert r.returncode == 2 and "--min-inrun-s must be >= 0" in r.stderr and "Traceback" not in r.stderr
+
+
 def _shipped_runs():
     from pathlib import Path
 

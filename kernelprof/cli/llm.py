@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     if min(args.batch, args.input, args.output) < 1:
         raise UsageError("--batch, --input and --output must be >= 1")
+    if not args.min_inrun_s >= 0:  # also refuses nan
+        raise UsageError(f"--min-inrun-s must be >= 0, got {args.min_inrun_s}")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     prefix = Path(args.out) if args.out else Path("runs") / f"llm-{args.model}-{stamp}"
     results = []
