@@ -74,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
     render_summary(to_jsonable(summary), list(read_bins(out).values()), gpu_name=gpu_facts(args.device).name)
     console.print(f"per-bin results in {out}, their profile runs in {profiles_dir}/; summary run {run_path}"
                   + (f"; Perfetto trace {trace_path}" if trace_path else ""))
+    missing = [b for b in binning.bins
+               if not (profiles_dir / f"bin-{b.input_bin}-{b.output_bin}.profile.json").exists()]
+    if missing and trace_path:
+        console.print(f"[yellow]the trace leaves out {len(missing)} of {len(binning.bins)} bins: their profile runs "
+                      f"are not in {profiles_dir}/ (measured by an earlier process)[/]")
     return 0
 
 

@@ -271,7 +271,9 @@ def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, 
             events.append(ev)
     out = {"traceEvents": events, "displayTimeUnit": "ms",
            "otherData": {"clock": "NVML epoch microseconds minus the first bin's start", "start_t_us": t0_us,
-                         "bins": [label for label, _ in parts]}}
+                         "bins": [label for label, _ in parts],
+                         # bins measured in an earlier process whose profile runs are not here
+                         "bins_without_profile": [label for label, p in profiles if not p.exists()]}}
     path = Path(path)
     path.write_text(json.dumps(out))
     return path
