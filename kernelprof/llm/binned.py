@@ -185,6 +185,7 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                                     device=device, model=llama, profile_path=profile)
                         e = sum(p.energy_inrun_j for p in r.phases if p.energy_inrun_j is not None) / r.requests
                         ef = [p.energy_fit_j for p in r.phases]
+                        flops = batch_flops(cfg, bs, b.input_bin, b.output_bin)
                         rec.update(status="ok", energy_per_batch_j=e,
                                    energy_fit_per_batch_j=sum(ef) / r.requests if None not in ef else None,
                                    phases={p.name: {"time_s": p.time_s / r.requests,
@@ -193,9 +194,8 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                                                     "flags": list(p.flags)} for p in r.phases},
                                    time_per_batch_s=sum(p.time_s for p in r.phases) / r.requests,
                                    measured_requests=r.requests, wall_s=r.wall_s,
-                                   flops_per_batch=batch_flops(cfg, bs, b.input_bin, b.output_bin),
-                                   paper_estimate_per_batch_j=(sheet.tdp_w / peak * batch_flops(
-                                       cfg, bs, b.input_bin, b.output_bin)) if sheet and peak else None,
+                                   flops_per_batch=flops,
+                                   paper_estimate_per_batch_j=sheet.tdp_w / peak * flops if sheet and peak else None,
                                    flags=list(r.flags))
                     except Exception as exc:  # noqa: BLE001 - one bin failing (OOM) must not lose the others
                         oom = isinstance(exc, torch.cuda.OutOfMemoryError)
