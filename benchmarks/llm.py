@@ -53,7 +53,16 @@ def main() -> int:
         t_ours = sum(p["time_s"] for p in ours["phases"]) / ours["requests"]
         for p in ours["phases"]:
             extra = {"time_s": p["time_s"] / ours["requests"], "flags": p["flags"], "requests": ours["requests"],
-                     "busy_fraction": p["busy_fraction"], "steady_time_per_call_s": p["steady_time_per_call_s"]}
+                     "busy_fraction": p["busy_fraction"], "steady_time_per_call_s": p["steady_time_per_call_s"],
+                     "sm_clock_inrun_mhz": p["sm_clock_inrun_mhz"], "sm_clock_steady_mhz": p["sm_clock_steady_mhz"],
+                     "sm_clock_cycle_mhz": p["sm_clock_cycle_mhz"]}
+            cyc = {**extra, "cycle_power_w": p["cycle_power_w"], "cycle_power_fit_w": p["cycle_power_fit_w"],
+                   "cycle_power_fit_se_w": p["cycle_power_fit_se_w"], "cycle_time_per_call_s": p["cycle_time_per_call_s"],
+                   "mean_power_inrun_w": p["mean_power_inrun_w"], "power_fit_w": p["power_fit_w"]}
+            if p["gap_cycle_pct"] is not None:
+                cases.append(Case(f"{tag}/{p['name']}/inrun_vs_cycled", "pct", p["gap_cycle_pct"], extra=cyc))
+            if p["gap_cycle_fit_pct"] is not None:
+                cases.append(Case(f"{tag}/{p['name']}/inrun_fit_vs_cycled_fit", "pct", p["gap_cycle_fit_pct"], extra=cyc))
             if p["gap_pct"] is not None:
                 cases.append(Case(f"{tag}/{p['name']}/inrun_vs_steady", "pct", p["gap_pct"], extra=extra))
             if p["gap_fit_pct"] is not None:
@@ -66,7 +75,10 @@ def main() -> int:
         cases.append(Case(f"{tag}/paper_ratio", "x", ours["paper_ratio"]))
         print(f"{tag} optimized: {e_ours:.2f} J/request, {t_ours:.3f} s/batch, gaps "
               f"{[round(p['gap_pct'] or 0, 2) for p in ours['phases']]}, fit gaps "
-              f"{[round(p['gap_fit_pct'] or 0, 2) for p in ours['phases']]}, busy "
+              f"{[round(p['gap_fit_pct'] or 0, 2) for p in ours['phases']]}, cycled gaps "
+              f"{[round(p['gap_cycle_pct'] or 0, 2) for p in ours['phases']]} / "
+              f"{[round(p['gap_cycle_fit_pct'] or 0, 2) for p in ours['phases']]}, clocks in-run/alone/cycled "
+              f"{[(p['sm_clock_inrun_mhz'], p['sm_clock_steady_mhz'], p['sm_clock_cycle_mhz']) for p in ours['phases']]}, busy "
               f"{[round(p['busy_fraction'] or 0, 3) for p in ours['phases']]}", flush=True)
         if args.no_hf:
             continue
@@ -94,6 +106,10 @@ def main() -> int:
                 "Triton split-K decode in a CUDA graph, cuBLAS GEMMs",
         "inrun_fit_vs_steady": "in-run energy by the phase fit (one mean power per phase kind fitted to the samples' "
                                "windows) vs steady-state power x in-run time",
+        "inrun_vs_steady": "steady state = each phase looped alone for seconds (measure_kernel; ramp dropped)",
+        "inrun_vs_cycled": "steady state = the phases cycled as in the run (one prefill, then the decode steps at "
+                           "the middle context, back to back; kernelprof.llm.cycle), integrated; x in-run time",
+        "inrun_fit_vs_cycled_fit": "the same, both sides by the phase fit",
         "baseline": "transformers LlamaForCausalLM, eager attention, generate with min_new_tokens = max_new_tokens",
         "ratio": "baseline / ours for J and s (above 1: ours uses less)"})
     print(f"wrote {path}")

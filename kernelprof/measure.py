@@ -89,6 +89,7 @@ class Trial:
     counter_vs_samples_pct: float | None  # samples minus counter over the counter's window, % of counter
     chunk_time_spread: float  # (max - min) / median of per-call time across chunks
     flags: tuple[str, ...]
+    sm_clock_mhz: float | None = None  # mean of the SM clock readings in the power window
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class KernelMeasurement:
     wall_s: float
     config: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    sm_clock_mhz: float | None = None  # median over trials of the mean SM clock in each power window
 
     @property
     def energy_rel_ci(self) -> float | None:
@@ -343,6 +345,7 @@ def _result_from_trials(batches, *, t_unit, k, cfg: MeasureConfig, name, flops, 
                         sets, notes, wall0, gpu_name: str | None = None) -> KernelMeasurement:
     """Attribute each batch's trials over its own trace and combine them into one measurement."""
     by: dict[str, IntervalEnergy] = {}
+    clocks: dict[str, float | None] = {}
     per_trial_calls: list[tuple[int, float, float]] = []  # (calls, time_per_call_s, chunk_spread)
     att_notes: tuple[str, ...] = ()
     i = 0
@@ -351,8 +354,11 @@ def _result_from_trials(batches, *, t_unit, k, cfg: MeasureConfig, name, flops, 
         att = attribute(trace, intervals)
         att_notes = att.notes
         by.update({iv.path: iv for iv in att.intervals})
+        if trace.gpus:
+            clocks.update({iv.path: trace.gpus[0].sm_clock_over([(iv.t0_ns, iv.t1_ns)])[0] for iv in intervals})
     return _combine_trials(by, per_trial_calls, k=k, cfg=cfg, name=name, flops=flops, min_bytes=min_bytes,
-                           dtype=dtype, sets=sets, notes=tuple(notes) + att_notes, wall0=wall0, gpu_name=gpu_name)
+                           dtype=dtype, sets=sets, notes=tuple(notes) + att_notes, wall0=wall0, gpu_name=gpu_name,
+                           clocks=clocks)
 
 
 def _trial_intervals(trials_ev, first: int, k: int, cfg: MeasureConfig,
@@ -382,7 +388,8 @@ def _trial_intervals(trials_ev, first: int, k: int, cfg: MeasureConfig,
 
 
 def _combine_trials(by: dict[str, IntervalEnergy], per_trial_calls, *, k, cfg, name, flops, min_bytes, dtype,
-                    sets, notes, wall0, gpu_name: str | None = None) -> KernelMeasurement:
+                    sets, notes, wall0, gpu_name: str | None = None,
+                    clocks: dict[str, float | None] | None = None) -> KernelMeasurement:
     trials: list[Trial] = []
     flags: dict[str, Flag] = {}
     source = "none"
@@ -406,7 +413,7 @@ def _combine_trials(by: dict[str, IntervalEnergy], per_trial_calls, *, k, cfg, n
         for f in iv.flags:
             flags.setdefault(f.code, f)
         trials.append(Trial(i, tpc * calls, calls, tpc, p, None if p is None else p * tpc, idle_w, counter_w,
-                            diff_pct, spread, tuple(trial_flags)))
+                            diff_pct, spread, tuple(trial_flags), sm_clock_mhz=(clocks or {}).get(f"trial{i}")))
 
     times = [t.time_per_call_s for t in trials]
     t_med, t_ci = _median_ci(times)
@@ -452,4 +459,6 @@ def _combine_trials(by: dict[str, IntervalEnergy], per_trial_calls, *, k, cfg, n
                   f"{cfg.idle_guard_s * 1e3:.0f} ms before the next",
         counter_energy_per_call_j=counter_pc, counter_vs_samples_pct=worst, trials=tuple(trials),
         flags=tuple(flags.values()), calls_per_launch=k, input_sets=sets, method="steady_state", source=source,
-        wall_s=time.perf_counter() - wall0, config=cfg.to_json(), notes=tuple(notes))
+        wall_s=time.perf_counter() - wall0, config=cfg.to_json(), notes=tuple(notes),
+        sm_clock_mhz=statistics.median(sm) if (sm := [t.sm_clock_mhz for t in trials if t.sm_clock_mhz is not None])
+        else None)

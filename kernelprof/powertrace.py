@@ -116,6 +116,20 @@ class GPUTrace:
         """Samples the sampler lost by draining late (not the sensor's own skips)."""
         return float(sum(g.missing_samples for g in self.gaps if g.source == "samples" and g.kind == "drain_late"))
 
+    def sm_clock_over(self, spans_ns: "list[tuple[int, int]] | tuple[tuple[int, int], ...]") -> tuple[float | None, int]:
+        """Mean SM clock (MHz) of the state readings inside the spans [(t0_ns, t1_ns), ...], and their count.
+
+        The readings are instantaneous and come at a fixed rate (10 Hz by default), so their mean is
+        a time average; a span shorter than the rate holds one reading or none.
+        """
+        t_ns = self.state_t_us.astype(np.int64) * 1000
+        inside = np.zeros(len(t_ns), dtype=bool)
+        for t0, t1 in spans_ns:
+            inside |= (t_ns >= t0) & (t_ns <= t1)
+        sm = self.sm_clock_mhz[inside]
+        sm = sm[np.isfinite(sm)]
+        return (float(np.mean(sm)) if len(sm) else None), int(len(sm))
+
     def sample_period_s(self, default: float = 0.020) -> float:
         """Median spacing of the buffered samples, or `default` with fewer than 3 samples."""
         if len(self.samples_t_us) < 3:

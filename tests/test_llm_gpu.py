@@ -41,6 +41,12 @@ def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
     for p in r.phases:
         assert p.gap_pct is not None and abs(p.gap_pct) < 10
         assert p.energy_inrun_j > 0 and p.paper_estimate_j > 0
+        # The cycled reference runs the same alternation at a fixed context: it must land near the
+        # run (10%, as above: 1B phases here are ~0.1 s, a few sensor windows).
+        assert p.gap_cycle_pct is not None and abs(p.gap_cycle_pct) < 10
+        assert p.cycle_time_per_call_s > 0
+        assert 200 < p.sm_clock_inrun_mhz < 2500 and 200 < p.sm_clock_cycle_mhz < 2500
+        assert p.sm_clock_steady_mhz is not None
     assert r.paper_ratio > 1.0  # nothing beats TDP / peak x FLOPs at these sizes
 
 

@@ -56,6 +56,7 @@ def test_energy_per_call_is_mean_power_times_time_per_call():
     assert m.idle_power_w == pytest.approx(IDLE_W, rel=2e-3)
     assert m.dynamic_energy_per_call_j == pytest.approx((BUSY_W - IDLE_W) * CALL_S, rel=5e-3)
     assert len(m.trials) == 3 and m.energy_ci_j < 1e-3 * m.energy_per_call_j
+    assert m.sm_clock_mhz == 1980.0 and all(t.sm_clock_mhz == 1980.0 for t in m.trials)  # the trace's clock
     assert "synthetic_trace" in {f.code for f in m.flags}
 
 

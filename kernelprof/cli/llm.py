@@ -74,23 +74,49 @@ def render_run(run) -> None:
     render_llm(run.payload["result"])
 
 
+def _fit_cell(w: float | None, se: float | None) -> str:
+    return "-" if w is None else fmt(w, "W") + (f" ±{se:.0f}" if se is not None else "")
+
+
+def _pair(a: float | None, b: float | None) -> str:
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:+.1f}%"
+    return f"{pct(a)} / {pct(b)}"
+
+
+def render_steady(phases: list[dict[str, Any]]) -> None:
+    """In-run vs the two steady-state references, each by integration / by the phase fit, with clocks.
+
+    Runs saved before a field existed show '-' for it.
+    """
+    t = Table(title="in-run vs steady state (integrated / fitted; steady power x in-run time)")
+    for col in ("phase", "in-run MHz", "looped alone", "alone MHz", "in-run vs alone", "cycled", "cycled MHz",
+                "in-run vs cycled"):
+        t.add_column(col, justify="left" if col == "phase" else "right")
+    for p in phases:
+        cyc = "-" if p.get("cycle_power_w") is None and p.get("cycle_power_fit_w") is None else \
+            f"{fmt(p.get('cycle_power_w'), 'W')} / {_fit_cell(p.get('cycle_power_fit_w'), p.get('cycle_power_fit_se_w'))}"
+        t.add_row(p["name"], fmt(p.get("sm_clock_inrun_mhz"), "MHz"), fmt(p.get("steady_power_w"), "W"),
+                  fmt(p.get("sm_clock_steady_mhz"), "MHz"), _pair(p.get("gap_pct"), p.get("gap_fit_pct")), cyc,
+                  fmt(p.get("sm_clock_cycle_mhz"), "MHz"), _pair(p.get("gap_cycle_pct"), p.get("gap_cycle_fit_pct")))
+    console.print(t)
+
+
 def render_llm(r: dict[str, Any]) -> None:
     t = Table(title=f"{r['model']} ({r['mode']}, GEMM {r['gemm']}) batch {r['batch']}, {r['input_len']} in / "
                     f"{r['output_len']} out, {r['requests']} generate calls on {r['gpu_name']}")
-    for col in ("phase", "time", "energy in-run", "mean W", "fit W", "steady W", "in-run vs steady", "fit vs steady",
-                "J/token in-run", "paper estimate", "measured / paper", "flags"):
+    for col in ("phase", "time", "energy in-run", "mean W", "fit W", "J/token in-run", "paper estimate",
+                "measured / paper", "flags"):
         t.add_column(col, justify="left" if col in ("phase", "flags") else "right")
     for p in r["phases"]:
         ratio = p["energy_inrun_j"] / p["paper_estimate_j"] if p["energy_inrun_j"] and p["paper_estimate_j"] else None
-        fit_w = p.get("power_fit_w")  # absent in runs saved before the phase fit
-        fit_cell = "-" if fit_w is None else (fmt(fit_w, "W") + (f" ±{p['power_fit_se_w']:.0f}"
-                                                                   if p.get("power_fit_se_w") is not None else ""))
         t.add_row(p["name"], fmt(p["time_s"], "s"), fmt(p["energy_inrun_j"], "J"), fmt(p["mean_power_inrun_w"], "W"),
-                  fit_cell, fmt(p["steady_power_w"], "W"), fmt(p["gap_pct"], "%", digits=2),
-                  fmt(p.get("gap_fit_pct"), "%", digits=2),
+                  _fit_cell(p.get("power_fit_w"), p.get("power_fit_se_w")),
                   fmt(None if p["j_per_token_inrun"] is None else p["j_per_token_inrun"] * 1e3, "mJ"),
                   fmt(p["paper_estimate_j"], "J"), fmt(ratio, "x"), ",".join(p["flags"]))
     console.print(t)
+    if any(p.get("steady_power_w") is not None for p in r["phases"]):
+        render_steady(r["phases"])
     phases_j = sum(p["energy_inrun_j"] or 0 for p in r["phases"])
     console.print(f"whole window {fmt(r['total_energy_inrun_j'], 'J')} over {fmt(r['total_time_s'], 's')}; phases add "
                   f"up to {fmt(phases_j, 'J')} ({fmt(100 * phases_j / r['total_energy_inrun_j'], '%') if r['total_energy_inrun_j'] else '-'})"

@@ -4,8 +4,12 @@
   power samples;
 - steady-state: the prefill of the same batch looped alone, and one decode step at the middle
   context length looped alone (a fixed-position CUDA graph), each measured by `measure_kernel`;
-  their mean power times the in-run phase times gives each phase's energy.
-The two must agree; the result carries both and their gap, and the paper's estimate
+  their mean power times the in-run phase times gives each phase's energy;
+- the cycled steady state (`kernelprof.llm.cycle`): one prefill and the decode steps at that fixed
+  context, back to back, so each phase runs in the power state the other leaves it in. Looped
+  alone, a phase that draws more than the power limit settles at the cap, a state a short in-run
+  phase never reaches; the mean SM clock of each phase in each measurement shows which state it was.
+The methods must agree; the result carries both and their gap, and the paper's estimate
 (TDP / peak FLOP/s x FLOPs) per phase beside them.
 """
 from __future__ import annotations
@@ -46,6 +50,19 @@ class PhaseEnergy:
     # times the calls in the phase, over the in-run time: below ~0.9 the run's GPU waited on the host.
     steady_time_per_call_s: float | None = None
     busy_fraction: float | None = None
+    # The cycled steady state (kernelprof.llm.cycle): the phase measured in the alternation of the
+    # run, by integration and by the fit; composed with the in-run time like the looped-alone one.
+    cycle_power_w: float | None = None
+    cycle_power_fit_w: float | None = None
+    cycle_power_fit_se_w: float | None = None
+    cycle_time_per_call_s: float | None = None
+    energy_cycle_j: float | None = None        # cycle fit power (else integrated) x in-run time
+    gap_cycle_pct: float | None = None         # in-run integrated vs cycle integrated, x in-run time
+    gap_cycle_fit_pct: float | None = None     # in-run fit vs cycle fit, x in-run time
+    # Mean SM clock during the phase: in the run, looped alone, and cycled (10 Hz readings).
+    sm_clock_inrun_mhz: float | None = None
+    sm_clock_steady_mhz: float | None = None
+    sm_clock_cycle_mhz: float | None = None
 
     @property
     def j_per_token_inrun(self) -> float | None:
@@ -88,7 +105,7 @@ class LLMResult:
 def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mode: str = "optimized",
             gemm: str = "cublas", steady: bool = True, min_inrun_s: float = 2.0, max_requests: int = 20,
             device: int = 0, seed: int = 0, profile_path: str | None = None, model: Any = None,
-            warmup: str = "full", kernel_slices: bool = False) -> LLMResult:
+            warmup: str = "full", kernel_slices: bool = False, cycle_reference: bool = True) -> LLMResult:
     """Measure one batched generate configuration; optionally save the profile run to `profile_path`.
 
     `model`: a `Llama` of this config and mode to reuse (its KV cache is resized to this shape),
@@ -98,11 +115,14 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
     cost, and measures one request. A batch-1 prefill is not enough: an H100 workload run's first
     44 x 4096-token prefill then sat 1.5 s at idle power inside the measured phase while its
     activations were first allocated. `kernel_slices`: also record GPU kernels (CUPTI) for the
-    Perfetto trace; tracing perturbs timing a little.
+    Perfetto trace; tracing perturbs timing a little. `cycle_reference` (with `steady`): also measure
+    each phase cycled with the other as in the run (`kernelprof.llm.cycle`), the reference that holds
+    for phases shorter than the power limiter's response.
     """
     import torch
 
     from kernelprof.devices import gpu_facts, require_gpu
+    from kernelprof.llm.cycle import measure_cycle, phase_sm_clock
     from kernelprof.measure import MeasureConfig, measure_kernel
     from kernelprof.phase_fit import fit_profile_phases
     from kernelprof.profiler import Profiler
@@ -157,16 +177,19 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
                                                    "input_len": input_len, "output_len": output_len,
                                                    "requests": requests}})
 
-        # Steady state: each phase looped alone.
+        # Steady state: each phase looped alone (sustained), and the phases cycled as in the run.
         steady_w: dict[str, float | None] = {"prefill": None, "decode": None}
         steady_t: dict[str, float | None] = {"prefill": None, "decode": None}
+        steady_clock: dict[str, float | None] = {"prefill": None, "decode": None}
+        cycle = None
         if steady:
             mcfg = MeasureConfig(max_wall_s=8.0, seed=seed)
-            m = measure_kernel(pgraph.replay if pgraph is not None else (lambda: model.prefill(prompt)),
-                               flops=prefill_flops(cfg, batch, input_len),
+            prefill_fn = pgraph.replay if pgraph is not None else (lambda: model.prefill(prompt))
+            m = measure_kernel(prefill_fn, flops=prefill_flops(cfg, batch, input_len),
                                bytes=prefill_min_bytes(cfg, batch, input_len), name="prefill", device=device,
                                config=mcfg)
-            steady_w["prefill"], steady_t["prefill"] = m.mean_power_w, m.time_per_call_s
+            steady_w["prefill"], steady_t["prefill"], steady_clock["prefill"] = \
+                m.mean_power_w, m.time_per_call_s, m.sm_clock_mhz
             if shape.decode_steps:
                 mid = input_len + shape.decode_steps // 2
                 if mode == "optimized":
@@ -183,8 +206,16 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
                 m = measure_kernel(step, flops=decode_step_flops(cfg, batch, mid + 1),
                                    bytes=decode_step_min_bytes(cfg, batch, mid + 1), name="decode-step",
                                    device=device, config=mcfg)
-                steady_w["decode"], steady_t["decode"] = m.mean_power_w, m.time_per_call_s
+                steady_w["decode"], steady_t["decode"], steady_clock["decode"] = \
+                    m.mean_power_w, m.time_per_call_s, m.sm_clock_mhz
                 notes.append(f"steady decode measured at context {mid + 1} (the middle of the decode range)")
+                if cycle_reference:
+                    cycle = measure_cycle(prefill_fn, step, shape.decode_steps, max(3, requests),
+                                          decode_context=mid + 1, device=device)
+                    notes += [f"cycled: {n}" for n in cycle.notes]
+                    notes.append(f"cycled steady state: {cycle.cycles} x (one prefill, {shape.decode_steps} decode "
+                                 f"steps at context {mid + 1}) back to back, so each phase runs in the power state "
+                                 "the other leaves it in; looped alone, a phase above the power limit settles at the cap")
 
     sheet = datasheet_for(facts.name)
     peak = sheet.peak_flop_s("bf16") if sheet else None
@@ -217,10 +248,20 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
             flags.add("host_bound")
             notes.append(f"{name}: the looped phase takes {busy:.0%} of its in-run time, so in the run the GPU "
                          "waited on the host for the rest; steady power x in-run time overstates that phase")
-        phases.append(PhaseEnergy(name, t, tokens, float(flops), e, None if e is None else e / t, sw, es, gap,
-                                  paper, tuple(sorted(flags)), power_fit_w=None if kf is None else kf.power_w,
-                                  power_fit_se_w=None if kf is None else kf.power_se_w, energy_fit_j=ef,
-                                  gap_fit_pct=gap_fit, steady_time_per_call_s=st, busy_fraction=busy))
+        cp = cycle.phase(name) if cycle is not None else None
+        c_int = None if cp is None or cp.power_w is None else cp.power_w * t
+        c_fit = None if cp is None or cp.power_fit_w is None else cp.power_fit_w * t
+        phases.append(PhaseEnergy(
+            name, t, tokens, float(flops), e, None if e is None else e / t, sw, es, gap, paper, tuple(sorted(flags)),
+            power_fit_w=None if kf is None else kf.power_w, power_fit_se_w=None if kf is None else kf.power_se_w,
+            energy_fit_j=ef, gap_fit_pct=gap_fit, steady_time_per_call_s=st, busy_fraction=busy,
+            cycle_power_w=None if cp is None else cp.power_w, cycle_power_fit_w=None if cp is None else cp.power_fit_w,
+            cycle_power_fit_se_w=None if cp is None else cp.power_fit_se_w,
+            cycle_time_per_call_s=None if cp is None else cp.time_per_call_s,
+            energy_cycle_j=c_fit if c_fit is not None else c_int,
+            gap_cycle_pct=_pct(e, c_int), gap_cycle_fit_pct=_pct(ef, c_fit),
+            sm_clock_inrun_mhz=phase_sm_clock(prof.trace, prof.timeline, name)[0],
+            sm_clock_steady_mhz=steady_clock[name], sm_clock_cycle_mhz=None if cp is None else cp.sm_clock_mhz))
     total_e = res.total.energy_j
     paper_total = sum(p.paper_estimate_j for p in phases if p.paper_estimate_j) or None
     e_phases = sum(p.energy_inrun_j for p in phases if p.energy_inrun_j is not None)
@@ -233,6 +274,10 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
         paper_ratio=None if not paper_total or not e_phases else e_phases / paper_total,
         flags=tuple(sorted({f.code for f in res.total.flags})),
         notes=tuple(notes) + tuple(res.notes), wall_s=time.perf_counter() - wall0)
+
+
+def _pct(x: float | None, ref: float | None) -> float | None:
+    return None if x is None or not ref else 100.0 * (x - ref) / ref
 
 
 def parse_mode(mode: str) -> list[str]:

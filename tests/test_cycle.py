@@ -1,0 +1,56 @@
+"""The cycled steady-state reference's analysis and the per-phase clock, on a real H100 recording."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kernelprof.llm.cycle import cycle_phases, phase_sm_clock
+from kernelprof.phase_fit import fit_profile_phases
+from kernelprof.powertrace import GPUTrace, Sources
+from kernelprof.profiler import load_profile, load_profile_inputs
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_sm_clock_over_spans_averages_the_readings_inside():
+    t_us = np.arange(10, dtype=np.int64) * 100_000  # 10 Hz
+    clocks = np.array([1980, 1980, 1400, 1400, np.nan, 1500, 1980, 1980, 1980, 1980], dtype=float)
+    g = GPUTrace(0, None, "test", Sources(), state_t_us=t_us, sm_clock_mhz=clocks)
+    # [0.15 s, 0.45 s] holds readings 2, 3 and the NaN at 4 (a missed read): mean of the finite two.
+    assert g.sm_clock_over([(150_000_000, 450_000_000)]) == (1400.0, 2)
+    mean, n = g.sm_clock_over([(0, 10_000_000), (450_000_000, 550_000_000)])
+    assert n == 2 and mean == pytest.approx((1980 + 1500) / 2)
+    assert g.sm_clock_over([(10_000_000, 20_000_000)]) == (None, 0)  # a span between readings
+
+
+def test_cycle_phases_of_a_real_run_match_its_attribution_and_fit():
+    # Llama-3.1-8B shape, batch 1, H100 (tests/data): prefills and decodes alternating as a cycle does.
+    trace, timeline, window, profiles, _ = load_profile_inputs(DATA / "llm_8b_b1_h100.json")
+    res = load_profile(DATA / "llm_8b_b1_h100.json")
+    fit = fit_profile_phases(trace, timeline, window, profiles[0])
+    n_prefill = sum(1 for p in res.phases if p.path == "prefill")
+    steps = 127
+    got = {p.name: p for p in cycle_phases(res.phases, fit, trace, timeline,
+                                           {"prefill": n_prefill, "decode": n_prefill * steps})}
+    assert set(got) == {"prefill", "decode"}
+    for name, p in got.items():
+        top = [x for x in res.phases if x.path == name]
+        assert p.time_s == pytest.approx(sum(x.time_s for x in top))
+        assert p.power_w == pytest.approx(sum(x.energy_j for x in top) / p.time_s)
+        assert p.power_fit_w == fit.kind(name).power_w
+    assert got["decode"].time_per_call_s == pytest.approx(got["decode"].time_s / (n_prefill * steps))
+    # Decode fills ~98% of the window, so it holds nearly all the 10 Hz clock readings; the readings
+    # are real, so only a sane range is asserted (H100 SXM: 345-1980 MHz).
+    d = got["decode"]
+    assert d.clock_readings >= 50 and 345 <= d.sm_clock_mhz <= 1980
+    mean, n = phase_sm_clock(trace, timeline, "decode")
+    assert (mean, n) == (d.sm_clock_mhz, d.clock_readings)
+    assert got["prefill"].clock_readings < 10  # nine 18 ms prefills: one 100 ms reading lands in a few
+
+
+def test_zero_calls_or_missing_phases_are_left_out():
+    trace, timeline, window, profiles, _ = load_profile_inputs(DATA / "llm_8b_b1_h100.json")
+    res = load_profile(DATA / "llm_8b_b1_h100.json")
+    assert cycle_phases(res.phases, None, trace, timeline, {"prefill": 0, "nothing": 3}) == []
