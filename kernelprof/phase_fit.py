@@ -4,8 +4,8 @@ Each buffered sample is the mean power over its window (the time since the previ
 on an H100). Integrating those samples as a piecewise-constant function gives every phase the
 *window's* mean, so a 15 ms prefill between decode steps is read partly at decode power: the bias
 is about (P_neighbour - P_phase) x half a window per edge, and it does not average out over repeated
-requests. Here instead each phase kind (all "prefill" intervals, all "decode" intervals, the rest of
-the window, and time outside it) gets one unknown mean power, and the samples are explained as
+requests. Here instead each phase kind (all "prefill" intervals, all "decode" intervals, and the rest
+of the window) gets one unknown mean power, and the samples inside the window are explained as
 
     P_sample_i x |window_i| = sum_k P_k x |window_i  overlap  intervals of kind k|
 
@@ -23,7 +23,6 @@ import numpy as np
 from kernelprof.attribution import PowerFunction
 
 OTHER = "(rest of window)"
-OUTSIDE = "(outside window)"
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,11 @@ def fit_phase_powers(f: PowerFunction, intervals_ns: Mapping[str, Sequence[tuple
     starts, ends = f.edges_s[:-1], f.edges_s[1:]
     if sample_window_s is not None:
         starts = ends - sample_window_s
-    use = (~f.hole) & (ends > w0) & (starts < w1)
+    # Only samples inside the window: one that straddles an edge mixes in the time outside, which is
+    # neither a phase nor stationary (a Profiler's start-up leaves the GPU idle for ~20 ms before the
+    # first phase). Fitted to an unknown of its own, such a sample dragged the first of twelve 13 ms
+    # prefills, and with it the fitted prefill power, from ~770 W to 717 W (8B batch 1, H100).
+    use = (~f.hole) & (starts >= w0) & (ends <= w1)
     a, b, p = starts[use], ends[use], f.power_w[use]
     length = b - a
     names = list(intervals_ns)
@@ -85,22 +88,22 @@ def fit_phase_powers(f: PowerFunction, intervals_ns: Mapping[str, Sequence[tuple
         spans = spans[spans[:, 1] > spans[:, 0]]
         times[k] = float(np.sum(spans[:, 1] - spans[:, 0])) if len(spans) else 0.0
         cols.append(_overlap_s(a, b, spans))
-    inside = np.clip(np.minimum(b, w1) - np.maximum(a, w0), 0.0, None)
-    other = np.clip(inside - np.sum(cols, axis=0) if cols else inside, 0.0, None)
+    other = np.clip(length - np.sum(cols, axis=0) if cols else length, 0.0, None)
     times[OTHER] = max(0.0, (w1 - w0) - sum(times.values()))
     notes = []
     period = float(np.median(length)) if len(length) else 0.0
-    if times[OTHER] < 0.5 * period:
-        # Slivers between phases (launch gaps of microseconds) cannot carry a power of their own:
-        # they share the unknown of the time outside the window, which is also "between work".
-        cols.append(length - inside + other)
-        names_all = names + [OUTSIDE]
-        notes.append(f"the {times[OTHER] * 1e3:.2f} ms of the window outside any phase shares the power fitted "
-                     "to the time just outside the window")
+    slivers = times[OTHER] < 0.5 * period
+    if slivers:
+        # Slivers between phases (launch gaps of microseconds) cannot carry a power of their own; left
+        # out of the equations, each sample errs by their share of it (~0.1% of its window at most).
+        names_all = list(names)
+        if times[OTHER] > 0:
+            notes.append(f"the {times[OTHER] * 1e3:.2f} ms of the window outside any phase is too short to fit; "
+                         "the window's mean power stands in for it in the energy balance")
     else:
-        cols += [other, length - inside]
-        names_all = names + [OTHER, OUTSIDE]
-    A = np.stack(cols, axis=1)
+        cols.append(other)
+        names_all = names + [OTHER]
+    A = np.stack(cols, axis=1) if cols else np.zeros((len(length), 0))
     y = p * length
     # A kind no window overlaps, or one that always appears with another in the same proportion,
     # cannot be told apart: drop empty columns, and report None for what stays unidentifiable.
@@ -127,16 +130,16 @@ def fit_phase_powers(f: PowerFunction, intervals_ns: Mapping[str, Sequence[tuple
     kinds = []
     fitted_window = 0.0
     for i, k in enumerate(names_all):
-        t = times[OTHER] if k == OUTSIDE else times[k]
-        if k == OUTSIDE and names_all[-1] == OUTSIDE and OTHER not in names_all:
-            k = OTHER  # report the slivers' share under the rest of the window
-        elif k == OUTSIDE:
-            continue
+        t = times[k]
         pw = None if np.isnan(sol[i]) else float(sol[i])
         kinds.append(KindFit(k, t, pw, None if np.isnan(se[i]) else float(se[i]), None if pw is None else pw * t))
         if pw is not None:
             fitted_window += pw * t
     window_e = f.energy_j(window_ns[0], window_ns[1])
+    if slivers:
+        kinds.append(KindFit(OTHER, times[OTHER], None, None, None))
+        if window_e is not None and w1 > w0:
+            fitted_window += window_e / (w1 - w0) * times[OTHER]
     return PhaseFit(tuple(kinds), int(len(y)), resid_rms, window_e, fitted_window, tuple(notes))
 
 

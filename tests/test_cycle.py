@@ -54,3 +54,10 @@ def test_zero_calls_or_missing_phases_are_left_out():
     trace, timeline, window, profiles, _ = load_profile_inputs(DATA / "llm_8b_b1_h100.json")
     res = load_profile(DATA / "llm_8b_b1_h100.json")
     assert cycle_phases(res.phases, None, trace, timeline, {"prefill": 0, "nothing": 3}) == []
+
+
+def test_cycle_profile_goes_beside_the_runs_profile():
+    from kernelprof.llm.cycle import cycle_profile_path
+
+    assert cycle_profile_path("out/llm-b8.profile.json") == "out/llm-b8.cycle.profile.json"
+    assert cycle_profile_path("out/x.json") == "out/x.cycle.profile.json"

@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kernelprof.llm.run import parse_mode, run_llm
     from kernelprof.perfetto import write_chrome_trace
+    from kernelprof.llm.cycle import cycle_profile_path
     from kernelprof.profiler import load_profile_run
     from kernelprof.runfile import load_run, save_run
 
@@ -65,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             render_llm(r.to_json())
             console.print(f"saved {run_path}, {profile} and {trace_path} (open in ui.perfetto.dev)")
+            cyc = Path(cycle_profile_path(str(profile)))
+            if cyc.exists():
+                console.print(f"saved {cyc} (the cycled steady-state reference's profile)")
     if args.json:
         print_json(results)
     return 0

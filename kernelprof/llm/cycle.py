@@ -53,6 +53,13 @@ class CycleMeasurement:
         return next((p for p in self.phases if p.name == name), None)
 
 
+def cycle_profile_path(profile_path: str) -> str:
+    """Where the cycled reference's profile goes beside a run's: x.profile.json -> x.cycle.profile.json."""
+    suffix = ".profile.json"
+    stem = profile_path[: -len(suffix)] if profile_path.endswith(suffix) else profile_path.rsplit(".json", 1)[0]
+    return stem + ".cycle" + suffix
+
+
 def phase_sm_clock(trace: Any, timeline: Any, name: str, *, depth: int = 0, gpu: int = 0) -> tuple[float | None, int]:
     """Mean SM clock over every interval named `name` at `depth`, and the readings behind it."""
     g = next((x for x in trace.gpus if x.gpu == gpu), None)
@@ -85,11 +92,13 @@ def cycle_phases(phases: Any, fit: PhaseFit | None, trace: Any, timeline: Any, c
 
 
 def measure_cycle(prefill: Callable[[], Any], step: Callable[[], Any], decode_steps: int, cycles: int, *,
-                  decode_context: int, device: int = 0) -> CycleMeasurement:
+                  decode_context: int, device: int = 0, profile_path: str | None = None,
+                  extra: dict[str, Any] | None = None) -> CycleMeasurement:
     """Run `cycles` x (one `prefill`, then `decode_steps` x `step`) back to back under a Profiler.
 
     Both callables must already be warm (compiled, autotuned, graphs captured): one unmeasured
     cycle runs first only to leave the GPU in the state a run's previous request would.
+    `profile_path`: also save the profiled cycles as a run file (`extra` goes in its payload).
     """
     import torch
 
@@ -114,6 +123,9 @@ def measure_cycle(prefill: Callable[[], Any], step: Callable[[], Any], decode_st
                     for _ in range(decode_steps):
                         step()
     res = prof.result()
+    if profile_path:
+        prof.save(profile_path, extra={"llm_cycle": {"cycles": cycles, "decode_steps": decode_steps,
+                                                     "decode_context": decode_context, **(extra or {})}})
     fit = fit_profile_phases(prof.trace, prof.timeline, prof.window, prof.sensor_profiles[0])
     notes = [f"phase fit: {n}" for n in fit.notes] if fit is not None else ["phase fit: no buffered samples"]
     phases = cycle_phases(res.phases, fit, prof.trace, prof.timeline,

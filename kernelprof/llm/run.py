@@ -122,7 +122,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
     import torch
 
     from kernelprof.devices import gpu_facts, require_gpu
-    from kernelprof.llm.cycle import measure_cycle, phase_sm_clock
+    from kernelprof.llm.cycle import cycle_profile_path, measure_cycle, phase_sm_clock
     from kernelprof.measure import MeasureConfig, measure_kernel
     from kernelprof.phase_fit import fit_profile_phases
     from kernelprof.profiler import Profiler
@@ -211,7 +211,10 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
                 notes.append(f"steady decode measured at context {mid + 1} (the middle of the decode range)")
                 if cycle_reference:
                     cycle = measure_cycle(prefill_fn, step, shape.decode_steps, max(3, requests),
-                                          decode_context=mid + 1, device=device)
+                                          decode_context=mid + 1, device=device,
+                                          profile_path=cycle_profile_path(profile_path) if profile_path else None,
+                                          extra={"model": model_name, "mode": mode, "batch": batch,
+                                                 "input_len": input_len, "output_len": output_len})
                     notes += [f"cycled: {n}" for n in cycle.notes]
                     notes.append(f"cycled steady state: {cycle.cycles} x (one prefill, {shape.decode_steps} decode "
                                  f"steps at context {mid + 1}) back to back, so each phase runs in the power state "
