@@ -38,12 +38,16 @@ def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
     phases_j = sum(p.energy_inrun_j for p in r.phases)
     # Between generate calls the host only launches work: phases cover nearly all of the window.
     assert phases_j == pytest.approx(r.total_energy_inrun_j, rel=0.03)
+    assert r.requests >= 5  # ~2 s in-run of ~0.2 s requests, timed after the compiling warm-up
     for p in r.phases:
-        assert p.gap_pct is not None and abs(p.gap_pct) < 10
+        # Looped alone, a phase runs in another power state than in the run: on an H100 this decode,
+        # right after a 32k-token prefill, ran at 1695 MHz in-run against 1980 looped alone, and read
+        # -10.6% and -12.7% in two runs (2026-11-26, one request each); hence 15% here.
+        assert p.gap_pct is not None and abs(p.gap_pct) < 15
         assert p.energy_inrun_j > 0 and p.paper_estimate_j > 0
-        # The cycled reference runs the same alternation at a fixed context: it must land near the
-        # run (10%, as above: 1B phases here are ~0.1 s, a few sensor windows).
-        assert p.gap_cycle_pct is not None and abs(p.gap_cycle_pct) < 10
+        # The cycled reference keeps the run's alternation: the 5% holds against it.
+        assert p.gap_cycle_pct is not None and abs(p.gap_cycle_pct) < 5
+        assert p.gap_cycle_fit_pct is not None and abs(p.gap_cycle_fit_pct) < 5
         assert p.cycle_time_per_call_s > 0
         assert 200 < p.sm_clock_inrun_mhz < 2500 and 200 < p.sm_clock_cycle_mhz < 2500
         assert p.sm_clock_steady_mhz is not None
