@@ -76,7 +76,7 @@ def fit_phase_powers(f: PowerFunction, intervals_ns: Mapping[str, Sequence[tuple
     # Only samples inside the window: one that straddles an edge mixes in the time outside, which is
     # neither a phase nor stationary (a Profiler's start-up leaves the GPU idle for ~20 ms before the
     # first phase). Fitted to an unknown of its own, such a sample dragged the first of twelve 13 ms
-    # prefills, and with it the fitted prefill power, from ~770 W to 717 W (8B batch 1, H100).
+    # prefills, and with it the fitted prefill power, to 717 W (734 W without it; 8B batch 1, H100).
     use = (~f.hole) & (starts >= w0) & (ends <= w1)
     a, b, p = starts[use], ends[use], f.power_w[use]
     length = b - a
