@@ -46,6 +46,7 @@ stage_llm_kernels() {  # one 8B request with every kernel in its Perfetto trace 
 stage_llm_b8() {  # the shipped `kernelprof llm` run: batch 8, with both steady-state references
   $PY -m kernelprof llm --model llama-3.1-8b --batch 8 --input 512 --output 128 --mode optimized \
     --out traces/llm-llama-3.1-8b-b8; }
+stage_pointwise() { $PY benchmarks/pointwise.py; }
 stage_power_tests() { $PY -m pytest -q -m gpu tests/test_power_gpu.py tests/test_timing_gpu.py -p no:cacheprovider; }
 stage_kernel_trace_tests() { $PY -m pytest -q -m gpu tests/test_kernel_trace_gpu.py -p no:cacheprovider; }
 stage_llm_bench() { $PY benchmarks/llm.py --profiles runs/llm-bench; }

@@ -71,3 +71,14 @@ def test_bad_inputs_are_shape_errors():
     with pytest.raises(ShapeError, match="power of two"):
         fused.apply_rope(torch.randn(1, 3, 2, 12, device=DEVICE), torch.ones(3, 6, device=DEVICE),
                          torch.ones(3, 6, device=DEVICE))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_rope_with_heads_over_several_programs(dtype):
+    # Dh = 128: 8 heads per program, so 12 heads take two programs per token, the second half-masked.
+    B, S, H, Dh = 1, 3, 12, 128
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(B, S, H, Dh, generator=g).to(dtype).to(DEVICE)
+    ang = torch.outer(torch.arange(S, dtype=torch.float32), torch.rand(Dh // 2, generator=g))
+    cos, sin = ang.cos().to(DEVICE), ang.sin().to(DEVICE)
+    assert rel(fused.apply_rope(x, cos, sin), ref.apply_rope(x, cos, sin)) < TOL[dtype]

@@ -62,17 +62,18 @@ def _rope_kernel(X, Cos, Sin, Out, S, H, stride_xb, stride_xs, stride_cs, HALF: 
     tok = tl.program_id(0).to(tl.int64)  # b * S + s; 64-bit offsets, as in the other kernels here
     b = tok // S
     s = tok % S
-    heads = tl.arange(0, BLOCK_H)[:, None]
-    pair = tl.arange(0, HALF)[None, :]
+    heads = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
+    chans = tl.arange(0, 2 * HALF)[None, :]
     mask = heads < H
-    base = X + b * stride_xb + s * stride_xs + heads * (2 * HALF) + 2 * pair
-    x0 = tl.load(base, mask=mask, other=0.0).to(tl.float32)
-    x1 = tl.load(base + 1, mask=mask, other=0.0).to(tl.float32)
+    # Whole heads, contiguous, and the pairs split in registers: loading channels 2i and 2i+1 as two
+    # stride-2 gathers made scalar 2-byte accesses, and the kernel ran at ~0.3 TB/s on an H100.
+    x = tl.load(X + b * stride_xb + s * stride_xs + heads * (2 * HALF) + chans, mask=mask, other=0.0)
+    x0, x1 = tl.split(tl.reshape(x.to(tl.float32), (BLOCK_H, HALF, 2)))
+    pair = tl.arange(0, HALF)[None, :]
     c = tl.load(Cos + s * stride_cs + pair)
     sn = tl.load(Sin + s * stride_cs + pair)
-    out = Out + tok * H * (2 * HALF) + heads * (2 * HALF) + 2 * pair
-    tl.store(out, (x0 * c - x1 * sn).to(Out.dtype.element_ty), mask=mask)
-    tl.store(out + 1, (x0 * sn + x1 * c).to(Out.dtype.element_ty), mask=mask)
+    y = tl.reshape(tl.join(x0 * c - x1 * sn, x0 * sn + x1 * c), (BLOCK_H, 2 * HALF))
+    tl.store(Out + tok * H * (2 * HALF) + heads * (2 * HALF) + chans, y.to(Out.dtype.element_ty), mask=mask)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -89,9 +90,11 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     cos, sin = cos.contiguous(), sin.contiguous()
     check_triton_device(x)
     out = torch.empty((B, S, H, Dh), dtype=x.dtype, device=x.device)
+    # ~1024 elements per program: a decode step's few tokens still spread over several programs.
+    block_h = max(1, min(triton.next_power_of_2(H), 1024 // Dh))
     if B * S:
-        _rope_kernel[(B * S,)](x, cos, sin, out, S, H, x.stride(0), x.stride(1), cos.stride(0), HALF=Dh // 2,
-                               BLOCK_H=triton.next_power_of_2(H), num_warps=4)
+        _rope_kernel[(B * S, triton.cdiv(H, block_h))](x, cos, sin, out, S, H, x.stride(0), x.stride(1),
+                                                       cos.stride(0), HALF=Dh // 2, BLOCK_H=block_h, num_warps=4)
     return out
 
 
