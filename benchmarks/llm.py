@@ -59,6 +59,13 @@ def main() -> int:
             cyc = {**extra, "cycle_power_w": p["cycle_power_w"], "cycle_power_fit_w": p["cycle_power_fit_w"],
                    "cycle_power_fit_se_w": p["cycle_power_fit_se_w"], "cycle_time_per_call_s": p["cycle_time_per_call_s"],
                    "mean_power_inrun_w": p["mean_power_inrun_w"], "power_fit_w": p["power_fit_w"]}
+            per_call = {**extra, "steady_energy_per_call_j": p["steady_energy_per_call_j"]}
+            if p["gap_per_call_pct"] is not None:
+                cases.append(Case(f"{tag}/{p['name']}/inrun_vs_steady_per_call", "pct", p["gap_per_call_pct"],
+                                  extra=per_call))
+            if p["gap_fit_per_call_pct"] is not None:
+                cases.append(Case(f"{tag}/{p['name']}/inrun_fit_vs_steady_per_call", "pct", p["gap_fit_per_call_pct"],
+                                  extra=per_call))
             if p["gap_cycle_pct"] is not None:
                 cases.append(Case(f"{tag}/{p['name']}/inrun_vs_cycled", "pct", p["gap_cycle_pct"], extra=cyc))
             if p["gap_cycle_fit_pct"] is not None:
@@ -75,7 +82,9 @@ def main() -> int:
         cases.append(Case(f"{tag}/paper_ratio", "x", ours["paper_ratio"]))
         print(f"{tag} optimized: {e_ours:.2f} J/request, {t_ours:.3f} s/batch, gaps "
               f"{[round(p['gap_pct'] or 0, 2) for p in ours['phases']]}, fit gaps "
-              f"{[round(p['gap_fit_pct'] or 0, 2) for p in ours['phases']]}, cycled gaps "
+              f"{[round(p['gap_fit_pct'] or 0, 2) for p in ours['phases']]}, per call "
+              f"{[round(p['gap_per_call_pct'] or 0, 2) for p in ours['phases']]} / "
+              f"{[round(p['gap_fit_per_call_pct'] or 0, 2) for p in ours['phases']]}, cycled gaps "
               f"{[round(p['gap_cycle_pct'] or 0, 2) for p in ours['phases']]} / "
               f"{[round(p['gap_cycle_fit_pct'] or 0, 2) for p in ours['phases']]}, clocks in-run/alone/cycled "
               f"{[(p['sm_clock_inrun_mhz'], p['sm_clock_steady_mhz'], p['sm_clock_cycle_mhz']) for p in ours['phases']]}, busy "
@@ -107,6 +116,8 @@ def main() -> int:
         "inrun_fit_vs_steady": "in-run energy by the phase fit (one mean power per phase kind fitted to the samples' "
                                "windows) vs steady-state power x in-run time",
         "inrun_vs_steady": "steady state = each phase looped alone for seconds (measure_kernel; ramp dropped)",
+        "inrun_vs_steady_per_call": "in-run energy per call (prefill, or decode step) vs the looped-alone energy "
+                                    "per call (its mean power x its time per call)",
         "inrun_vs_cycled": "steady state = the phases cycled as in the run (one prefill, then the decode steps at "
                            "the middle context, back to back; kernelprof.llm.cycle), integrated; x in-run time",
         "inrun_fit_vs_cycled_fit": "the same, both sides by the phase fit",

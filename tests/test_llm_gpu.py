@@ -44,6 +44,7 @@ def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
         # right after a 32k-token prefill, ran at 1695 MHz in-run against 1980 looped alone, and read
         # -10.6% and -12.7% in two runs (2026-11-26, one request each); hence 15% here.
         assert p.gap_pct is not None and abs(p.gap_pct) < 15
+        assert p.gap_per_call_pct is not None and p.steady_energy_per_call_j > 0
         assert p.energy_inrun_j > 0 and p.paper_estimate_j > 0
         # The cycled reference keeps the run's alternation: the 5% holds against it.
         assert p.gap_cycle_pct is not None and abs(p.gap_cycle_pct) < 5

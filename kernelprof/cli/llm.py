@@ -93,15 +93,16 @@ def render_steady(phases: list[dict[str, Any]]) -> None:
 
     Runs saved before a field existed show '-' for it.
     """
-    t = Table(title="in-run vs steady state (integrated / fitted; steady power x in-run time)")
-    for col in ("phase", "in-run MHz", "looped alone", "alone MHz", "in-run vs alone", "cycled", "cycled MHz",
-                "in-run vs cycled"):
+    t = Table(title="in-run vs steady state (integrated / fitted; steady power x in-run time, or energy per call)")
+    for col in ("phase", "in-run MHz", "looped alone", "alone MHz", "in-run vs alone", "per call", "cycled",
+                "cycled MHz", "in-run vs cycled"):
         t.add_column(col, justify="left" if col == "phase" else "right")
     for p in phases:
         cyc = "-" if p.get("cycle_power_w") is None and p.get("cycle_power_fit_w") is None else \
             f"{fmt(p.get('cycle_power_w'), 'W')} / {_fit_cell(p.get('cycle_power_fit_w'), p.get('cycle_power_fit_se_w'))}"
         t.add_row(p["name"], fmt(p.get("sm_clock_inrun_mhz"), "MHz"), fmt(p.get("steady_power_w"), "W"),
-                  fmt(p.get("sm_clock_steady_mhz"), "MHz"), _pair(p.get("gap_pct"), p.get("gap_fit_pct")), cyc,
+                  fmt(p.get("sm_clock_steady_mhz"), "MHz"), _pair(p.get("gap_pct"), p.get("gap_fit_pct")),
+                  _pair(p.get("gap_per_call_pct"), p.get("gap_fit_per_call_pct")), cyc,
                   fmt(p.get("sm_clock_cycle_mhz"), "MHz"), _pair(p.get("gap_cycle_pct"), p.get("gap_cycle_fit_pct")))
     console.print(t)
 

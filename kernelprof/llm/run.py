@@ -59,6 +59,12 @@ class PhaseEnergy:
     energy_cycle_j: float | None = None        # cycle fit power (else integrated) x in-run time
     gap_cycle_pct: float | None = None         # in-run integrated vs cycle integrated, x in-run time
     gap_cycle_fit_pct: float | None = None     # in-run fit vs cycle fit, x in-run time
+    # Looped alone, composed per call instead of per second: (in-run energy / calls) vs the loop's
+    # energy per call. Where busy_fraction is above 1 the run ran the phase faster than the loop, at
+    # another clock; steady power x in-run time then mixes the two states, energy per call does not.
+    steady_energy_per_call_j: float | None = None
+    gap_per_call_pct: float | None = None      # in-run integrated, per call, vs looped alone per call
+    gap_fit_per_call_pct: float | None = None  # in-run fit, per call, vs looped alone per call
     # Mean SM clock during the phase: in the run, looped alone, and cycled (10 Hz readings).
     sm_clock_inrun_mhz: float | None = None
     sm_clock_steady_mhz: float | None = None
@@ -250,6 +256,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
         gap_fit = None if es is None or ef is None else 100.0 * (ef - es) / es
         st = steady_t[name]
         busy = None if st is None or t <= 0 else calls * st / t
+        e_call = None if sw is None or st is None else sw * st
         if busy is not None and busy < 0.9:
             flags.add("host_bound")
             notes.append(f"{name}: the looped phase takes {busy:.0%} of its in-run time, so in the run the GPU "
@@ -261,6 +268,8 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
             name, t, tokens, float(flops), e, None if e is None else e / t, sw, es, gap, paper, tuple(sorted(flags)),
             power_fit_w=None if kf is None else kf.power_w, power_fit_se_w=None if kf is None else kf.power_se_w,
             energy_fit_j=ef, gap_fit_pct=gap_fit, steady_time_per_call_s=st, busy_fraction=busy,
+            steady_energy_per_call_j=e_call, gap_per_call_pct=_pct(None if e is None else e / calls, e_call),
+            gap_fit_per_call_pct=_pct(None if ef is None else ef / calls, e_call),
             cycle_power_w=None if cp is None else cp.power_w, cycle_power_fit_w=None if cp is None else cp.power_fit_w,
             cycle_power_fit_se_w=None if cp is None else cp.power_fit_se_w,
             cycle_time_per_call_s=None if cp is None else cp.time_per_call_s,
