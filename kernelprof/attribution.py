@@ -258,6 +258,10 @@ class AttributionConfig:
     gap_flag_fraction: float = 0.05
     counter_mark_tolerance_s: float = 0.25  # a mark further than this from an edge is not that edge's
     counter_min_periods: float = 5.0  # counter per interval only over at least this many updates
+    # ... or this many where both marks are pinned to an update (their counter values are exact at a
+    # known instant). measure_kernel's 0.5 s power windows span 4-6 updates by where the marks land,
+    # and an H100 GEMM test once got no trial over 5 (2026-11-26).
+    counter_min_periods_precise: float = 3.0
     clock_moved_mhz: float = 30.0
     state_lookback_s: float = 0.1  # the state reading before t0 still describes the interval
 
@@ -364,14 +368,16 @@ class _GPUModel:
         if i0 is None or i1 is None or i1 <= i0:
             return None, "no counter marks at both edges of the interval (request them with counter marks)"
         window_s = (m[i1] - m[i0]) / 1e9
-        if window_s < cfg.counter_min_periods * self.profile.counter_period_s:
-            return None, (f"counter window {window_s:.2f} s is under {cfg.counter_min_periods:.0f} counter "
+        precise = bool(g.counter_precise[i0] and g.counter_precise[i1])
+        need = cfg.counter_min_periods_precise if precise else cfg.counter_min_periods
+        # Updates counted to the nearest whole one: five 100 ms updates measure 0.4999 s on the host.
+        if round(window_s / self.profile.counter_period_s) < need:
+            return None, (f"counter window {window_s:.2f} s is under {need:.0f} counter "
                           f"updates ({self.profile.counter_period_s * 1e3:.0f} ms each)")
         ce = float(g.counter_j[i1] - g.counter_j[i0])
         se = self.samples.energy_j(int(m[i0]), int(m[i1])) if self.samples is not None else None
         diff = None if se is None else se - ce
         pct = None if diff is None or ce == 0 else 100.0 * diff / ce
-        precise = bool(g.counter_precise[i0] and g.counter_precise[i1])
         return CounterCheck(int(m[i0]), int(m[i1]), ce, se, diff, pct, precise), None
 
 

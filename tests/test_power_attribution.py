@@ -161,7 +161,7 @@ def test_measured_profile_is_found_by_uuid_and_driver(tmp_path, monkeypatch):
 
 
 def test_config_counter_min_window():
-    cfg = AttributionConfig(counter_min_periods=50.0)  # 5 s: longer than the 3 s trace
+    cfg = AttributionConfig(counter_min_periods=50.0, counter_min_periods_precise=50.0)  # 5 s: longer than the 3 s trace
     a = attribute(_trace(), [], profiles=PROFILE, config=cfg)
     assert a.window.gpus[0].counter is None
 
@@ -181,3 +181,27 @@ def test_a_single_skipped_sample_in_a_long_interval_is_not_flagged():
     a = attribute(tr2, [iv, short])
     assert "sample_gap" not in a.intervals[0].flag_codes()  # 20 ms of 2.6 s
     assert "sample_gap" in a.intervals[1].flag_codes()  # 20 ms of 100 ms
+
+
+@pytest.mark.parametrize("window_us, precise, checked", [
+    (399_990, True, True),    # 4 updates between marks pinned to updates: enough
+    (299_990, True, True),    # 3, as the host clock measures 3 x 100 ms a little short
+    (199_990, True, False),   # 2: too few even when pinned
+    (399_990, False, False),  # unpinned marks need 5
+    (499_990, False, True),   # 0.49999 s counts as the 5 updates it spans
+])
+def test_counter_window_counts_whole_updates_and_pinned_marks_need_fewer(window_us, precise, checked):
+    from dataclasses import replace
+
+    tr = _trace()
+    g = tr.gpus[0]
+    t = T0_US + np.array([1_000_000, 1_000_000 + window_us], dtype=np.int64)
+    g2 = replace(g, counter_t_us=t, counter_j=np.array([1000.0, 1000.0 + 300.0 * window_us / 1e6]),
+                 counter_precise=np.array([precise, precise]))
+    tr2 = replace(tr, gpus=(g2,))
+    a = attribute(tr2, [Interval("x", T0_NS + 1_000_000_000, T0_NS + 1_000_000_000 + window_us * 1000)],
+                  profiles=PROFILE)
+    c = a.intervals[0].gpus[0].counter
+    assert (c is not None) == checked
+    if checked:
+        assert c.diff_pct == pytest.approx(0.0, abs=0.5)
