@@ -80,6 +80,7 @@ def test_demo_without_gpu_reports_shipped_recordings():
     r = kp("demo")
     assert r.returncode == 0, r.stderr
     assert "No GPU here" in r.stdout and "recorded" in r.stdout
+    assert "llama-3.1-8b" in r.stdout and "cycled" in r.stdout  # the 8B LLM run, both steady-state references
 
 
 @pytest.mark.parametrize("name", ["llm-llama-3.1-8b-b8-optimized.profile.json", "compare-attention-h100.json",

@@ -8,7 +8,8 @@ from kernelprof.cli.output import console
 
 TRACES = Path(__file__).resolve().parent.parent.parent / "traces"
 # Shipped real recordings shown without a GPU, most telling first.
-SHIPPED = ("compare-attention-h100.json", "demo-profile.json", "sensor-h100.json")
+SHIPPED = ("llm-llama-3.1-8b-b8-optimized.json", "compare-attention-h100.json", "demo-profile.json",
+           "sensor-h100.json")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
