@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernelprof.llm.cycle import cycle_phases, phase_sm_clock
+from kernelprof.llm.cycle import summarize_phases, phase_sm_clock
 from kernelprof.phase_fit import fit_profile_phases
 from kernelprof.powertrace import GPUTrace, Sources
 from kernelprof.profiler import load_profile, load_profile_inputs
@@ -25,14 +25,14 @@ def test_sm_clock_over_spans_averages_the_readings_inside():
     assert g.sm_clock_over([(10_000_000, 20_000_000)]) == (None, 0)  # a span between readings
 
 
-def test_cycle_phases_of_a_real_run_match_its_attribution_and_fit():
+def test_summarize_phases_of_a_real_run_match_its_attribution_and_fit():
     # Llama-3.1-8B shape, batch 1, H100 (tests/data): prefills and decodes alternating as a cycle does.
     trace, timeline, window, profiles, _ = load_profile_inputs(DATA / "llm_8b_b1_h100.json")
     res = load_profile(DATA / "llm_8b_b1_h100.json")
     fit = fit_profile_phases(trace, timeline, window, profiles[0])
     n_prefill = sum(1 for p in res.phases if p.path == "prefill")
     steps = 127
-    got = {p.name: p for p in cycle_phases(res.phases, fit, trace, timeline,
+    got = {p.name: p for p in summarize_phases(res.phases, fit, trace, timeline,
                                            {"prefill": n_prefill, "decode": n_prefill * steps})}
     assert set(got) == {"prefill", "decode"}
     for name, p in got.items():
@@ -53,7 +53,7 @@ def test_cycle_phases_of_a_real_run_match_its_attribution_and_fit():
 def test_zero_calls_or_missing_phases_are_left_out():
     trace, timeline, window, profiles, _ = load_profile_inputs(DATA / "llm_8b_b1_h100.json")
     res = load_profile(DATA / "llm_8b_b1_h100.json")
-    assert cycle_phases(res.phases, None, trace, timeline, {"prefill": 0, "nothing": 3}) == []
+    assert summarize_phases(res.phases, None, trace, timeline, {"prefill": 0, "nothing": 3}) == []
 
 
 def test_cycle_profile_goes_beside_the_runs_profile():

@@ -27,12 +27,16 @@ from kernelprof.phase_fit import PhaseFit
 
 
 @dataclass(frozen=True)
-class CyclePhase:
+class PhaseSummary:
+    """One top-level phase kind of a profiled run (in-run requests or the cycled reference)."""
+
     name: str                    # "prefill" | "decode"
     calls: int                   # prefills, or decode steps, measured
-    time_s: float                # summed over the cycles
+    time_s: float                # summed over its intervals
     time_per_call_s: float
-    power_w: float | None        # samples integrated over the phase's intervals / their time
+    energy_j: float | None       # samples integrated over the phase's intervals
+    power_w: float | None        # energy_j / time_s
+    energy_fit_j: float | None   # the phase fit's power x the kind's time in the window
     power_fit_w: float | None    # the phase fit's mean power for this phase
     power_fit_se_w: float | None
     sm_clock_mhz: float | None   # mean of the SM clock readings inside the phase
@@ -45,11 +49,11 @@ class CycleMeasurement:
     cycles: int
     decode_steps: int            # per cycle
     decode_context: int          # tokens in the cache during each (fixed-position) decode step
-    phases: tuple[CyclePhase, ...]
+    phases: tuple[PhaseSummary, ...]
     wall_s: float
     notes: tuple[str, ...] = ()
 
-    def phase(self, name: str) -> CyclePhase | None:
+    def phase(self, name: str) -> PhaseSummary | None:
         return next((p for p in self.phases if p.name == name), None)
 
 
@@ -69,11 +73,13 @@ def phase_sm_clock(trace: Any, timeline: Any, name: str, *, depth: int = 0, gpu:
     return g.sm_clock_over(spans)
 
 
-def cycle_phases(phases: Any, fit: PhaseFit | None, trace: Any, timeline: Any, calls: Mapping[str, int]) -> list[CyclePhase]:
+def summarize_phases(phases: Any, fit: PhaseFit | None, trace: Any, timeline: Any,
+                     calls: Mapping[str, int]) -> list[PhaseSummary]:
     """Per-phase time, integrated and fitted power and clock of a profiled run of top-level phases.
 
     `phases`: the attributed intervals (a ProfileResult's `phases`); `calls`: prefills and decode
-    steps measured per phase name. Works on a saved run as on a live one.
+    steps measured per phase name. Works on a saved run as on a live one; `run_llm` reads its in-run
+    requests and the cycled reference through it alike.
     """
     out = []
     for name, n in calls.items():
@@ -85,9 +91,9 @@ def cycle_phases(phases: Any, fit: PhaseFit | None, trace: Any, timeline: Any, c
         kf = fit.kind(name) if fit is not None and any(k.kind == name for k in fit.kinds) else None
         clock, readings = phase_sm_clock(trace, timeline, name)
         flags = sorted({f.code for p in top for f in p.flags})
-        out.append(CyclePhase(name, n, t, t / n, None if e is None or t <= 0 else e / t,
-                              None if kf is None else kf.power_w, None if kf is None else kf.power_se_w,
-                              clock, readings, tuple(flags)))
+        out.append(PhaseSummary(name, n, t, t / n, e, None if e is None or t <= 0 else e / t,
+                                None if kf is None else kf.energy_j, None if kf is None else kf.power_w,
+                                None if kf is None else kf.power_se_w, clock, readings, tuple(flags)))
     return out
 
 
@@ -128,7 +134,7 @@ def measure_cycle(prefill: Callable[[], Any], step: Callable[[], Any], decode_st
                                                      "decode_context": decode_context, **(extra or {})}})
     fit = fit_profile_phases(prof.trace, prof.timeline, prof.window, prof.sensor_profiles[0])
     notes = [f"phase fit: {n}" for n in fit.notes] if fit is not None else ["phase fit: no buffered samples"]
-    phases = cycle_phases(res.phases, fit, prof.trace, prof.timeline,
-                          {"prefill": cycles, "decode": cycles * decode_steps})
+    phases = summarize_phases(res.phases, fit, prof.trace, prof.timeline,
+                              {"prefill": cycles, "decode": cycles * decode_steps})
     return CycleMeasurement(cycles, decode_steps, decode_context, tuple(phases), time.perf_counter() - wall0,
                             tuple(notes))

@@ -128,7 +128,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
     import torch
 
     from kernelprof.devices import gpu_facts, require_gpu
-    from kernelprof.llm.cycle import cycle_profile_path, measure_cycle, phase_sm_clock
+    from kernelprof.llm.cycle import cycle_profile_path, measure_cycle, summarize_phases
     from kernelprof.measure import MeasureConfig, measure_kernel
     from kernelprof.phase_fit import fit_profile_phases
     from kernelprof.profiler import Profiler
@@ -232,28 +232,23 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
     sheet = datasheet_for(facts.name)
     peak = sheet.peak_flop_s("bf16") if sheet else None
     phases = []
-    for name in ("prefill", "decode"):
-        top = [p for p in res.phases if p.path == name]
-        if not top:
-            continue
-        t = sum(p.time_s for p in top)
-        e = sum(p.energy_j for p in top) if all(p.energy_j is not None for p in top) else None
+    inrun = summarize_phases(res.phases, fit, prof.trace, prof.timeline,
+                             {"prefill": requests, "decode": requests * shape.decode_steps})
+    for summary in inrun:
+        name, t, e, calls = summary.name, summary.time_s, summary.energy_j, summary.calls
         if name == "prefill":
             tokens = requests * batch * input_len
             flops = requests * prefill_flops(cfg, batch, input_len)
-            calls = requests
         else:
             tokens = requests * batch * shape.decode_steps
             flops = requests * sum(decode_step_flops(cfg, batch, input_len + i + 1) for i in range(shape.decode_steps))
-            calls = requests * shape.decode_steps
         sw = steady_w[name]
         es = None if sw is None else sw * t
-        gap = None if es is None or e is None else 100.0 * (e - es) / es
+        gap = _pct(e, es)
         paper = sheet.tdp_w / peak * flops if sheet and peak else None
-        flags = set(f.code for p in top for f in p.flags)
-        kf = fit.kind(name) if fit is not None and any(k.kind == name for k in fit.kinds) else None
-        ef = kf.energy_j if kf is not None else None
-        gap_fit = None if es is None or ef is None else 100.0 * (ef - es) / es
+        flags = set(summary.flags)
+        ef = summary.energy_fit_j
+        gap_fit = _pct(ef, es)
         st = steady_t[name]
         busy = None if st is None or t <= 0 else calls * st / t
         e_call = None if sw is None or st is None else sw * st
@@ -266,7 +261,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
         c_fit = None if cp is None or cp.power_fit_w is None else cp.power_fit_w * t
         phases.append(PhaseEnergy(
             name, t, tokens, float(flops), e, None if e is None else e / t, sw, es, gap, paper, tuple(sorted(flags)),
-            power_fit_w=None if kf is None else kf.power_w, power_fit_se_w=None if kf is None else kf.power_se_w,
+            power_fit_w=summary.power_fit_w, power_fit_se_w=summary.power_fit_se_w,
             energy_fit_j=ef, gap_fit_pct=gap_fit, steady_time_per_call_s=st, busy_fraction=busy,
             steady_energy_per_call_j=e_call, gap_per_call_pct=_pct(None if e is None else e / calls, e_call),
             gap_fit_per_call_pct=_pct(None if ef is None else ef / calls, e_call),
@@ -275,7 +270,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
             cycle_time_per_call_s=None if cp is None else cp.time_per_call_s,
             energy_cycle_j=c_fit if c_fit is not None else c_int,
             gap_cycle_pct=_pct(e, c_int), gap_cycle_fit_pct=_pct(ef, c_fit),
-            sm_clock_inrun_mhz=phase_sm_clock(prof.trace, prof.timeline, name)[0],
+            sm_clock_inrun_mhz=summary.sm_clock_mhz,
             sm_clock_steady_mhz=steady_clock[name], sm_clock_cycle_mhz=None if cp is None else cp.sm_clock_mhz))
     total_e = res.total.energy_j
     paper_total = sum(p.paper_estimate_j for p in phases if p.paper_estimate_j) or None
