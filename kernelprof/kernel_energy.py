@@ -132,7 +132,7 @@ def measure_op(op_name: str, variant: str, shape_text: str | None = None, dtype:
     facts = gpu_facts(device)
     inputs = op.make_inputs(shape, dt, torch.device("cuda", device), seed)
     fn = op.variants[variant]
-    meas = measure_kernel(fn, *inputs, flops=op.flops(shape), bytes=op.min_bytes(shape, dt), dtype=dtype,
+    meas = measure_kernel(fn, *inputs, flops=op.flops(shape), min_bytes=op.min_bytes(shape, dt), dtype=dtype,
                           name=f"{op.name}/{variant}", device=device, config=config)
     return describe(meas, op=op.name, variant=variant, shape=str(shape), dtype=dtype, gpu_name=facts.name,
                     uuid=facts.uuid, driver=facts.driver_version)

@@ -324,6 +324,15 @@ class SamplerCore:
         for k, g in gs:
             self._counter(k, g, precise)
 
+    def samples_so_far(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The buffered samples drained so far for the k-th GPU: (t_us, power_w), copies."""
+        g = self._g[k]
+        ts, ws = list(g.samples_t), list(g.samples_w)
+        n = min(len(ts), len(ws))  # the sampler thread may append between the two reads
+        if n == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        return np.concatenate(ts[:n]).astype(np.int64), np.concatenate(ws[:n]).astype(np.float64)
+
     def finish(self, provenance: str = "measured") -> PowerTrace:
         now = self.reader.now_us()
         self.tick(now, force=True)
@@ -587,6 +596,11 @@ class PowerSampler:
     def check(self) -> None:
         """Raise MeasurementError if the sampler has died."""
         self._require_running().check()
+
+    def peek_samples(self, k: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+        """Buffered samples drained so far for the k-th watched GPU (thread mode; None in process mode)."""
+        runner = self._require_running()
+        return runner.core.samples_so_far(k) if isinstance(runner, _ThreadRunner) else None
 
     def stop(self) -> PowerTrace:
         runner = self._require_running()

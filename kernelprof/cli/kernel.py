@@ -18,17 +18,25 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
     """Options shared by kernel, sweep and compare."""
     p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, or fp8 (GEMM on sm_89+)")
     p.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
+    p.add_argument("--state", choices=("sustained", "burst"), default="sustained",
+                   help="sustained (default): the settled power state of the kernel looped back to back, the "
+                        "limiter's transient found and left out; burst: the first --burst-s after idle gaps")
     p.add_argument("--precision", type=float, default=1.0,
                    help="target 95%% CI half-width of energy per call, in %% (default 1)")
-    p.add_argument("--max-seconds", type=float, default=5.0, help="time cap per point (default 5 s)")
-    p.add_argument("--window", type=float, default=1.0, help="seconds of back-to-back launches per trial (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the random inputs and the gaps")
+    p.add_argument("--run-s", "--window", dest="run_s", type=float, default=3.0,
+                   help="sustained: seconds of back-to-back launches before checking for a settled stretch (default 3)")
+    p.add_argument("--max-run-s", type=float, default=6.0,
+                   help="sustained: longest run when power has not settled (default 6 s)")
+    p.add_argument("--burst-s", type=float, default=0.3, help="burst: seconds measured after each idle gap (default 0.3)")
+    p.add_argument("--max-seconds", type=float, default=12.0, help="wall-time cap per point (default 12 s)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random inputs and the gaps (default 0)")
 
 
 def config_from_args(args: argparse.Namespace) -> MeasureConfig:
-    if args.precision <= 0 or args.max_seconds <= 0 or args.window <= 0.6:
-        raise UsageError("--precision and --max-seconds must be positive and --window above 0.6 s")
-    return MeasureConfig(window_s=args.window, target_rel_ci=args.precision / 100, max_wall_s=args.max_seconds,
+    if not args.precision > 0:
+        raise UsageError(f"--precision must be a positive percentage, got {args.precision}")
+    return MeasureConfig(state=args.state, run_s=args.run_s, max_run_s=max(args.max_run_s, args.run_s),
+                         burst_s=args.burst_s, target_rel_ci=args.precision / 100, max_wall_s=args.max_seconds,
                          seed=args.seed)
 
 
@@ -71,6 +79,15 @@ def render_run(run) -> None:
     render_kernel(KernelEnergy.from_json(run.payload))
 
 
+def _state_note(m: dict) -> str:
+    if m.get("state") == "sustained":
+        return (f"settled after {fmt(m['transient_s'], 's')}; {fmt(m['settled_s'], 's')} measured of a "
+                f"{fmt(m['run_s'], 's')} run; drift {fmt(m['drift_pct'], '%')}")
+    if m.get("state") == "burst":
+        return f"first {fmt(m['config'].get('burst_s'), 's')} after idle, {len(m['batches'])} bursts"
+    return "1 s trials after idle gaps, 0.25 s ramp dropped (the method before 0.2)"
+
+
 def render_kernel(ke: KernelEnergy) -> None:
     m = ke.m
     t = Table(title=f"{ke.op} {ke.variant} {ke.shape} {ke.dtype} on {ke.gpu_name}", show_header=False)
@@ -78,17 +95,22 @@ def render_kernel(ke: KernelEnergy) -> None:
     t.add_column(justify="right")
     t.add_column()
     ci = lambda v, c, u, s=1.0: f"{fmt(v * s, u)} ± {fmt(c * s, '', digits=2)}" if v is not None and c is not None else "-"  # noqa: E731
-    t.add_row("time per call", ci(m["time_per_call_s"], m["time_ci_s"], "us", 1e6), "CUDA events over the steady windows, 95% CI")
+    t.add_row("state", m.get("state", "sustained (pre-0.2 trials)"), _state_note(m))
+    t.add_row("time per call", ci(m["time_per_call_s"], m["time_ci_s"], "us", 1e6), "CUDA events over the measured stretch, 95% CI")
     t.add_row("throughput", fmt_si(m["achieved_flop_s"], "FLOP/s"), fmt_si(m["achieved_bytes_s"], "B/s") + " of minimum bytes")
     t.add_row("% of roofline", fmt(100 * ke.roofline_fraction, "%") if ke.roofline_fraction else "-", ke.roofline_basis)
     t.add_row("mean power", fmt(m["mean_power_w"], "W"), f"idle {fmt(m['idle_power_w'], 'W')} ({m['idle_kind']})")
-    t.add_row("energy per call", ci(m["energy_per_call_j"], m["energy_ci_j"], "mJ", 1e3), f"{m['method']}, {m['source']}")
+    t.add_row("energy per call", ci(m["energy_per_call_j"], m["energy_ci_j"], "mJ", 1e3),
+              f"{m['method']}, from the {m.get('energy_source', m['source'])}")
     t.add_row("dynamic energy per call", fmt(None if m["dynamic_energy_per_call_j"] is None else m["dynamic_energy_per_call_j"] * 1e3, "mJ"),
-              "above the right-after-work idle")
-    t.add_row("energy counter per call", fmt(None if m["counter_energy_per_call_j"] is None else m["counter_energy_per_call_j"] * 1e3, "mJ"),
-              "worst trial samples vs counter: " + (fmt(m["counter_vs_samples_pct"], "%") if m["counter_vs_samples_pct"] is not None else "-"))
+              "above the idle baseline")
+    samples = m.get("samples_energy_per_call_j")
+    t.add_row("samples per call", fmt(None if samples is None else samples * 1e3, "mJ"),
+              "samples vs counter: " + (fmt(m["counter_vs_samples_pct"], "%") if m["counter_vs_samples_pct"] is not None else "-"))
     t.add_row("J per TFLOP", fmt(ke.j_per_tflop, "J"), f"{fmt(ke.pj_per_flop, 'pJ/FLOP')}, {fmt(ke.pj_per_byte, 'pJ/byte')}")
-    t.add_row("trials", str(len(m["trials"])), f"{m['calls_per_launch']} calls per launch, {m['input_sets']} input sets, {fmt(m['wall_s'], 's')} wall")
+    parts = m.get("batches", m.get("trials", []))
+    t.add_row("batches" if "batches" in m else "trials", str(len(parts)),
+              f"{m['calls_per_launch']} calls per launch, {m['input_sets']} input sets, {fmt(m['wall_s'], 's')} wall")
     console.print(t)
     e = Table(title="Estimates (per call)")
     for col in ("estimate", "energy", "measured / estimate", "formula", "note"):

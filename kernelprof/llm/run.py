@@ -195,7 +195,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
             mcfg = MeasureConfig(max_wall_s=8.0, seed=seed)
             prefill_fn = pgraph.replay if pgraph is not None else (lambda: model.prefill(prompt))
             m = measure_kernel(prefill_fn, flops=prefill_flops(cfg, batch, input_len),
-                               bytes=prefill_min_bytes(cfg, batch, input_len), name="prefill", device=device,
+                               min_bytes=prefill_min_bytes(cfg, batch, input_len), name="prefill", device=device,
                                config=mcfg)
             steady_w["prefill"], steady_t["prefill"], steady_clock["prefill"] = \
                 m.mean_power_w, m.time_per_call_s, m.sm_clock_mhz
@@ -213,7 +213,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
                         lengths = torch.full((batch,), mid + 1, dtype=torch.int32, device=model.device)
                         model.decode_step(tok, pos, lengths).argmax(-1)
                 m = measure_kernel(step, flops=decode_step_flops(cfg, batch, mid + 1),
-                                   bytes=decode_step_min_bytes(cfg, batch, mid + 1), name="decode-step",
+                                   min_bytes=decode_step_min_bytes(cfg, batch, mid + 1), name="decode-step",
                                    device=device, config=mcfg)
                 steady_w["decode"], steady_t["decode"], steady_clock["decode"] = \
                     m.mean_power_w, m.time_per_call_s, m.sm_clock_mhz
