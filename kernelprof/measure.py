@@ -156,6 +156,12 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, min_bytes: 
             raise UsageError(f"{label} must be a finite number >= 0, got {v!r}")
     if not callable(fn):
         raise UsageError(f"measure_kernel needs a callable, got {type(fn).__name__}")
+    if input_sets is not None:
+        input_sets = [tuple(x) for x in input_sets]
+        if not input_sets:
+            raise UsageError("input_sets is empty: give at least one tuple of arguments")
+        if not args:
+            args = input_sets[0]
     cfg = config or MeasureConfig()
     require_gpu("measure_kernel")
     import torch
