@@ -523,7 +523,9 @@ class SamplerCore:
             pins = [t for t, _, precise in g.counter[-8:] if precise]
             step = next_update_us(pins, now)
             call_us = float(np.median(self.latency._us.get(f"{g.ident.gpu}:counter", [3_000.0])))
-            lead_us = max(6_000.0, 2.5 * call_us)  # wake this long before the predicted step
+            # wake this long before the predicted step: a few calls, and a 5 ms GIL switch interval of
+            # lateness, so that the first read still sees the old value (else it polls a whole period)
+            lead_us = max(12_000.0, 3 * call_us)
             if step is not None and step - now > lead_us + 1_000:
                 due.append(int(step - lead_us))  # woke early (or late past a step): wait for this one
                 continue
