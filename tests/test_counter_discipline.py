@@ -224,3 +224,23 @@ def test_a_periodic_recording_is_disciplined_by_default_and_survives_a_save(tmp_
     off = attribute(back, timeline, window=window, profiles=profiles,
                     config=AttributionConfig(counter_discipline="off")).by_path("steady")
     assert off.energy_j == pytest.approx(d.raw_energy_j, rel=1e-12)
+
+
+def test_recorded_square_waves_agree_with_the_independent_counter_within_0_5pct():
+    """tests/data/power_duty_pinned.json: recorded on a GPU by `benchmarks/counter_discipline.py --fixture tests/data/`."""
+    import sys
+
+    path = DATA / "power_duty_pinned.json"
+    if not path.is_file():
+        pytest.skip("power_duty_pinned is not recorded yet: PYTHONPATH=. python benchmarks/counter_discipline.py "
+                    "--fixture tests/data/ on a GPU")
+    sys.path.insert(0, str(DATA.parent.parent))
+    from benchmarks.counter_discipline import compare
+
+    trace, timeline, window, profiles, payload = load_profile_inputs(path)
+    pins = [tuple(p) for p in payload["reference_pins"]]
+    names = [iv.name for iv in timeline.intervals if iv.depth == 0]
+    rows, att = compare(trace, pins, names, profiles)
+    assert att.disciplines[0] is not None
+    for r in rows:
+        assert abs(r["error_pct"]) <= 0.5, r
