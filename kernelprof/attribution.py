@@ -6,7 +6,9 @@ piecewise-constant power function P(t); the energy of [t0, t1] is its exact inte
 F(t1) - F(t0) from one cumulative function F, so adjacent intervals add up to their union to
 rounding. The energy counter, read at marks, cross-checks the same function over the marks'
 window. The instant field (held until its next reading) and the 1 s average field are reported
-beside it for comparison.
+beside it for comparison. Where the sampler pinned the counter periodically, the sample power is
+scaled per span between pins to the counter (kernelprof.counter_discipline): energy_j is then the
+disciplined figure, and each interval's `discipline` keeps the raw samples' energy beside it.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from kernelprof import cache
 from kernelprof.clock import Interval, Timeline
+from kernelprof.counter_discipline import CounterDiscipline, DisciplinedEnergy, DisciplineSummary, build_discipline
 from kernelprof.nvml import CLOCK_EVENT_GPU_IDLE, clock_event_names
 from kernelprof.powertrace import GPUTrace, PowerTrace
 
@@ -203,6 +206,14 @@ class GPUIntervalEnergy:
     counter: CounterCheck | None
     counter_note: str | None
     flags: tuple[Flag, ...]
+    # energy_j is the samples disciplined by the counter where `discipline` is set (its raw_energy_j
+    # keeps the samples' own figure); None: raw samples, and discipline_note says why
+    discipline: DisciplinedEnergy | None = None
+    discipline_note: str | None = None
+
+    @property
+    def samples_energy_j(self) -> float | None:
+        return self.discipline.raw_energy_j if self.discipline is not None else self.energy_j
 
 
 @dataclass(frozen=True)
@@ -230,6 +241,12 @@ class IntervalEnergy:
     def flag_codes(self) -> list[str]:
         return [f.code for f in self.flags]
 
+    @property
+    def samples_energy_j(self) -> float | None:
+        """The raw buffered samples' energy, before the counter discipline."""
+        raw = [g.samples_energy_j for g in self.gpus]
+        return None if any(e is None for e in raw) else float(sum(raw))
+
 
 @dataclass(frozen=True)
 class Attribution:
@@ -238,6 +255,7 @@ class Attribution:
     sensor_profiles: tuple[SensorProfile, ...]  # one per GPU, in trace order
     provenance: str
     notes: tuple[str, ...]
+    disciplines: tuple[DisciplineSummary | None, ...] = ()  # one per GPU; None: raw samples
 
     def by_path(self, path: str) -> IntervalEnergy:
         for i in self.intervals:
@@ -264,18 +282,25 @@ class AttributionConfig:
     counter_min_periods_precise: float = 3.0
     clock_moved_mhz: float = 30.0
     state_lookback_s: float = 0.1  # the state reading before t0 still describes the interval
+    # Scale the samples per span between pinned counter readings (kernelprof.counter_discipline).
+    # "auto": when the sampler read the counter periodically (SamplerConfig.counter_interval_s > 0;
+    # older recordings did not); "always": with whatever pinned marks the trace has; "off".
+    counter_discipline: str = "auto"
 
 
 class _GPUModel:
     """One GPU's trace turned into the functions attribution integrates."""
 
-    def __init__(self, g: GPUTrace, profile: SensorProfile, cfg: AttributionConfig) -> None:
+    def __init__(self, g: GPUTrace, profile: SensorProfile, cfg: AttributionConfig,
+                 periodic_counter: bool = False) -> None:
         self.g, self.profile, self.cfg = g, profile, cfg
+        self.periodic_counter = periodic_counter  # the sampler pinned the counter at a cadence
         period = g.sample_period_s(profile.samples_period_s)
         self.sample_period_s = period
         self.samples = PowerFunction.from_windows(
             g.samples_t_us, g.samples_w, period_s=period, lag_s=profile.samples_lag_s,
             gap_factor=cfg.gap_factor) if g.sources.samples and len(g.samples_t_us) else None
+        self.discipline, self.discipline_note = self._discipline(g, cfg)
         fperiod = (float(np.median(np.diff(g.instant_t_us))) / 1e6 if len(g.instant_t_us) > 3
                    else profile.field_period_s)
         self.instant = PowerFunction.from_windows(
@@ -287,13 +312,16 @@ class _GPUModel:
         t0, t1 = iv.t0_ns, iv.t1_ns
         dur = max((t1 - t0) / 1e9, 0.0)
         flags: list[Flag] = []
-        energy = inst = None
+        energy = inst = disc = None
         method, n, coverage = "none", 0, 0.0
         if self.instant is not None:
             inst = self.instant.energy_j(t0, t1)
         if self.samples is not None:
             f = self.samples
             energy, method, n = f.energy_j(t0, t1), "nvml_samples", f.n_readings(t0, t1)
+            if self.discipline is not None:
+                disc = self.discipline.interval(t0, t1)
+                energy = disc.energy_j
             covered, hole = f.covered_s(t0, t1), f.hole_s(t0, t1)
             coverage = (covered - hole) / dur if dur > 0 else 0.0
             if hole > self.cfg.gap_flag_fraction * dur:
@@ -323,7 +351,21 @@ class _GPUModel:
         counter, note = self.counter_check(t0, t1)
         mean_w = energy / dur if energy is not None and dur > 0 else None
         return GPUIntervalEnergy(g.gpu, g.uuid, energy, mean_w, method, n, coverage, inst, avg_w,
-                                 counter, note, tuple(flags))
+                                 counter, note, tuple(flags), disc, None if disc is not None else self.discipline_note)
+
+    def _discipline(self, g: GPUTrace, cfg: AttributionConfig) -> tuple[CounterDiscipline | None, str]:
+        if cfg.counter_discipline not in ("auto", "always", "off"):
+            raise ValueError(f"counter_discipline must be 'auto', 'always' or 'off', got {cfg.counter_discipline!r}")
+        if self.samples is None:
+            return None, "no buffered samples: nothing to discipline"
+        if cfg.counter_discipline == "off":
+            return None, "counter discipline off (AttributionConfig): raw samples"
+        if cfg.counter_discipline == "auto" and not self.periodic_counter:
+            return None, ("recorded without periodic energy-counter reads (SamplerConfig.counter_interval_s): raw "
+                          "samples; AttributionConfig(counter_discipline='always') uses the marks it has")
+        if not g.sources.counter:
+            return None, "this GPU has no energy counter: raw samples"
+        return build_discipline(self.samples, g)
 
     def _state_flags(self, t0: int, t1: int) -> list[Flag]:
         g, cfg = self.g, self.cfg
@@ -413,7 +455,8 @@ def attribute(trace: PowerTrace, intervals: Timeline | Sequence[Interval], *, wi
         profs = [profiles] * len(trace.gpus)
     else:
         profs = list(profiles)
-    models = [_GPUModel(g, p, cfg) for g, p in zip(trace.gpus, profs)]
+    periodic = float(trace.config.get("counter_interval_s") or 0.0) > 0  # absent in older recordings
+    models = [_GPUModel(g, p, cfg, periodic) for g, p in zip(trace.gpus, profs)]
     extra = []
     if trace.provenance == "synthetic":
         extra.append(Flag("synthetic_trace", "made-up power trace (a test of the math), not a measurement"))
@@ -423,7 +466,10 @@ def attribute(trace: PowerTrace, intervals: Timeline | Sequence[Interval], *, wi
     for g, p in zip(trace.gpus, profs):
         if p.source != "measured":
             notes.append(f"GPU {g.gpu}: sensor lag and window: {p.note}")
+    for m in models:
+        notes.append(f"GPU {m.g.gpu}: counter discipline: {m.discipline_note}")
     return Attribution(
         window=_combine(window, [m.interval(window) for m in models], extra),
         intervals=tuple(_combine(iv, [m.interval(iv) for m in models], extra) for iv in ivs),
-        sensor_profiles=tuple(profs), provenance=trace.provenance, notes=tuple(notes))
+        sensor_profiles=tuple(profs), provenance=trace.provenance, notes=tuple(notes),
+        disciplines=tuple(m.discipline.summary if m.discipline is not None else None for m in models))

@@ -31,6 +31,7 @@ from typing import Any, Iterator, Sequence
 from kernelprof.attribution import (Attribution, CounterCheck, Flag, GPUIntervalEnergy, IntervalEnergy,
                                     SensorProfile, attribute, load_sensor_profile)
 from kernelprof.clock import Interval, Timeline
+from kernelprof.counter_discipline import DisciplineSummary
 from kernelprof.errors import MeasurementError, NoGPUError, UsageError
 from kernelprof.kernel_trace import KernelTrace
 from kernelprof.powertrace import PowerTrace
@@ -50,12 +51,19 @@ class PhaseResult:
     method: str
     energy_counter_j: float | None  # counter between the marks nearest the edges, where allowed
     counter_window_s: float | None  # the window the counter joules cover
-    counter_diff_pct: float | None  # samples over that same window vs counter, % of counter
+    counter_diff_pct: float | None  # raw samples over that same window vs counter, % of counter
     counter_note: str | None  # why there is no counter figure
     energy_instant_j: float | None  # instant field integrated (comparison only)
     mean_average_field_w: float | None  # mean of the 1 s average field (comparison only)
     flags: tuple[Flag, ...]
     gpus: tuple[GPUIntervalEnergy, ...]
+    # The counter discipline (kernelprof.counter_discipline): energy_j above is disciplined where
+    # every GPU was; energy_samples_j is the raw samples' figure either way.
+    energy_samples_j: float | None = None
+    discipline_correction_pct: float | None = None  # energy_j vs energy_samples_j, % of the samples
+    discipline_coverage: float | None = None  # fraction of the phase inside counter spans (min over GPUs)
+    energy_uncertainty_j: float | None = None  # 1 sigma of the disciplined energy; None if not derived
+    discipline_note: str | None = None
 
     @classmethod
     def from_interval(cls, iv: IntervalEnergy) -> "PhaseResult":
@@ -69,9 +77,19 @@ class PhaseResult:
         note = None if have else "; ".join(sorted({g.counter_note for g in iv.gpus if g.counter_note}))
         inst = [g.energy_instant_j for g in iv.gpus]
         avg = [g.mean_average_field_w for g in iv.gpus]
+        discs = [g.discipline for g in iv.gpus]
+        raw_j = iv.samples_energy_j
+        disciplined = bool(discs) and None not in discs
+        corr = (100.0 * (iv.energy_j - raw_j) / raw_j if disciplined and iv.energy_j is not None and raw_j
+                else None)
+        uncs = [d.uncertainty_j for d in discs] if disciplined else [None]
+        d_note = ("; ".join(sorted({d.uncertainty_note for d in discs})) if disciplined else
+                  "; ".join(sorted({g.discipline_note for g in iv.gpus if g.discipline_note})) or None)
         return cls(iv.name, iv.path, iv.depth, iv.time_s, iv.energy_j, iv.mean_power_w, iv.method, counter_j,
                    window, diff, note or None, None if None in inst else float(sum(inst)),
-                   None if None in avg else float(sum(avg)), iv.flags, iv.gpus)
+                   None if None in avg else float(sum(avg)), iv.flags, iv.gpus, raw_j, corr,
+                   min(d.coverage for d in discs) if disciplined else None,
+                   None if None in uncs else float(sum(u * u for u in uncs) ** 0.5), d_note)
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,7 @@ class ProfileResult:
     sensor_profiles: tuple[SensorProfile, ...]
     provenance: str
     notes: tuple[str, ...]
+    disciplines: tuple[DisciplineSummary | None, ...] = ()  # per GPU; None: raw samples (see notes)
 
     def phase(self, path: str) -> PhaseResult:
         for p in self.phases:
@@ -102,7 +121,8 @@ def build_result(attr: Attribution, trace: PowerTrace) -> ProfileResult:
         counter_check=tuple(g.counter for g in attr.window.gpus),
         sampler_mode=trace.mode, sources=sources,
         lost_samples=float(sum(g.lost_samples() for g in trace.gpus)),
-        sensor_profiles=attr.sensor_profiles, provenance=attr.provenance, notes=attr.notes)
+        sensor_profiles=attr.sensor_profiles, provenance=attr.provenance, notes=attr.notes,
+        disciplines=attr.disciplines)
 
 
 class Profiler:

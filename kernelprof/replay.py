@@ -26,8 +26,11 @@ class ReplayReader:
 
     def __init__(self, trace: PowerTrace, *, speed: float = 1.0, clock: Callable[[], int] | None = None,
                  start_at_us: int | None = None, buffer_capacity: int = 119,
-                 fail_after_s: float | None = None) -> None:
+                 fail_after_s: float | None = None, counter_period_s: float | None = None) -> None:
         self.trace = trace
+        # None: the counter moves with every read (interpolated); a period: it steps on that grid
+        # from the trace's start, as NVML's does every 100 ms, so pinning to its updates can be tested
+        self.counter_period_s = counter_period_s
         self.speed = speed
         self.buffer_capacity = buffer_capacity
         self.start_at_us = trace.start_t_us if start_at_us is None else start_at_us
@@ -97,13 +100,28 @@ class ReplayReader:
     def counter_j(self, k: int) -> float:
         g = self._need(k, "counter")
         now = self.now_us()
-        if len(g.counter_t_us) >= 2:
-            return float(np.interp(now, g.counter_t_us, g.counter_j))
-        # one mark or none: integrate the samples from the trace's start
+        if self.counter_period_s:
+            period_us = self.counter_period_s * 1e6
+            now = int(self.trace.start_t_us + np.floor((now - self.trace.start_t_us) / period_us) * period_us)
         t, w = g.samples_t_us, g.samples_w
-        i = int(np.searchsorted(t, now, side="right"))
+
+        def samples_j(at_us: float) -> float:  # the samples integrated from the trace's first one
+            i = int(np.searchsorted(t, at_us, side="right"))
+            return float(np.sum(w[1:i] * np.diff(t[:i]) / 1e6)) if i > 1 else 0.0
+
+        if len(g.counter_t_us) >= 2:
+            # between two recorded marks, the counter follows the samples' shape, scaled to hit both
+            # marks (a straight line would make the replayed counter read the marks' mean power)
+            i = int(np.clip(np.searchsorted(g.counter_t_us, now, side="right") - 1, 0, len(g.counter_t_us) - 2))
+            ta, tb = g.counter_t_us[i], g.counter_t_us[i + 1]
+            ea, eb = float(g.counter_j[i]), float(g.counter_j[i + 1])
+            sa, sb = samples_j(ta), samples_j(tb)
+            if len(t) < 2 or sb <= sa or not ta <= now <= tb:
+                return float(np.interp(now, g.counter_t_us, g.counter_j))
+            return ea + (eb - ea) * (samples_j(now) - sa) / (sb - sa)
+        # one mark or none: integrate the samples from the trace's start
         base = float(g.counter_j[0]) if len(g.counter_j) else 0.0
-        return base + float(np.sum(w[1:i] * np.diff(t[:i]) / 1e6)) if i > 1 else base
+        return base + samples_j(now)
 
     def state(self, k: int, sources: Sources) -> StateReading:
         g = self._g[k]

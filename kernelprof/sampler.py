@@ -51,6 +51,10 @@ class SamplerConfig:
     gap_factor: float = 1.5  # a spacing over 1.5 periods is a gap
     stall_s: float = 1.0  # a source whose timestamp has not moved this long has stalled
     precise_mark_timeout_s: float = 0.3  # counter updates every 100 ms; give up after 3 periods
+    # Pin the energy counter to its update this often (0: only at start, stop and marks), so that
+    # attribution can discipline the samples to it (kernelprof.counter_discipline). Each pin is timed
+    # from the previous one's 100 ms grid and costs ~2-4 reads (~3 ms each), not a period of polling.
+    counter_interval_s: float = 0.5
     read_fields: bool = True
     read_state: bool = True
 
@@ -305,9 +309,14 @@ class SamplerCore:
         if c.read_state:
             tasks.append(("state", c.state_interval_s, self._state_all))
             tasks.append(("processes", c.process_interval_s, self._procs_all))
+        if c.counter_interval_s > 0:
+            tasks.append(("counter", c.counter_interval_s, self._counter_periodic_all))
         for name, interval_s, fn in tasks:
             if force or now >= self._next.get(name, 0):
-                fn(now)
+                due = fn(now)
+                if due is not None:  # the task chose its own next time (the counter's update grid)
+                    self._next[name] = due
+                    continue
                 # schedule from the planned time, not from now, so a late wake does not drift the grid;
                 # but never schedule in the past (after a long stall, restart the grid at now)
                 planned = self._next.get(name, now) + int(interval_s * 1e6)
@@ -491,9 +500,13 @@ class SamplerCore:
                 return
             deadline = a0 + int(self.config.precise_mark_timeout_s * 1e9)
             prev_mid = (a0 + b0) // 2
+            reader_t0 = self.reader.now_us()
             while True:
                 e, a, b = read()
                 mid = (a + b) // 2
+                if e == e0 and self.reader.now_us() == reader_t0:  # a driven clock (tests): no step will come
+                    g.counter.append((self._reader_mid_us(a, b), e, False))
+                    return
                 if e != e0:
                     step_ns = (prev_mid + mid) // 2
                     g.counter.append((self._reader_mid_us(step_ns, step_ns), e, True))
@@ -505,6 +518,32 @@ class SamplerCore:
                     return
         except (NotSupportedError, NVMLUnavailableError) as exc:
             self._source_failed(g, "counter", exc, self.reader.now_us())
+
+    def _counter_periodic_all(self, now: int) -> int:
+        """Pin the counter on every GPU; return when to wake for the next pin: just before the update
+        predicted `counter_interval_s` on, so that the read-until-step loop is a few reads, not 100 ms."""
+        from kernelprof.counter_discipline import COUNTER_PERIOD_S, next_update_us
+
+        interval_us = int(self.config.counter_interval_s * 1e6)
+        due = []
+        for k, g in enumerate(self._g):
+            if not g.sources.counter:
+                continue
+            pins = [t for t, _, precise in g.counter[-8:] if precise]
+            step = next_update_us(pins, now)
+            call_us = float(np.median(self.latency._us.get(f"{g.ident.gpu}:counter", [3_000.0])))
+            # wake this long before the predicted step: a few calls, and a 5 ms GIL switch interval of
+            # lateness, so that the first read still sees the old value (else it polls a whole period)
+            lead_us = max(12_000.0, 3 * call_us)
+            if step is not None and step - now > lead_us + 1_000:
+                due.append(int(step - lead_us))  # woke early (or late past a step): wait for this one
+                continue
+            self._counter(k, g, precise=True)
+            pins = [t for t, _, precise in g.counter[-8:] if precise]
+            # the update nearest one interval on (within half a counter period of it)
+            step = next_update_us(pins, now + interval_us - int(COUNTER_PERIOD_S * 5e5))
+            due.append(int(step - lead_us) if step is not None else now + interval_us)
+        return max(min(due), now + 1_000) if due else now + interval_us
 
     def _reader_mid_us(self, a_ns: int, b_ns: int) -> int:
         """Midpoint of a host call in the reader's clock (differs from time.time_ns in replays)."""

@@ -126,9 +126,9 @@ class TickingClock(Clock):
         return self.t_us
 
 
-def test_counter_is_read_only_at_start_stop_and_marks():
+def test_without_periodic_reads_the_counter_is_read_only_at_start_stop_and_marks():
     clock = TickingClock(T0_US)
-    core = SamplerCore(ReplayReader(_trace(), clock=clock), [0])
+    core = SamplerCore(ReplayReader(_trace(), clock=clock), [0], SamplerConfig(counter_interval_s=0))
     core.begin()
     for _ in range(100):
         clock.t_us += 20_000
@@ -141,7 +141,7 @@ def test_counter_is_read_only_at_start_stop_and_marks():
 
 def test_thread_mode_runs_in_real_time_on_a_replay():
     tr = _trace()
-    s = PowerSampler([0], reader=ReplayReader(tr)).start()
+    s = PowerSampler([0], reader=ReplayReader(tr), config=SamplerConfig(counter_interval_s=0)).start()
     assert s.sources[0].samples
     time.sleep(0.8)
     s.mark_counter(precise=True)
@@ -182,7 +182,8 @@ def _save_trace(tmp_path, trace):
 
 def test_process_mode_samples_in_a_child_process(tmp_path):
     path = _save_trace(tmp_path, _trace())
-    s = PowerSampler([0], mode="process", reader={"kind": "replay", "path": str(path)}).start()
+    s = PowerSampler([0], mode="process", reader={"kind": "replay", "path": str(path)},
+                     config=SamplerConfig(counter_interval_s=0)).start()
     time.sleep(0.6)
     s.mark_counter(precise=True)
     s.check()
@@ -282,7 +283,7 @@ def test_nvml_edge_converts_milliwatts_and_maps_not_found(monkeypatch):
 def test_back_to_back_precise_marks_share_one_reading():
     """Two phase edges requested together: the second is answered by the first pinned reading."""
     clock = TickingClock(T0_US)
-    core = SamplerCore(ReplayReader(_trace(), clock=clock), [0])
+    core = SamplerCore(ReplayReader(_trace(), clock=clock), [0], SamplerConfig(counter_interval_s=0))
     core.begin()
     requested = time.time_ns()
     core.mark_counter(precise=True, requested_ns=requested)

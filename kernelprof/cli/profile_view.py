@@ -18,13 +18,16 @@ def render_run(run) -> None:
 
 def render_profile(res, *, title: str = "Profile") -> None:
     t = Table(title=f"{title} ({res.provenance}, sampler: {res.sampler_mode})")
-    for col in ("phase", "time", "energy", "mean power", "counter", "samples vs counter", "method", "flags"):
+    for col in ("phase", "time", "energy", "± 1σ", "mean power", "counter", "samples vs counter",
+                "counter discipline", "method", "flags"):
         t.add_column(col, justify="left" if col in ("phase", "method", "flags") else "right")
     for p in (*res.phases, res.total):
         label = ("  " * p.depth + p.name) if p is not res.total else "[bold]whole window[/]"
-        t.add_row(label, fmt(p.time_s * 1e3, "ms"), fmt(p.energy_j, "J"), fmt(p.mean_power_w, "W"),
-                  fmt(p.energy_counter_j, "J"), fmt(p.counter_diff_pct, "%", digits=2), p.method,
-                  ",".join(f.code for f in p.flags))
+        disc = ("raw" if p.discipline_correction_pct is None else
+                f"{p.discipline_correction_pct:+.2f}% over {p.discipline_coverage:.0%}")
+        t.add_row(label, fmt(p.time_s * 1e3, "ms"), fmt(p.energy_j, "J"), fmt(p.energy_uncertainty_j, "J"),
+                  fmt(p.mean_power_w, "W"), fmt(p.energy_counter_j, "J"), fmt(p.counter_diff_pct, "%", digits=2),
+                  disc, p.method, ",".join(f.code for f in p.flags))
     console.print(t)
     if res.lost_samples:
         console.print(f"[yellow]{res.lost_samples:.0f} buffered samples were lost (the sampler drained late)[/]")
