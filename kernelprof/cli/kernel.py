@@ -91,11 +91,11 @@ def render_kernel(ke: KernelEnergy) -> None:
     t.add_row("trials", str(len(m["trials"])), f"{m['calls_per_launch']} calls per launch, {m['input_sets']} input sets, {fmt(m['wall_s'], 's')} wall")
     console.print(t)
     e = Table(title="Estimates (per call)")
-    for col in ("estimate", "energy", "measured / estimate", "formula", "note"):
+    for col in ("estimate", "energy", "measured / estimate", "peak", "formula", "note"):
         e.add_column(col, justify="right" if col in ("energy", "measured / estimate") else "left")
     for est in ke.estimates:
         e.add_row(est.name, fmt(None if est.energy_j is None else est.energy_j * 1e3, "mJ"),
-                  fmt(est.ratio, "x"), est.formula, est.note)
+                  fmt(est.ratio, "x"), est.convention or "-", est.formula, est.note)
     console.print(e)
     for f in m["flags"]:
         console.print(f"[yellow]flag {f['code']}:[/] {f['message']}")
