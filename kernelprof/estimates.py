@@ -70,12 +70,14 @@ def _ratio(measured: float | None, estimate: float | None) -> float | None:
 
 def estimate_all(*, flops: float, min_bytes: float, dtype: str, time_s: float, energy_j: float | None,
                  sheet: Datasheet | None, model: "EnergyFit | None" = None, idle_power_w: float | None = None,
-                 nvml_utilization_pct: float | None = None, paper_convention: str = "headline") -> list[Estimate]:
+                 nvml_utilization_pct: float | None = None, paper_convention: str = "headline",
+                 activity: dict[str, float] | None = None) -> list[Estimate]:
     """Every estimate for one call of a workload (ESTIMATE_NAMES, in that order), with measured / estimate.
 
     `idle_power_w` is the idle measured beside the call (the fitted models add their dynamic part
     to it; without it they use the calibration's median idle); `nvml_utilization_pct` is NVML's GPU
-    utilization averaged over the measurement."""
+    utilization averaged over the measurement; `activity` the kernel's pipe fractions from ncu
+    (kernelprof.energy_fit.activity_from_counters), else they come from achieved rates."""
     out: list[Estimate] = []
     conv = paper_convention
     if sheet is None:
@@ -107,12 +109,13 @@ def estimate_all(*, flops: float, min_bytes: float, dtype: str, time_s: float, e
                                 f"NVML GPU utilization {nvml_utilization_pct:.0f}% (time share with a kernel "
                                 "running, not FLOP utilization)"))
     out += fitted_estimates(flops=flops, min_bytes=min_bytes, dtype=dtype, time_s=time_s, energy_j=energy_j,
-                            model=model, idle_power_w=idle_power_w)
+                            model=model, idle_power_w=idle_power_w, activity=activity)
     return out
 
 
 def fitted_estimates(*, flops: float, min_bytes: float, dtype: str, time_s: float, energy_j: float | None,
-                     model: "EnergyFit | None", idle_power_w: float | None = None) -> list[Estimate]:
+                     model: "EnergyFit | None", idle_power_w: float | None = None,
+                     activity: dict[str, float] | None = None) -> list[Estimate]:
     """The activity and calibrated estimates from this card's fit (kernelprof.energy_fit)."""
     act_formula = "P_idle x t + (tensor_w x tensor + fma_w x FMA + dram_w x DRAM fraction + busy_w) x t"
     cal_formula = "P_idle x t + e_flop x FLOPs + e_byte x bytes + busy_w x t"
@@ -129,10 +132,12 @@ def fitted_estimates(*, flops: float, min_bytes: float, dtype: str, time_s: floa
     if model.activity is None or model.basis is None:
         out.append(Estimate("activity", None, None, act_formula, "the calibration has no activity fit"))
     else:
-        frac = achieved_activity(counts, min_bytes, time_s, model.basis)
+        # With achieved rates the fractions are counts / time: the activity model then differs from the
+        # calibrated one only by its tied tensor coefficient. ncu's pipe counters are new information.
+        frac = activity if activity is not None else achieved_activity(counts, min_bytes, time_s, model.basis)
         act = model.predict_activity_j(activity=frac, time_s=time_s, idle_power_w=idle_power_w)
         out.append(Estimate("activity", act, _ratio(energy_j, act), act_formula,
-                            f"activity from achieved rates: tensor {frac['tensor']:.3f}, FMA {frac['fma']:.3f}, "
+                            f"activity from {'ncu counters' if activity is not None else 'achieved rates'}: tensor {frac['tensor']:.3f}, FMA {frac['fma']:.3f}, "
                             f"DRAM {frac['dram']:.3f} of copy bandwidth; {fitted_on}{idle_note}", "dense"))
     cal = model.predict_calibrated_j(flops_by_dtype=counts, bytes=min_bytes, time_s=time_s, idle_power_w=idle_power_w)
     out.append(Estimate("calibrated", cal, _ratio(energy_j, cal), cal_formula,

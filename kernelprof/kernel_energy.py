@@ -121,7 +121,8 @@ def _measurement_json(meas: KernelMeasurement) -> dict[str, Any]:
 
 
 def measure_op(op_name: str, variant: str, shape_text: str | None = None, dtype: str = "bf16", *,
-               device: int = 0, config: MeasureConfig | None = None, seed: int = 0) -> KernelEnergy:
+               device: int = 0, config: MeasureConfig | None = None, seed: int = 0,
+               paper_convention: str = "headline") -> KernelEnergy:
     """Measure one registered op variant at one shape (the library behind `kernelprof kernel`)."""
     import torch
 
@@ -143,4 +144,4 @@ def measure_op(op_name: str, variant: str, shape_text: str | None = None, dtype:
     meas = measure_kernel(fn, *inputs, flops=op.flops(shape), bytes=op.min_bytes(shape, dt), dtype=dtype,
                           name=f"{op.name}/{variant}", device=device, config=config)
     return describe(meas, op=op.name, variant=variant, shape=str(shape), dtype=dtype, gpu_name=facts.name,
-                    uuid=facts.uuid, driver=facts.driver_version)
+                    uuid=facts.uuid, driver=facts.driver_version, paper_convention=paper_convention)

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from kernelprof.cli.output import console, fmt, print_json
@@ -65,7 +66,7 @@ def _coef_row(t: Table, name: str, value: float, se: float | None, bound: bool) 
     else:
         (scale, unit), meaning = _UNITS.get(name, (1.0, "")), _MEANING.get(name, "")
     se_text = "held at 0 by its bound" if bound else ("-" if se is None else f"± {fmt(se * scale, '', digits=2)}")
-    t.add_row(name, fmt(value * scale, unit), se_text, meaning)
+    t.add_row(escape(name), fmt(value * scale, unit), se_text, meaning)  # escape: rich reads [bf16] as markup
 
 
 def render_calibration(fit, measurements=()) -> None:
@@ -75,7 +76,7 @@ def render_calibration(fit, measurements=()) -> None:
             ("activity", fit.activity, "E = P_idle x t + (tensor_w x tensor + fma_w x FMA + dram_w x DRAM + busy_w) x t")):
         if lf is None:
             continue
-        t = Table(title=f"{label} model of {fit.gpu_name}: {formula}")
+        t = Table(title=escape(f"{label} model of {fit.gpu_name}: {formula}"))
         for col in ("coefficient", "value", "standard error", "meaning"):
             t.add_column(col, justify="right" if col in ("value", "standard error") else "left")
         for k in lf.features:

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"measuring {op.name}/{v} at {shape} ...")
             try:
                 measured[v] = measure_op(op.name, v, shape, args.dtype, device=args.device, config=cfg,
-                                         seed=args.seed).to_json()
+                                         seed=args.seed, paper_convention=args.paper_peak).to_json()
             except Exception as exc:  # noqa: BLE001 - one variant failing (OOM, unsupported) must not lose the rest
                 failed[v] = f"{type(exc).__name__}: {exc}"
                 console.print(f"[red]{v} failed:[/] {failed[v]}")

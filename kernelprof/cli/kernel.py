@@ -23,6 +23,9 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=float, default=5.0, help="time cap per point (default 5 s)")
     p.add_argument("--window", type=float, default=1.0, help="seconds of back-to-back launches per trial (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs and the gaps")
+    p.add_argument("--paper-peak", choices=("headline", "dense"), default="headline",
+                   help="peak for the paper's TDP/peak x FLOPs estimate: the datasheet's headline (with-sparsity) "
+                        "figure, as Fernandez et al. used (default), or the dense one")
 
 
 def config_from_args(args: argparse.Namespace) -> MeasureConfig:
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     variant = args.variant or next(iter(op.variants))
     ke = measure_op(op.name, variant, args.shape, args.dtype, device=args.device, config=config_from_args(args),
-                    seed=args.seed)
+                    seed=args.seed, paper_convention=args.paper_peak)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("runs") / f"kernel-{op.name}-{variant}-{stamp}.json"
     save_run(out, "kernel", ke.to_json())
