@@ -1,110 +1,59 @@
-"""Theoretical energy estimates to set beside a measurement, and the calibrated energy model.
+"""Energy estimates to set beside a measurement: each a different quantity, for a different use.
 
-For a workload of `flops` FLOPs moving at least `min_bytes` bytes in dtype `dtype`:
-- paper:        TDP / peak FLOP/s x FLOPs  (Fernandez et al. 2025's "theoretical" energy)
-- roofline:     TDP x max(FLOPs / peak FLOP/s, bytes / peak bandwidth)
-- utilization:  TDP x measured time x achieved fraction of peak (the larger of FLOP and byte fractions)
-- calibrated:   e_flop[dtype] x FLOPs + e_byte x bytes + P_static x measured time, with coefficients
-                fitted on this card by `kernelprof calibrate` (see `fit_energy_model`)
-Peaks are the datasheet's (what the papers use); `roofline_fraction` uses measured ceilings when
-they exist, since a kernel cannot beat what the card really does.
+For one call of a workload of `flops` FLOPs (dtype `dtype`) moving at least `min_bytes` bytes:
+- paper:        TDP / peak FLOP/s x FLOPs. Fernandez et al. (2025)'s "theoretical" energy, for
+                comparing with their table. Their peak was the datasheet's headline figure (the
+                A6000's 309.7 TFLOP/s is "with sparsity"; dense 154.8), so the default convention
+                is "headline"; "dense" is offered. Every figure says which it used.
+- roofline:     TDP x max(FLOPs / dense peak, bytes / bandwidth): the card at its limit for the
+                shortest time the work could take. A floor-ish figure that ignores measured time.
+- utilization:  TDP x measured time x NVML's GPU utilization over the measurement, as carbon
+                calculators (CodeCarbon-style) and papers use the word: the share of time some
+                kernel ran, whatever it did.
+- activity:     idle power x time plus fitted powers x measured activity (tensor-pipe, FMA-pipe and
+                DRAM fractions) x time (kernelprof.energy_fit): what the card's activity predicts.
+- calibrated:   idle power x time + e_flop[dtype] x FLOPs + e_byte x bytes + busy power x time,
+                least-squares over this card's microbenchmarks (kernelprof.energy_fit): what this
+                card's measured energy per unit of work predicts.
+The first three need only a datasheet; the last two a `kernelprof calibrate` run on the same card.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kernelprof.specs import Datasheet, normalize_dtype
+from kernelprof.specs import PEAK_CONVENTIONS, Datasheet, normalize_dtype
+
+if TYPE_CHECKING:
+    from kernelprof.energy_fit import EnergyFit
 
 PJ = 1e-12
+ESTIMATE_NAMES = ("paper", "roofline", "utilization", "activity", "calibrated")
+CONVENTION_LABELS = {"headline": "headline peak, the datasheet's with-sparsity figure (the paper's convention)",
+                     "dense": "dense peak"}
 
 
 @dataclass(frozen=True)
 class Estimate:
     """One estimate of a workload's energy per call, and measured / estimate."""
 
-    name: str  # "paper" | "roofline" | "utilization" | "calibrated"
+    name: str  # one of ESTIMATE_NAMES
     energy_j: float | None
     ratio: float | None  # measured / estimate; > 1 means the measurement used more than estimated
     formula: str
     note: str = ""
+    convention: str = ""  # the peak convention ("headline" | "dense") where a peak enters
 
 
-@dataclass(frozen=True)
-class EnergyModel:
-    """E = sum_dtype e_flop_j[dtype] x FLOPs + e_byte_j x bytes + static_power_w x time, for one GPU."""
+def paper_estimate_j(flops: float, dtype: str, sheet: Datasheet | None,
+                     convention: str = "headline") -> float | None:
+    """TDP / peak FLOP/s x FLOPs, the paper's theoretical energy; None without a datasheet peak.
 
-    gpu_name: str
-    gpu_uuid: str | None
-    e_flop_j: dict[str, float]  # joules per FLOP by dtype key ("bf16", "fp16", "fp32", ...)
-    e_byte_j: float             # joules per byte moved to or from device memory
-    static_power_w: float       # power of the GPU busy-but-idle: right-after-work idle
-    fitted_from: tuple[dict[str, Any], ...] = field(default=())
-    residuals: dict[str, float] = field(default_factory=dict)  # per microbenchmark, (model - measured) / measured
-
-    def predict_j(self, *, flops: float, min_bytes: float, time_s: float, dtype: str) -> float | None:
-        key = normalize_dtype(dtype)
-        e_flop = self.e_flop_j.get(key)
-        if e_flop is None and flops:
-            return None
-        return (e_flop or 0.0) * flops + self.e_byte_j * min_bytes + self.static_power_w * time_s
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["fitted_from"] = list(self.fitted_from)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "EnergyModel":
-        return cls(gpu_name=d["gpu_name"], gpu_uuid=d.get("gpu_uuid"), e_flop_j=dict(d["e_flop_j"]),
-                   e_byte_j=float(d["e_byte_j"]), static_power_w=float(d["static_power_w"]),
-                   fitted_from=tuple(d.get("fitted_from", ())), residuals=dict(d.get("residuals", {})))
-
-
-@dataclass(frozen=True)
-class Microbenchmark:
-    """One calibration point: energy per call of a kernel with known FLOPs and bytes."""
-
-    name: str
-    dtype: str | None  # dtype of its FLOPs; None for a pure streaming kernel
-    flops: float
-    min_bytes: float
-    time_s: float
-    energy_j: float
-
-
-def fit_energy_model(points: Sequence[Microbenchmark], *, static_power_w: float, gpu_name: str,
-                     gpu_uuid: str | None = None) -> EnergyModel:
-    """Fit e_byte from the byte-only points, then e_flop per dtype from the rest.
-
-    Sequential rather than one joint least-squares fit: the streaming kernel isolates e_byte, and
-    each compute-bound kernel then gives its dtype's e_flop after its (small) byte energy is taken
-    off. Every point's dynamic energy is E - static_power_w x time. With several points of one
-    kind, their coefficients are averaged weighted by their work.
-    """
-    streams = [p for p in points if not p.flops]
-    if not streams:
-        raise ValueError("calibration needs at least one byte-only (streaming) microbenchmark")
-    dyn = {p.name: p.energy_j - static_power_w * p.time_s for p in points}
-    total_bytes = sum(p.min_bytes for p in streams)
-    e_byte = max(0.0, sum(dyn[p.name] for p in streams) / total_bytes)
-    e_flop: dict[str, float] = {}
-    by_dtype: dict[str, list[Microbenchmark]] = {}
-    for p in points:
-        if p.flops:
-            if p.dtype is None:
-                raise ValueError(f"microbenchmark {p.name} has FLOPs but no dtype")
-            by_dtype.setdefault(normalize_dtype(p.dtype), []).append(p)
-    for key, pts in by_dtype.items():
-        num = sum(dyn[p.name] - e_byte * p.min_bytes for p in pts)
-        e_flop[key] = max(0.0, num / sum(p.flops for p in pts))
-    model = EnergyModel(gpu_name=gpu_name, gpu_uuid=gpu_uuid, e_flop_j=e_flop, e_byte_j=e_byte,
-                        static_power_w=static_power_w, fitted_from=tuple(asdict(p) for p in points))
-    residuals = {}
-    for p in points:
-        pred = model.predict_j(flops=p.flops, min_bytes=p.min_bytes, time_s=p.time_s, dtype=p.dtype or "fp32")
-        residuals[p.name] = (pred - p.energy_j) / p.energy_j if pred is not None and p.energy_j else float("nan")
-    return EnergyModel(**{**asdict(model), "fitted_from": model.fitted_from, "residuals": residuals})
+    The one implementation: kernel estimates, LLM phases and binned workloads all call it."""
+    if convention not in PEAK_CONVENTIONS:
+        raise ValueError(f"unknown peak convention {convention!r}; expected one of {PEAK_CONVENTIONS}")
+    peak = sheet.peak_for(dtype, convention) if sheet is not None else None
+    return sheet.tdp_w / peak * flops if sheet is not None and peak else None
 
 
 def roofline_time_s(flops: float, min_bytes: float, peak_flop_s: float | None, bandwidth_bytes_s: float) -> float:
@@ -120,46 +69,86 @@ def _ratio(measured: float | None, estimate: float | None) -> float | None:
 
 
 def estimate_all(*, flops: float, min_bytes: float, dtype: str, time_s: float, energy_j: float | None,
-                 sheet: Datasheet | None, model: EnergyModel | None = None) -> list[Estimate]:
-    """Every estimate for one call of a workload, each with measured / estimate."""
+                 sheet: Datasheet | None, model: "EnergyFit | None" = None, idle_power_w: float | None = None,
+                 nvml_utilization_pct: float | None = None, paper_convention: str = "headline",
+                 activity: dict[str, float] | None = None) -> list[Estimate]:
+    """Every estimate for one call of a workload (ESTIMATE_NAMES, in that order), with measured / estimate.
+
+    `idle_power_w` is the idle measured beside the call (the fitted models add their dynamic part
+    to it; without it they use the calibration's median idle); `nvml_utilization_pct` is NVML's GPU
+    utilization averaged over the measurement; `activity` the kernel's pipe fractions from ncu
+    (kernelprof.energy_fit.activity_from_counters), else they come from achieved rates."""
     out: list[Estimate] = []
+    conv = paper_convention
     if sheet is None:
         note = "no datasheet entry for this GPU"
-        for name in ("paper", "roofline", "utilization"):
-            out.append(Estimate(name, None, None, "", note))
+        out.append(Estimate("paper", None, None, "TDP / peak FLOP/s x FLOPs", note, conv))
+        out.append(Estimate("roofline", None, None, "TDP x max(FLOPs / peak, bytes / bandwidth)", note, "dense"))
+        out.append(Estimate("utilization", None, None, "TDP x time x NVML GPU utilization", note))
     else:
-        peak = sheet.peak_flop_s(dtype)
         tdp = sheet.tdp_w
-        bw = sheet.memory_bandwidth_bytes_s
-        if peak:
-            paper = tdp / peak * flops
-            out.append(Estimate("paper", paper, _ratio(energy_j, paper), "TDP / peak FLOP/s x FLOPs",
-                                "counts compute only: 0 J for a kernel with no FLOPs" if not flops else ""))
+        peak = sheet.peak_for(dtype, conv)
+        formula = (f"TDP / peak FLOP/s x FLOPs ({tdp:.0f} W / {peak / 1e12:.1f} TFLOP/s {dtype}, {conv})"
+                   if peak else "TDP / peak FLOP/s x FLOPs")
+        paper = paper_estimate_j(flops, dtype, sheet, conv)
+        if paper is None:
+            out.append(Estimate("paper", None, None, formula, f"no {dtype} peak on the datasheet", conv))
         else:
-            out.append(Estimate("paper", None, None, "TDP / peak FLOP/s x FLOPs", f"no {dtype} peak on the datasheet"))
-        t_roof = roofline_time_s(flops, min_bytes, peak, bw)
-        roof = tdp * t_roof
-        out.append(Estimate("roofline", roof, _ratio(energy_j, roof), "TDP x max(FLOPs/peak, bytes/bandwidth)"))
-        frac = achieved_fraction(flops=flops, min_bytes=min_bytes, time_s=time_s, peak_flop_s=peak,
-                                 bandwidth_bytes_s=bw)
-        util = tdp * time_s * frac
-        out.append(Estimate("utilization", util, _ratio(energy_j, util),
-                            "TDP x time x achieved fraction of peak",
-                            f"achieved fraction {frac:.3f} of datasheet peak"))
+            note = CONVENTION_LABELS[conv] + ("; counts compute only: 0 J for a kernel with no FLOPs" if not flops else "")
+            out.append(Estimate("paper", paper, _ratio(energy_j, paper), formula, note, conv))
+        dense = sheet.peak_flop_s(dtype)
+        roof = tdp * roofline_time_s(flops, min_bytes, dense, sheet.memory_bandwidth_bytes_s)
+        out.append(Estimate("roofline", roof, _ratio(energy_j, roof), "TDP x max(FLOPs / peak, bytes / bandwidth)",
+                            "datasheet dense peak and bandwidth; ignores the measured time", "dense"))
+        if nvml_utilization_pct is None:
+            out.append(Estimate("utilization", None, None, "TDP x time x NVML GPU utilization",
+                                "NVML utilization was not recorded with this measurement"))
+        else:
+            util = tdp * time_s * nvml_utilization_pct / 100
+            out.append(Estimate("utilization", util, _ratio(energy_j, util), "TDP x time x NVML GPU utilization",
+                                f"NVML GPU utilization {nvml_utilization_pct:.0f}% (time share with a kernel "
+                                "running, not FLOP utilization)"))
+    out += fitted_estimates(flops=flops, min_bytes=min_bytes, dtype=dtype, time_s=time_s, energy_j=energy_j,
+                            model=model, idle_power_w=idle_power_w, activity=activity)
+    return out
+
+
+def fitted_estimates(*, flops: float, min_bytes: float, dtype: str, time_s: float, energy_j: float | None,
+                     model: "EnergyFit | None", idle_power_w: float | None = None,
+                     activity: dict[str, float] | None = None) -> list[Estimate]:
+    """The activity and calibrated estimates from this card's fit (kernelprof.energy_fit)."""
+    act_formula = "P_idle x t + (tensor_w x tensor + fma_w x FMA + dram_w x DRAM fraction + busy_w) x t"
+    cal_formula = "P_idle x t + e_flop x FLOPs + e_byte x bytes + busy_w x t"
     if model is None:
-        out.append(Estimate("calibrated", None, None, "e_flop x FLOPs + e_byte x bytes + P_static x time",
-                            "no calibration for this GPU: run `kernelprof calibrate`"))
+        why = "no calibration for this GPU: run `kernelprof calibrate`"
+        return [Estimate("activity", None, None, act_formula, why), Estimate("calibrated", None, None, cal_formula, why)]
+    from kernelprof.energy_fit import achieved_activity
+
+    key = normalize_dtype(dtype)
+    counts = {key: flops} if flops else {}
+    fitted_on = f"fitted on {len(model.points)} microbenchmarks ({model.source or 'this GPU'})"
+    idle_note = "" if idle_power_w is not None else f"; P_idle {model.median_idle_w:.0f} W from the calibration"
+    out = []
+    if model.activity is None or model.basis is None:
+        out.append(Estimate("activity", None, None, act_formula, "the calibration has no activity fit"))
     else:
-        cal = model.predict_j(flops=flops, min_bytes=min_bytes, time_s=time_s, dtype=dtype)
-        out.append(Estimate("calibrated", cal, _ratio(energy_j, cal),
-                            "e_flop x FLOPs + e_byte x bytes + P_static x time",
-                            "" if cal is not None else f"calibration has no {dtype} FLOP energy"))
+        # With achieved rates the fractions are counts / time: the activity model then differs from the
+        # calibrated one only by its tied tensor coefficient. ncu's pipe counters are new information.
+        frac = activity if activity is not None else achieved_activity(counts, min_bytes, time_s, model.basis)
+        act = model.predict_activity_j(activity=frac, time_s=time_s, idle_power_w=idle_power_w)
+        out.append(Estimate("activity", act, _ratio(energy_j, act), act_formula,
+                            f"activity from {'ncu counters' if activity is not None else 'achieved rates'}: tensor {frac['tensor']:.3f}, FMA {frac['fma']:.3f}, "
+                            f"DRAM {frac['dram']:.3f} of copy bandwidth; {fitted_on}{idle_note}", "dense"))
+    cal = model.predict_calibrated_j(flops_by_dtype=counts, bytes=min_bytes, time_s=time_s, idle_power_w=idle_power_w)
+    out.append(Estimate("calibrated", cal, _ratio(energy_j, cal), cal_formula,
+                        (f"{fitted_on}{idle_note}" if cal is not None else f"the calibration has no {key} FLOP energy")))
     return out
 
 
 def achieved_fraction(*, flops: float, min_bytes: float, time_s: float, peak_flop_s: float | None,
                       bandwidth_bytes_s: float) -> float:
-    """max(achieved FLOP/s / peak, achieved bytes/s / bandwidth), the usual 'utilization'."""
+    """max(achieved FLOP/s / peak, achieved bytes/s / bandwidth): the roofline fraction (roofline time /
+    measured time), often called 'utilization', and not an estimate of energy by itself."""
     if time_s <= 0:
         raise ValueError(f"time_s must be positive, got {time_s}")
     f = flops / time_s / peak_flop_s if peak_flop_s else 0.0

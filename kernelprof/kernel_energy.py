@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kernelprof.errors import UsageError
-from kernelprof.estimates import Estimate, EnergyModel, estimate_all, per_unit_energy, roofline_time_s
+from kernelprof.energy_fit import EnergyFit
+from kernelprof.estimates import Estimate, estimate_all, per_unit_energy, roofline_time_s
 from kernelprof.measure import KernelMeasurement, MeasureConfig, measure_kernel
 from kernelprof.specs import datasheet_for, normalize_dtype
 
@@ -69,20 +70,27 @@ def _ceilings_for(uuid: str | None, driver: str | None):
     return load_cached_ceilings(uuid, driver)
 
 
-def _energy_model_for(uuid: str | None, driver: str | None) -> EnergyModel | None:
+def _energy_model_for(uuid: str | None, driver: str | None) -> EnergyFit | None:
+    """This GPU's cached `kernelprof calibrate` fit (kernelprof.energy_fit), or None."""
     from kernelprof.cache import cache_path, read_cached
 
-    doc = read_cached(cache_path("energy-model", uuid, driver))
-    return EnergyModel.from_json(doc) if doc else None
+    doc = read_cached(cache_path("energy-fit", uuid, driver))
+    try:
+        return EnergyFit.from_json(doc) if doc and doc.get("kind") == "energy_fit" else None
+    except (KeyError, TypeError, ValueError):
+        return None  # a cache is never authoritative
 
 
 def describe(meas: KernelMeasurement, *, op: str, variant: str, shape: str, dtype: str, gpu_name: str,
-             uuid: str | None = None, driver: str | None = None) -> KernelEnergy:
+             uuid: str | None = None, driver: str | None = None, paper_convention: str = "headline") -> KernelEnergy:
     """Attach estimates, rates and the roofline fraction to a measurement."""
     sheet = datasheet_for(gpu_name)
     model = _energy_model_for(uuid, driver)
+    # nvml_utilization_pct: NVML GPU utilization over the settled window, where measure_kernel records it.
     ests = estimate_all(flops=meas.flops, min_bytes=meas.min_bytes, dtype=dtype, time_s=meas.time_per_call_s,
-                        energy_j=meas.energy_per_call_j, sheet=sheet, model=model)
+                        energy_j=meas.energy_per_call_j, sheet=sheet, model=model, idle_power_w=meas.idle_power_w,
+                        nvml_utilization_pct=getattr(meas, "nvml_utilization_pct", None),
+                        paper_convention=paper_convention)
     ceil = _ceilings_for(uuid, driver)
     roof_t = None
     basis = "no datasheet entry and no measured ceilings"
@@ -113,7 +121,8 @@ def _measurement_json(meas: KernelMeasurement) -> dict[str, Any]:
 
 
 def measure_op(op_name: str, variant: str, shape_text: str | None = None, dtype: str = "bf16", *,
-               device: int = 0, config: MeasureConfig | None = None, seed: int = 0) -> KernelEnergy:
+               device: int = 0, config: MeasureConfig | None = None, seed: int = 0,
+               paper_convention: str = "headline") -> KernelEnergy:
     """Measure one registered op variant at one shape (the library behind `kernelprof kernel`)."""
     import torch
 
@@ -135,4 +144,4 @@ def measure_op(op_name: str, variant: str, shape_text: str | None = None, dtype:
     meas = measure_kernel(fn, *inputs, flops=op.flops(shape), min_bytes=op.min_bytes(shape, dt), dtype=dtype,
                           name=f"{op.name}/{variant}", device=device, config=config)
     return describe(meas, op=op.name, variant=variant, shape=str(shape), dtype=dtype, gpu_name=facts.name,
-                    uuid=facts.uuid, driver=facts.driver_version)
+                    uuid=facts.uuid, driver=facts.driver_version, paper_convention=paper_convention)

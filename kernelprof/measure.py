@@ -27,7 +27,7 @@ from kernelprof.devices import gpu_facts, require_gpu
 from kernelprof.errors import UsageError
 from kernelprof.measure_result import (KernelMeasurement, LaunchFacts, MeasureConfig, RunRecord, analyze_bursts,
                                        analyze_sustained, settle_point)
-from kernelprof.sampler import PowerSampler
+from kernelprof.sampler import PowerSampler, SamplerConfig
 from kernelprof.settled import CallClock, batch_edges_ns, mean_ci, trend
 from kernelprof.timing import rotating_input_sets, time_cuda
 
@@ -189,7 +189,10 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, min_bytes: 
         launch_facts = LaunchFacts(name or getattr(fn, "__name__", "kernel"), flops, min_bytes, dtype, launcher.k,
                                    len(sets), rotated, (), (), facts.name)
         profile = load_sensor_profile(facts.uuid, facts.driver_version)
-        sampler = PowerSampler([nvml_index], mode=cfg.sampler_mode).start()
+        # The sampler pins the energy counter to its updates every counter_mark_s (on its predicted
+        # 100 ms grid, a few reads per pin): those pins give the settled stretch's joules.
+        sampler = PowerSampler([nvml_index], mode=cfg.sampler_mode,
+                               config=SamplerConfig(counter_interval_s=cfg.counter_mark_s)).start()
         try:
             if cfg.state == "sustained":
                 recs = [_run_sustained(launcher, sampler, t_launch, cfg, profile, wall0)]
@@ -224,14 +227,13 @@ def _idle_then_anchor(cfg: MeasureConfig, idle_s: float) -> tuple[tuple[int, int
 
 def _run_sustained(launcher: _Launcher, sampler: PowerSampler, t_launch: float, cfg: MeasureConfig, profile,
                    wall0: float) -> RunRecord:
-    """One continuous run, segment events every ~segment_s, pinned counter reads every ~counter_mark_s."""
+    """One continuous run with a CUDA event every ~segment_s, until settled or max_run_s."""
     import torch
 
     seg_units = max(1, int(round(cfg.segment_s / t_launch)))
     idle, anchor_ns, ev0 = _idle_then_anchor(cfg, cfg.idle_s)
     events, calls = [ev0], []
     t_start = time.perf_counter()
-    next_mark = t_start + 0.05
     next_check = t_start + cfg.run_s
     while True:
         launcher.launch(seg_units)
@@ -242,9 +244,6 @@ def _run_sustained(launcher: _Launcher, sampler: PowerSampler, t_launch: float, 
         if len(events) > 3:  # keep the host at most two segments ahead, so host time tracks the GPU
             events[-3].synchronize()
         now = time.perf_counter()
-        if now >= next_mark:
-            sampler.mark_counter(precise=True)
-            next_mark += cfg.counter_mark_s
         if now >= next_check:
             elapsed = now - t_start
             if elapsed >= cfg.max_run_s or now - wall0 >= cfg.max_wall_s - cfg.tail_s - 0.5:
@@ -252,8 +251,7 @@ def _run_sustained(launcher: _Launcher, sampler: PowerSampler, t_launch: float, 
             if _settled_so_far(sampler, anchor_ns, events[:-2], calls[:-2], cfg, profile):
                 break
             next_check = now + cfg.batch_s
-    sampler.mark_counter(precise=True)
-    # Keep the GPU busy while the last pinned read waits for the counter's next update (<= 100 ms).
+    # Keep the GPU busy past the last pin the sampler takes inside the run (every counter_mark_s).
     tail_units = max(1, int(round(cfg.tail_s / t_launch)))
     done = 0
     while done < tail_units:

@@ -15,7 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kernelprof.attribution import Flag, attribute
+from kernelprof.attribution import AttributionConfig, Flag, attribute
+
+# Raw samples: the counter gives the figure, so the samples stay an independent cross-check.
+_RAW = AttributionConfig(counter_discipline="off")
 from kernelprof.clock import Interval
 from kernelprof.errors import MeasurementError, UsageError
 from kernelprof.powertrace import PowerTrace
@@ -45,7 +48,7 @@ class MeasureConfig:
     batch_s: float = 0.5           # batch-means batches for the interval
     counter_mark_s: float = 0.5    # pinned energy-counter reading this often during the run
     min_counter_span_s: float = 1.0  # the counter gives the figure when its pinned span is at least this
-    tail_s: float = 0.25           # work kept running after the last counter request
+    tail_s: float = 0.25           # work kept running after the settled check, past the last pin
     tail_guard_s: float = 0.05     # the analysed stretch ends this long before the work does
     settle_tolerance_pct: float = 0.5  # a trend larger than this (and than 2 SE) across the stretch: not settled
     target_rel_ci: float = 0.01    # stop once the energy CI half-width is within 1% (and settled)
@@ -247,7 +250,7 @@ def analyze_sustained(rec: RunRecord, trace: PowerTrace, cfg: MeasureConfig, fac
         raise MeasurementError(f"the run has {len(segs)} segments; at least 4 are needed to find a settled stretch")
     end_idx = int(np.searchsorted(edges, edges[-1] - cfg.tail_guard_s * 1e9, side="right")) - 1
     extra = [Interval("idle", *rec.idle_ns, kind="window")] if rec.idle_ns and rec.idle_ns[1] > rec.idle_ns[0] else []
-    att = attribute(trace, segs + extra)
+    att = attribute(trace, segs + extra, config=_RAW)
     by = {iv.path: iv for iv in att.intervals}
     seg_e = np.array([by[s.path].energy_j if by[s.path].energy_j is not None else np.nan for s in segs])
     if not np.isfinite(seg_e).any():
@@ -270,7 +273,7 @@ def analyze_sustained(rec: RunRecord, trace: PowerTrace, cfg: MeasureConfig, fac
     span = [Interval("counter_span", int(p_ns[0]), int(p_ns[-1]), kind="window")] if len(p_ns) >= 2 else []
     b_edges = batch_edges_ns(t0, t1, cfg.batch_s)
     b_ivs = [Interval(f"batch{j}", a, b, kind="window") for j, (a, b) in enumerate(zip(b_edges[:-1], b_edges[1:]))]
-    att2 = attribute(trace, [settled] + span + b_ivs)
+    att2 = attribute(trace, [settled] + span + b_ivs, config=_RAW)
     by2 = {iv.path: iv for iv in att2.intervals}
     sbatches = sample_batches(b_edges, [by2[iv.path].energy_j for iv in b_ivs], clock, int(edges[0]))
     use_counter = len(cbatches) >= 2 and (p_ns[-1] - p_ns[0]) / 1e9 >= cfg.min_counter_span_s
@@ -336,7 +339,7 @@ def analyze_bursts(recs: Sequence[RunRecord], trace: PowerTrace, cfg: MeasureCon
         if rec.idle_ns and rec.idle_ns[1] > rec.idle_ns[0]:
             ivs.append(Interval(f"idle{i}", *rec.idle_ns, kind="window"))
         clocks.append((clock, int(edges[0])))
-    att = attribute(trace, ivs)
+    att = attribute(trace, ivs, config=_RAW)
     by = {iv.path: iv for iv in att.intervals}
     flags: dict[str, Flag] = {f.code: f for f in facts.flags}
     batches = []

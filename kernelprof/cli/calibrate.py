@@ -1,46 +1,113 @@
-"""`kernelprof calibrate`: fit this card's energy model (e_flop per dtype, e_byte, P_static)."""
+"""`kernelprof calibrate`: fit this card's calibrated and activity energy models and validate them."""
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from kernelprof.cli.output import console, fmt, print_json
+from kernelprof.errors import UsageError
+
+# How each coefficient prints: (scale, unit).
+_UNITS = {"e_byte_j": (1e12, "pJ/byte"), "busy_power_w": (1.0, "W"), "tensor_w": (1.0, "W"), "fma_w": (1.0, "W"),
+          "dram_w": (1.0, "W")}
+_MEANING = {"e_byte_j": "per minimum byte moved", "busy_power_w": "above idle while a kernel is resident",
+            "tensor_w": "at 100% of the dense tensor peak", "fma_w": "at 100% of the CUDA-core FP32/FP64 peak",
+            "dram_w": "at 100% of the measured copy bandwidth"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("calibrate", help="fit E = e_flop x FLOPs + e_byte x bytes + P_static x time on this GPU (~40 s)")
+    p = sub.add_parser("calibrate", help="fit this GPU's calibrated and activity energy models over 14 "
+                                         "microbenchmarks, validated leave-one-out and on 3 subject kernels (~90 s)")
     p.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
+    p.add_argument("--max-seconds", type=float, default=8.0, help="wall-time cap per point (default 8 s)")
+    p.add_argument("--no-subjects", action="store_true", help="skip the three subject kernels (held-out validation)")
+    p.add_argument("--only", help="comma-separated point names to measure (default: all)")
+    p.add_argument("--results-dir", help="also write calibration-<gpu>.json there (e.g. benchmarks/results)")
+    p.add_argument("--from", dest="from_file", help="refit and show a saved calibration-<gpu>.json (no GPU)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof.calibrate import calibrate, calibration_json
+    from kernelprof import calibration_suite as suite
 
-    cal = calibrate(args.device, progress=lambda msg: console.print(f"[dim]measuring {msg}[/]") if not args.json else None)
+    if args.from_file:
+        try:
+            doc = json.loads(Path(args.from_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {args.from_file}: {exc}") from exc
+        cal = suite.refit_results_file(doc)
+    else:
+        if args.max_seconds <= 0:
+            raise UsageError(f"--max-seconds must be positive, got {args.max_seconds}")
+        only = tuple(n.strip() for n in args.only.split(",")) if args.only else None
+        known = {p.name for p in suite.MICROBENCHMARKS + suite.SUBJECTS}
+        if only and set(only) - known:
+            raise UsageError(f"unknown point(s) {sorted(set(only) - known)}; known: {sorted(known)}")
+        say = None if args.json else (lambda msg: console.print(f"[dim]measuring {msg}[/]"))
+        cal = suite.calibrate(args.device, max_wall_s=args.max_seconds, subjects=not args.no_subjects,
+                              results_dir=args.results_dir, only=only, progress=say)
     if args.json:
-        print_json(calibration_json(cal))
+        print_json({"fit": cal.fit.to_json(), "measurements": list(cal.measurements), "results": cal.results_path})
         return 0
-    m = cal.model
-    t = Table(title=f"Energy model of {m.gpu_name} (cached for later estimates)")
-    t.add_column("coefficient")
-    t.add_column("value", justify="right")
-    for dtype, e in sorted(m.e_flop_j.items()):
-        t.add_row(f"e_flop ({dtype})", fmt(e * 1e12, "pJ/FLOP"))  # not [..]: rich reads that as markup
-    t.add_row("e_byte (DRAM, read or write)", fmt(m.e_byte_j * 1e12, "pJ/byte"))
-    t.add_row("P_static (idle right after work)", fmt(m.static_power_w, "W"))
-    console.print(t)
-    p = Table(title="Microbenchmarks")
-    for col in ("name", "time/call", "mean W", "energy/call", "flags"):
-        p.add_column(col, justify="left" if col in ("name", "flags") else "right")
-    for s in cal.points:
-        p.add_row(s["name"], fmt(s["time_per_call_s"] * 1e6, "us"), fmt(s["mean_power_w"], "W"),
-                  fmt(None if s["energy_per_call_j"] is None else s["energy_per_call_j"] * 1e3, "mJ"),
-                  ",".join(s["flags"]))
-    console.print(p)
-    console.print("[dim]One microbenchmark per coefficient: the fit is exact on them by construction. Its test is how "
-                  "well it predicts other kernels: the 'calibrated' estimate of `kernelprof kernel`.[/]")
-    for s in cal.skipped:
-        console.print(f"[yellow]skipped:[/] {s}")
+    render_calibration(cal.fit, cal.measurements)
+    if cal.results_path:
+        console.print(f"wrote {cal.results_path}")
     return 0
+
+
+def _coef_row(t: Table, name: str, value: float, se: float | None, bound: bool) -> None:
+    if name.startswith("e_flop_j["):
+        scale, unit, meaning = 1e12, "pJ/FLOP", f"per {name[9:-1]} FLOP"
+    else:
+        (scale, unit), meaning = _UNITS.get(name, (1.0, "")), _MEANING.get(name, "")
+    se_text = "held at 0 by its bound" if bound else ("-" if se is None else f"± {fmt(se * scale, '', digits=2)}")
+    t.add_row(escape(name), fmt(value * scale, unit), se_text, meaning)  # escape: rich reads [bf16] as markup
+
+
+def render_calibration(fit, measurements=()) -> None:
+    """Both fits' coefficients with standard errors, then every kernel's measured / predicted held out."""
+    for label, lf, formula in (
+            ("calibrated", fit.calibrated, "E = P_idle x t + sum e_flop[dtype] x FLOPs + e_byte x bytes + busy_w x t"),
+            ("activity", fit.activity, "E = P_idle x t + (tensor_w x tensor + fma_w x FMA + dram_w x DRAM + busy_w) x t")):
+        if lf is None:
+            continue
+        t = Table(title=escape(f"{label} model of {fit.gpu_name}: {formula}"))
+        for col in ("coefficient", "value", "standard error", "meaning"):
+            t.add_column(col, justify="right" if col in ("value", "standard error") else "left")
+        for k in lf.features:
+            _coef_row(t, k, lf.coefficients[k], lf.standard_errors.get(k), k in lf.at_bound)
+        console.print(t)
+        console.print(f"[dim]{len(lf.points)} points, {lf.dof} degrees of freedom, in-sample rms relative residual "
+                      f"{100 * lf.rms_rel_residual:.1f}%; weighting {lf.weighting}[/]")
+    h = Table(title="Held out: measured / predicted (leave-one-out for microbenchmarks; subjects never fitted)")
+    for col in ("kernel", "kind", "held out", "measured", "calibrated", "measured / calibrated",
+                "activity", "measured / activity", "note"):
+        h.add_column(col, justify="right" if col.startswith(("measured", "calibrated", "activity")) else "left")
+    target = 10.0
+    for r in fit.held_out():
+        def ratio(x):
+            if x is None:
+                return "-"
+            text = fmt(x, "x", digits=3)
+            return text if abs(x - 1) * 100 <= target else f"[red]{text}[/]"
+        h.add_row(r.name, r.kind, r.how.replace("_", " "), fmt(r.measured_j * 1e3, "mJ"),
+                  fmt(None if r.calibrated_j is None else r.calibrated_j * 1e3, "mJ"), ratio(r.calibrated_ratio),
+                  fmt(None if r.activity_j is None else r.activity_j * 1e3, "mJ"), ratio(r.activity_ratio), r.note)
+    console.print(h)
+    for model in ("calibrated", "activity"):
+        worst = fit.worst_held_out_error_pct(model)
+        if worst is not None:
+            verdict = "meets" if worst <= target else "misses"
+            console.print(f"{model}: worst held-out error {worst:.1f}% ({verdict} the {target:.0f}% target)")
+    if measurements:
+        flagged = [f"{m['name']} ({','.join(m['flags'])})" for m in measurements if m.get("flags")]
+        if flagged:
+            console.print(f"[yellow]flagged measurements:[/] {'; '.join(flagged)}")
+    for s in fit.skipped:
+        console.print(f"[yellow]skipped:[/] {s}")
+    console.print(f"[dim]source: {fit.source}[/]")

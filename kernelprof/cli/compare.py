@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"measuring {op.name}/{v} at {shape} ...")
             try:
                 measured[v] = measure_op(op.name, v, shape, args.dtype, device=args.device, config=cfg,
-                                         seed=args.seed).to_json()
+                                         seed=args.seed, paper_convention=args.paper_peak).to_json()
             except Exception as exc:  # noqa: BLE001 - one variant failing (OOM, unsupported) must not lose the rest
                 failed[v] = f"{type(exc).__name__}: {exc}"
                 console.print(f"[red]{v} failed:[/] {failed[v]}")
@@ -115,6 +115,7 @@ def render_compare(payload: dict[str, Any]) -> None:
         t.add_row(name, "[red]failed[/]", "", "", "", "", err[:60])
 
     console.print(t)
+    render_estimates(payload["variants"])
     c = Table(title=f"Against {payload['baseline']} (ratios candidate / baseline, 95% CI)")
     for col in ("candidate", "energy ratio", "time ratio", "power ratio", "verdict", "why"):
         c.add_column(col, justify="right" if "ratio" in col else "left")
@@ -124,3 +125,21 @@ def render_compare(payload: dict[str, Any]) -> None:
                   f"{comp.time_ratio:.3f} ± {comp.time_ratio_ci:.3f}", f"{comp.power_ratio:.3f}",
                   comp.verdict, comp.explanation)
     console.print(c)
+
+
+def render_estimates(variants: dict[str, Any]) -> None:
+    """measured / estimate per variant for every estimate (the paper's labelled with its peak convention)."""
+    names: list[str] = []
+    for k in variants.values():
+        names += [e["name"] for e in k.get("estimates", []) if e["name"] not in names]
+    if not names:
+        return
+    conv = {e["name"]: e.get("convention") for k in variants.values() for e in k.get("estimates", [])}
+    t = Table(title="measured / estimate (per call)")
+    t.add_column("variant")
+    for n in names:
+        t.add_column(f"{n} ({conv[n]} peak)" if n == "paper" and conv.get(n) else n, justify="right")
+    for name, k in variants.items():
+        by = {e["name"]: e for e in k.get("estimates", [])}
+        t.add_row(name, *(fmt(by[n]["ratio"], "x") if n in by else "-" for n in names))
+    console.print(t)

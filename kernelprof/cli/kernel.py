@@ -30,6 +30,9 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--burst-s", type=float, default=0.3, help="burst: seconds measured after each idle gap (default 0.3)")
     p.add_argument("--max-seconds", type=float, default=12.0, help="wall-time cap per point (default 12 s)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs and the gaps (default 0)")
+    p.add_argument("--paper-peak", choices=("headline", "dense"), default="headline",
+                   help="peak for the paper's TDP/peak x FLOPs estimate: the datasheet's headline (with-sparsity) "
+                        "figure, as Fernandez et al. used (default), or the dense one")
 
 
 def config_from_args(args: argparse.Namespace) -> MeasureConfig:
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     variant = args.variant or next(iter(op.variants))
     ke = measure_op(op.name, variant, args.shape, args.dtype, device=args.device, config=config_from_args(args),
-                    seed=args.seed)
+                    seed=args.seed, paper_convention=args.paper_peak)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("runs") / f"kernel-{op.name}-{variant}-{stamp}.json"
     save_run(out, "kernel", ke.to_json())
@@ -113,11 +116,11 @@ def render_kernel(ke: KernelEnergy) -> None:
               f"{m['calls_per_launch']} calls per launch, {m['input_sets']} input sets, {fmt(m['wall_s'], 's')} wall")
     console.print(t)
     e = Table(title="Estimates (per call)")
-    for col in ("estimate", "energy", "measured / estimate", "formula", "note"):
+    for col in ("estimate", "energy", "measured / estimate", "peak", "formula", "note"):
         e.add_column(col, justify="right" if col in ("energy", "measured / estimate") else "left")
     for est in ke.estimates:
         e.add_row(est.name, fmt(None if est.energy_j is None else est.energy_j * 1e3, "mJ"),
-                  fmt(est.ratio, "x"), est.formula, est.note)
+                  fmt(est.ratio, "x"), est.convention or "-", est.formula, est.note)
     console.print(e)
     for f in m["flags"]:
         console.print(f"[yellow]flag {f['code']}:[/] {f['message']}")

@@ -127,7 +127,8 @@ def render_llm(r: dict[str, Any]) -> None:
                   f"up to {fmt(phases_j, 'J')} ({fmt(100 * phases_j / r['total_energy_inrun_j'], '%') if r['total_energy_inrun_j'] else '-'})"
                   f"; energy counter {fmt(r['counter_energy_j'], 'J')} (samples vs counter "
                   f"{fmt(r['counter_vs_samples_pct'], '%', digits=2)})")
-    console.print(f"per request {fmt(r['j_per_request_inrun'], 'J')}; measured / paper estimate (TDP / peak x FLOPs) "
+    console.print(f"per request {fmt(r['j_per_request_inrun'], 'J')}; measured / paper estimate (TDP / "
+                  f"{r.get('paper_peak_convention', 'dense')} peak x FLOPs) "
                   f"{fmt(r['paper_ratio'], 'x')} (the paper saw 2.0-6.1x for unoptimized PyTorch, 1.27-1.64x for vLLM, on A6000)")
     for n in r.get("notes", []):
         console.print(f"[dim]note: {n}[/]")

@@ -119,14 +119,18 @@ def render_workload_jsonl(path: Path, *, as_json: bool = False) -> int:
 
 
 def _paper_per_batch_j(rec: dict, gpu_name: str | None) -> float | None:
-    """The record's paper estimate, or TDP / peak x its FLOPs from the datasheet of the GPU it ran on."""
-    if rec.get("paper_estimate_per_batch_j") is not None:
-        return rec["paper_estimate_per_batch_j"]
+    """TDP / headline peak x the record's FLOPs (the paper's convention) from the datasheet of the GPU
+    it ran on; else the record's own figure if it says it used that convention. Records written
+    before the convention was recorded used the dense peak: recomputed, not mixed in."""
+    from kernelprof.estimates import paper_estimate_j
     from kernelprof.specs import datasheet_for
 
     sheet = datasheet_for(gpu_name) if gpu_name else None
-    peak = sheet.peak_flop_s("bf16") if sheet else None
-    return sheet.tdp_w / peak * rec["flops_per_batch"] if peak and rec.get("flops_per_batch") else None
+    if sheet is not None and rec.get("flops_per_batch"):
+        return paper_estimate_j(rec["flops_per_batch"], "bf16", sheet)
+    if rec.get("paper_peak_convention") == "headline":
+        return rec.get("paper_estimate_per_batch_j")
+    return None
 
 
 def render_bins(recs: list[dict], gpu_name: str | None = None) -> None:
@@ -155,7 +159,9 @@ def render_summary(s: dict, recs: list[dict] | None = None, gpu_name: str | None
         render_bins(recs, gpu_name)
     console.print(f"[bold]{s['workload']}[/] on {s['model']} ({s['mode']}): {s['requests']} requests, {s['dropped']} "
                   f"dropped, {s['bins_measured']} bins measured, {len(s['bins_failed'])} failed")
-    console.print(f"measured {fmt(s['energy_j'], 'J')} vs paper estimate {fmt(s['paper_estimate_j'], 'J')}: "
+    console.print(f"measured {fmt(s['energy_j'], 'J')} vs paper estimate "
+                  f"(TDP / {s.get('paper_peak_convention', 'dense')} peak x FLOPs) "
+                  f"{fmt(s['paper_estimate_j'], 'J')}: "
                   f"{fmt(s['ratio'], 'x')} (paper: unoptimized PyTorch 2.0-6.1x, vLLM 1.27-1.64x, on A6000)")
     prefill, decode = s.get("prefill_energy_j"), s.get("decode_energy_j")
     gpu_time = s.get("gpu_time_s")

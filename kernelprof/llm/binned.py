@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kernelprof.errors import MeasurementError, UsageError
+from kernelprof.estimates import paper_estimate_j
 from kernelprof.llm.generate import GenerateShape, memory_needed_bytes
 from kernelprof.llm.model import LlamaConfig, decode_step_flops, get_config, prefill_flops, weight_bytes
 from kernelprof.workloads import Bin, bin_workload, load_workload, workload_energy_j
@@ -42,6 +43,7 @@ class BinnedSummary:
     gpu_time_s: float | None = None      # the phases' time: what serving these requests in batches takes
     j_per_request: float | None = None   # over the requests of measured bins
     wall_s: float | None = None          # this call of run_binned (bins resumed from a file cost nothing)
+    paper_peak_convention: str = "headline"  # files without the key were written with the dense peak
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,6 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
     done = {k: r for k, r in read_bins(out).items() if r.get("status") == "ok"} if resume else {}
     facts = gpu_facts(device)
     sheet = datasheet_for(facts.name)
-    peak = sheet.peak_flop_s("bf16") if sheet else None
     wall0 = time.perf_counter()
     records: list[dict[str, Any]] = []
     energies: dict[tuple[int, int], float] = {}
@@ -195,7 +196,8 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                                    time_per_batch_s=sum(p.time_s for p in r.phases) / r.requests,
                                    measured_requests=r.requests, wall_s=r.wall_s,
                                    flops_per_batch=flops,
-                                   paper_estimate_per_batch_j=sheet.tdp_w / peak * flops if sheet and peak else None,
+                                   paper_estimate_per_batch_j=paper_estimate_j(flops, "bf16", sheet),
+                                   paper_peak_convention="headline",
                                    flags=list(r.flags))
                     except Exception as exc:  # noqa: BLE001 - one bin failing (OOM) must not lose the others
                         oom = isinstance(exc, torch.cuda.OutOfMemoryError)
@@ -218,14 +220,17 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                 k = (b.input_bin, b.output_bin)
                 energies[k] = rec["energy_per_batch_j"]
                 batches[k] = rec["batch"]
-                if sheet and peak:
-                    paper_total += b.requests / rec["batch"] * sheet.tdp_w / peak * rec["flops_per_batch"]
+                paper = paper_estimate_j(rec["flops_per_batch"], "bf16", sheet)
+                if paper is not None:
+                    paper_total += b.requests / rec["batch"] * paper
             else:
                 failed.append(key)
             if on_bin:
                 on_bin(b, rec)
     total, missing = workload_energy_j(binning, energies, batches)
-    notes = list(binning.notes) + [f"source: {w.source}"]
+    notes = list(binning.notes) + [f"source: {w.source}",
+                                   "paper estimate: TDP / headline bf16 peak (the datasheet's with-sparsity figure, "
+                                   "as the paper used) x FLOPs"]
     if missing:
         notes.append(f"bins without a measurement (left out of the total, not guessed): {', '.join(missing)}")
     tot = bin_totals(records)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kernelprof.errors import UsageError
+from kernelprof.estimates import paper_estimate_j
 from kernelprof.llm.generate import (PREFILL_GRAPH_MAX_TOKENS, DecodeGraph, GenerateShape, PrefillGraph, build_model,
                                      check_fits, generate, random_prompt, use_prefill_graph)
 from kernelprof.llm.model import (LlamaConfig, decode_step_flops, decode_step_min_bytes, get_config,
@@ -99,6 +100,7 @@ class LLMResult:
     flags: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
     wall_s: float = 0.0
+    paper_peak_convention: str = "headline"  # files without the key were written with the dense peak
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -230,7 +232,6 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
                                  "the other leaves it in; looped alone, a phase above the power limit settles at the cap")
 
     sheet = datasheet_for(facts.name)
-    peak = sheet.peak_flop_s("bf16") if sheet else None
     phases = []
     inrun = summarize_phases(res.phases, fit, prof.trace, prof.timeline,
                              {"prefill": requests, "decode": requests * shape.decode_steps})
@@ -245,7 +246,7 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
         sw = steady_w[name]
         es = None if sw is None else sw * t
         gap = _pct(e, es)
-        paper = sheet.tdp_w / peak * flops if sheet and peak else None
+        paper = paper_estimate_j(flops, "bf16", sheet)  # the paper's convention: headline peak
         flags = set(summary.flags)
         ef = summary.energy_fit_j
         gap_fit = _pct(ef, es)
