@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from kernelprof.devices import cuda_available
+from kernelprof.gpu.devices import cuda_available
 
 
 def kp(*args: str) -> subprocess.CompletedProcess:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from kernelprof import counters, ncu
-from kernelprof.runfile import load_run, save_run
+from kernelprof.estimates.counters import run as counters
+from kernelprof.estimates.counters import ncu
+from kernelprof.outputs.runfile import load_run, save_run
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURE = ROOT / "benchmarks" / "results" / "ncu-probe-h100.csv.txt"
@@ -382,8 +383,8 @@ def test_cli_bad_input_is_one_line(args, needle):
 
 
 def test_target_reports_its_failure(tmp_path):
-    from kernelprof import counters_target
-    from kernelprof.devices import cuda_available
+    from kernelprof.estimates.counters import target as counters_target
+    from kernelprof.gpu.devices import cuda_available
 
     info = tmp_path / "info.json"
     code = counters_target.main(["--op", "gemm", "--variant", "nope", "--shape", "64x64x64", "--info-out", str(info)])
@@ -429,8 +430,8 @@ def test_save_load_render(gemm_result, tmp_path, wide_console):
 
 def test_utilization_fractions_and_rendering(wide_console):
     from kernelprof.cli.counters import render_counters
-    from kernelprof.runfile import to_jsonable
-    from kernelprof.utilization import UtilizationView, fractions_of_peak
+    from kernelprof.outputs.runfile import to_jsonable
+    from kernelprof.estimates.utilization import UtilizationView, fractions_of_peak
 
     frac = fractions_of_peak(2 * N**3, 3 * N * N * 2, 1e-3, H100, "bf16")
     assert frac["flop_fraction"] == pytest.approx(2 * N**3 / 1e-3 / 989.4e12)

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernelprof.estimates import (EnergyModel, Microbenchmark, achieved_fraction, estimate_all,
+from kernelprof.estimates.energy import (EnergyModel, Microbenchmark, achieved_fraction, estimate_all,
                                   fit_energy_model, per_unit_energy, roofline_time_s)
-from kernelprof.specs import datasheet_for
+from kernelprof.estimates.datasheets import datasheet_for
 
 H100 = datasheet_for("NVIDIA H100 80GB HBM3")
 

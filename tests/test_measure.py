@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernelprof.attribution import DEFAULT_SENSOR_PROFILE
-from kernelprof.measure import MeasureConfig, _median_ci, _result_from_trials, t95
-from kernelprof.replay import synthetic_trace
+from kernelprof.attribution.intervals import DEFAULT_SENSOR_PROFILE
+from kernelprof.methods.steady_state import MeasureConfig, _median_ci, _result_from_trials, t95
+from kernelprof.sampling.replay import synthetic_trace
 
 T0_US = 1_790_000_000_000_000
 BUSY_W, IDLE_W = 600.0, 120.0

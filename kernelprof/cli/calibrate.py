@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof.calibrate import calibrate, calibration_json
+    from kernelprof.methods.calibrate import calibrate, calibration_json
 
     cal = calibrate(args.device, progress=lambda msg: console.print(f"[dim]measuring {msg}[/]") if not args.json else None)
     if args.json:

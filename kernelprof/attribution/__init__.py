@@ -1,0 +1,1 @@
+"""kernelprof.attribution (docstring filled in below, issue 13)."""

@@ -1,0 +1,1 @@
+"""kernelprof.estimates (docstring filled in below, issue 13)."""

@@ -1,0 +1,1 @@
+"""kernelprof.gpu (docstring filled in below, issue 13)."""

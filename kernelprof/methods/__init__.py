@@ -1,0 +1,1 @@
+"""kernelprof.methods (docstring filled in below, issue 13)."""

@@ -1,0 +1,1 @@
+"""kernelprof.outputs (docstring filled in below, issue 13)."""

@@ -1,0 +1,1 @@
+"""kernelprof.sampling (docstring filled in below, issue 13)."""

@@ -1,0 +1,842 @@
+"""PowerSampler: reads NVML's power sources in the background while a program runs.
+
+Three layers, so that the logic runs on CPU against a recorded trace:
+- a *reader* (`NVMLReader`, or `kernelprof.sampling.replay.ReplayReader` in tests) answers one NVML
+  question at a time, in SI units, on NVML's epoch-microsecond clock;
+- `SamplerCore` decides what to read when (drain the ~2.4 s sample buffer every 0.25 s, poll the
+  ~100 ms power fields every 25 ms keeping only new timestamps, clocks/throttle/utilization at
+  10 Hz, the 4 ms energy counter only at start, stop and `mark_counter()`), and detects gaps;
+- `PowerSampler` runs a core in a thread or in a child process, sleeping between tasks
+  (Event.wait / select), never spinning.
+
+A sampler that dies makes `check()` (called by the Profiler at every phase boundary) and `stop()`
+raise MeasurementError; it never returns a silently empty trace.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from kernelprof import errors
+from kernelprof.errors import MeasurementError, NotSupportedError, NVMLUnavailableError
+from kernelprof.sampling.powertrace import Gap, GPUTrace, PowerTrace, Sources
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Polling schedule and gap thresholds. Defaults follow SENSOR_FACTS.md (H100)."""
+
+    drain_interval_s: float = 0.25  # the buffer holds ~2.4 s: drain ten times inside it
+    field_interval_s: float = 0.025  # fields update every ~100 ms; poll 4x faster, keep new stamps
+    state_interval_s: float = 0.1  # clocks, temperature, throttle reasons, utilization at 10 Hz
+    process_interval_s: float = 1.0  # compute-process list (who else is on the GPU)
+    buffer_capacity: int = 119  # samples NVML keeps (H100)
+    nominal_sample_period_s: float = 0.020
+    nominal_field_period_s: float = 0.100
+    gap_factor: float = 1.5  # a spacing over 1.5 periods is a gap
+    stall_s: float = 1.0  # a source whose timestamp has not moved this long has stalled
+    precise_mark_timeout_s: float = 0.3  # counter updates every 100 ms; give up after 3 periods
+    read_fields: bool = True
+    read_state: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GPUIdentity:
+    gpu: int  # NVML index
+    uuid: str | None
+    name: str
+
+
+@dataclass(frozen=True)
+class StateReading:
+    sm_clock_mhz: float = float("nan")
+    mem_clock_mhz: float = float("nan")
+    temperature_c: float = float("nan")
+    clock_event_reasons: int = -1
+    util_gpu_pct: float = float("nan")
+    util_mem_pct: float = float("nan")
+
+
+class Reader(Protocol):
+    """One NVML question per call. `k` is the position in the GPU list given to `open`."""
+
+    def open(self, gpus: list[int]) -> list[GPUIdentity]: ...
+    def now_us(self) -> int: ...
+    def probe(self, k: int) -> Sources: ...
+    def samples(self, k: int, last_seen_us: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def fields(self, k: int) -> tuple[tuple[int, float] | None, tuple[int, float] | None]: ...
+    def counter_j(self, k: int) -> float: ...
+    def state(self, k: int, sources: Sources) -> StateReading: ...
+    def compute_pids(self, k: int) -> list[int]: ...
+
+
+class NVMLReader:
+    """The real reader: every call goes through kernelprof.gpu.nvml (units converted there)."""
+
+    def __init__(self) -> None:
+        self._handles: list[Any] = []
+
+    def open(self, gpus: list[int]) -> list[GPUIdentity]:
+        from kernelprof.gpu import nvml
+
+        nvml.init()
+        count = nvml.device_count()
+        bad = [g for g in gpus if not 0 <= g < count]
+        if bad:
+            raise errors.UsageError(f"NVML sees GPUs 0..{count - 1}, got {bad}")
+        self._handles = [nvml.handle(g) for g in gpus]
+        return [GPUIdentity(g, nvml.uuid(h), nvml.name(h)) for g, h in zip(gpus, self._handles)]
+
+    def now_us(self) -> int:
+        return time.time_ns() // 1000
+
+    def probe(self, k: int) -> Sources:
+        from kernelprof.gpu import nvml
+
+        h = self._handles[k]
+        found: dict[str, bool] = {}
+        missing: dict[str, str] = {}
+
+        def attempt(name: str, fn) -> None:
+            try:
+                fn()
+                found[name] = True
+            except (NotSupportedError, NVMLUnavailableError) as exc:
+                missing[name] = str(exc)
+
+        attempt("samples", lambda: nvml.power_samples(h, 0))
+        try:
+            inst, avg = nvml.power_fields_w(h, [nvml.FI_DEV_POWER_INSTANT, nvml.FI_DEV_POWER_AVERAGE])
+            for name, r in (("instant", inst), ("average", avg)):
+                if r.value is None:
+                    missing[name] = f"field {r.field_id}: {r.error}"
+                else:
+                    found[name] = True
+        except (NotSupportedError, NVMLUnavailableError) as exc:
+            missing["instant"] = missing["average"] = str(exc)
+        attempt("counter", lambda: nvml.energy_counter_j(h))
+        attempt("clocks", lambda: nvml.clocks_mhz(h))
+        attempt("throttle", lambda: nvml.clock_event_reasons(h))
+        attempt("utilization", lambda: nvml.utilization_pct(h))
+        attempt("processes", lambda: nvml.compute_pids(h))
+        return Sources(**found, missing=missing)
+
+    def samples(self, k: int, last_seen_us: int) -> tuple[np.ndarray, np.ndarray]:
+        from kernelprof.gpu import nvml
+
+        return nvml.power_samples(self._handles[k], last_seen_us)
+
+    def fields(self, k: int):
+        from kernelprof.gpu import nvml
+
+        inst, avg = nvml.power_fields_w(self._handles[k], [nvml.FI_DEV_POWER_INSTANT, nvml.FI_DEV_POWER_AVERAGE])
+        return tuple(None if r.value is None else (r.t_us, r.value) for r in (inst, avg))
+
+    def counter_j(self, k: int) -> float:
+        from kernelprof.gpu import nvml
+
+        return nvml.energy_counter_j(self._handles[k])
+
+    def state(self, k: int, sources: Sources) -> StateReading:
+        from kernelprof.gpu import nvml
+
+        h = self._handles[k]
+        sm = mem = temp = util_g = util_m = float("nan")
+        reasons = -1
+        if sources.clocks:
+            sm, mem = nvml.clocks_mhz(h)
+            try:
+                temp = float(nvml.temperature_c(h))
+            except (NotSupportedError, NVMLUnavailableError):
+                pass  # some boards hide the temperature; clocks still count
+        if sources.throttle:
+            reasons = nvml.clock_event_reasons(h)
+        if sources.utilization:
+            util_g, util_m = nvml.utilization_pct(h)
+        return StateReading(sm, mem, temp, reasons, util_g, util_m)
+
+    def compute_pids(self, k: int) -> list[int]:
+        from kernelprof.gpu import nvml
+
+        return nvml.compute_pids(self._handles[k])
+
+
+def make_reader(spec: dict[str, Any]) -> Reader:
+    """Build a reader from a JSON-able spec (what a child process receives)."""
+    kind = spec.get("kind", "nvml")
+    if kind == "nvml":
+        return NVMLReader()
+    if kind == "replay":
+        from kernelprof.sampling.replay import ReplayReader
+
+        return ReplayReader.from_run_file(spec["path"], speed=spec.get("speed", 1.0),
+                                          fail_after_s=spec.get("fail_after_s"))
+    raise errors.UsageError(f"unknown reader kind {kind!r}; expected 'nvml' or 'replay'")
+
+
+class _Latency:
+    """Per-source call durations (a bounded window; medians go into the trace)."""
+
+    def __init__(self) -> None:
+        self._us: dict[str, deque] = {}
+
+    def add(self, source: str, us: float) -> None:
+        self._us.setdefault(source, deque(maxlen=2000)).append(us)
+
+    def medians(self) -> dict[str, float]:
+        return {k: float(np.median(v)) for k, v in self._us.items() if v}
+
+
+class _GPUState:
+    """Mutable per-GPU accumulation inside a SamplerCore."""
+
+    def __init__(self, ident: GPUIdentity, sources: Sources) -> None:
+        self.ident = ident
+        self.sources = sources
+        self.missing = dict(sources.missing)
+        self.samples_t: list[np.ndarray] = []
+        self.samples_w: list[np.ndarray] = []
+        self.recent_deltas_us: deque = deque(maxlen=256)
+        self.last_sample_us = 0
+        self.last_sample_host_us = 0
+        self.last_drain_us: int | None = None
+        self.drains = 0
+        self.max_drain_interval_us = 0
+        self.field_t: dict[str, list[int]] = {"instant": [], "average": []}
+        self.field_w: dict[str, list[float]] = {"instant": [], "average": []}
+        self.last_field_poll_us: int | None = None
+        self.stalls: dict[str, list] = {}  # source -> open stall [t0_us, detected_us]
+        self.counter: list[tuple[int, float, bool]] = []
+        self.last_precise_host_ns = 0
+        self.state: list[tuple[int, StateReading]] = []
+        self.procs: list[tuple[int, int]] = []
+        self.gaps: list[Gap] = []
+
+    def sample_period_us(self, nominal_us: float) -> float:
+        if len(self.recent_deltas_us) < 8:
+            return nominal_us
+        return float(np.median(self.recent_deltas_us))
+
+    def field_period_us(self, name: str, nominal_us: float) -> float:
+        t = self.field_t[name]
+        if len(t) < 5:
+            return nominal_us
+        return float(np.median(np.diff(t[-64:])))
+
+
+class SamplerCore:
+    """The sampler's decisions, driven by `tick()` at whatever moments the runner wakes it."""
+
+    def __init__(self, reader: Reader, gpus: list[int], config: SamplerConfig | None = None,
+                 own_pid: int | None = None, mode: str = "thread") -> None:
+        self.reader = reader
+        self.gpus = list(gpus)
+        self.config = config or SamplerConfig()
+        self.own_pid = os.getpid() if own_pid is None else own_pid
+        self.mode = mode
+        self.latency = _Latency()
+        self._g: list[_GPUState] = []
+        self._next: dict[str, int] = {}
+        self.start_us = 0
+
+    # -- timing -----------------------------------------------------------------------------
+    def _timed(self, source: str, fn, *args):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.latency.add(source, (time.perf_counter() - t0) * 1e6)
+
+    def _source_failed(self, g: _GPUState, source: str, exc: Exception, now_us: int) -> None:
+        """A source that answered at start and now fails: stop using it and say so."""
+        g.sources = replace(g.sources, **{source: False})
+        g.missing[source] = f"failed mid-run: {exc}"
+        g.gaps.append(Gap(source, "source_failed", now_us, now_us, 0.0, str(exc)))
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def begin(self) -> list[Sources]:
+        idents = self.reader.open(self.gpus)
+        self._g = [_GPUState(ident, self.reader.probe(k)) for k, ident in enumerate(idents)]
+        if not any(g.sources.samples or g.sources.instant or g.sources.average or g.sources.counter
+                   for g in self._g):
+            why = "; ".join(f"GPU {g.ident.gpu}: {g.missing}" for g in self._g)
+            raise NotSupportedError(f"no NVML power source answered ({why})")
+        now = self.reader.now_us()
+        self.start_us = now
+        for k, g in enumerate(self._g):
+            if g.sources.samples:
+                self._drain(k, g, now, first=True)
+            if g.sources.counter:
+                self._counter(k, g, precise=False)
+        self._next = {"drain": now + int(self.config.drain_interval_s * 1e6)}  # just drained
+        self.tick(now)
+        return [g.sources for g in self._g]
+
+    def seconds_until_due(self, now_us: int | None = None) -> float:
+        now = self.reader.now_us() if now_us is None else now_us
+        due = min(self._next.values()) if self._next else now
+        return max(0.0, (due - now) / 1e6)
+
+    def tick(self, now_us: int | None = None, force: bool = False) -> None:
+        """Run every task whose time has come (all of them with `force`)."""
+        now = self.reader.now_us() if now_us is None else now_us
+        c = self.config
+        tasks = [("drain", c.drain_interval_s, self._drain_all)]
+        if c.read_fields:
+            tasks.append(("fields", c.field_interval_s, self._fields_all))
+        if c.read_state:
+            tasks.append(("state", c.state_interval_s, self._state_all))
+            tasks.append(("processes", c.process_interval_s, self._procs_all))
+        for name, interval_s, fn in tasks:
+            if force or now >= self._next.get(name, 0):
+                fn(now)
+                # schedule from the planned time, not from now, so a late wake does not drift the grid;
+                # but never schedule in the past (after a long stall, restart the grid at now)
+                planned = self._next.get(name, now) + int(interval_s * 1e6)
+                self._next[name] = planned if planned > now else now + int(interval_s * 1e6)
+
+    def mark_counter(self, precise: bool = False, requested_ns: int | None = None) -> None:
+        """Read the counter on every GPU; a precise request already answered by a pinned reading
+        stamped after `requested_ns` (host time.time_ns) is skipped, so back-to-back phase edges
+        share one mark instead of queueing 100 ms apart."""
+        gs = [(k, g) for k, g in enumerate(self._g) if g.sources.counter]
+        if precise and requested_ns is not None and gs and \
+                all(g.last_precise_host_ns >= requested_ns for _, g in gs):
+            return
+        for k, g in gs:
+            self._counter(k, g, precise)
+
+    def finish(self, provenance: str = "measured") -> PowerTrace:
+        now = self.reader.now_us()
+        self.tick(now, force=True)
+        self.mark_counter(precise=False)
+        stop = self.reader.now_us()
+        self._drain_past(stop)
+        stop = self.reader.now_us()
+        for g in self._g:  # close open stalls
+            for source, (t0, _) in g.stalls.items():
+                g.gaps.append(Gap(source, "stalled", t0, stop, 0.0, "no update until the sampler stopped"))
+            g.stalls.clear()
+        lat = self.latency.medians()
+        traces = []
+        for g in self._g:
+            st = g.state
+            traces.append(GPUTrace(
+                gpu=g.ident.gpu, uuid=g.ident.uuid, name=g.ident.name,
+                sources=replace(g.sources, missing=g.missing),
+                samples_t_us=np.concatenate(g.samples_t) if g.samples_t else np.empty(0, np.int64),
+                samples_w=np.concatenate(g.samples_w) if g.samples_w else np.empty(0, np.float64),
+                instant_t_us=np.asarray(g.field_t["instant"], np.int64),
+                instant_w=np.asarray(g.field_w["instant"], np.float64),
+                average_t_us=np.asarray(g.field_t["average"], np.int64),
+                average_w=np.asarray(g.field_w["average"], np.float64),
+                counter_t_us=np.asarray([c[0] for c in g.counter], np.int64),
+                counter_j=np.asarray([c[1] for c in g.counter], np.float64),
+                counter_precise=np.asarray([c[2] for c in g.counter], np.bool_),
+                state_t_us=np.asarray([t for t, _ in st], np.int64),
+                sm_clock_mhz=np.asarray([s.sm_clock_mhz for _, s in st], np.float64),
+                mem_clock_mhz=np.asarray([s.mem_clock_mhz for _, s in st], np.float64),
+                temperature_c=np.asarray([s.temperature_c for _, s in st], np.float64),
+                clock_event_reasons=np.asarray([s.clock_event_reasons for _, s in st], np.int64),
+                util_gpu_pct=np.asarray([s.util_gpu_pct for _, s in st], np.float64),
+                util_mem_pct=np.asarray([s.util_mem_pct for _, s in st], np.float64),
+                process_t_us=np.asarray([t for t, _ in g.procs], np.int64),
+                other_processes=np.asarray([n for _, n in g.procs], np.int64),
+                gaps=tuple(sorted(g.gaps, key=lambda x: x.t0_us)),
+                drains=g.drains, max_drain_interval_s=g.max_drain_interval_us / 1e6,
+                call_latency_us={k.split(":", 1)[1]: v for k, v in lat.items() if k.startswith(f"{g.ident.gpu}:")},
+            ))
+        return PowerTrace(mode=self.mode, start_t_us=self.start_us, stop_t_us=stop, own_pid=self.own_pid,
+                          gpus=tuple(traces), config=self.config.to_json(), provenance=provenance)
+
+    def _drain_past(self, t_us: int) -> None:
+        """Wait (sleeping) for a sample stamped at or after `t_us`, so the last window is covered.
+
+        Without it, the last ~20 ms before stop (and a counter mark there) would lie past the
+        final sample and attribution would clamp them away. Gives up after ~3 sample periods.
+        """
+        deadline = time.monotonic() + 3 * self.config.nominal_sample_period_s + 0.02
+        for k, g in enumerate(self._g):
+            before = self.reader.now_us()
+            while g.sources.samples and g.last_sample_us < t_us and time.monotonic() < deadline:
+                time.sleep(0.005)
+                now = self.reader.now_us()
+                if now == before:  # a driven clock (tests) does not move while we wait
+                    break
+                self._drain(k, g, now)
+
+    # -- tasks ------------------------------------------------------------------------------
+    def _drain_all(self, now: int) -> None:
+        for k, g in enumerate(self._g):
+            if g.sources.samples:
+                self._drain(k, g, now)
+
+    def _drain(self, k: int, g: _GPUState, now: int, first: bool = False) -> None:
+        c = self.config
+        try:
+            t, w = self._timed(f"{g.ident.gpu}:samples", self.reader.samples, k, g.last_sample_us)
+        except (NotSupportedError, NVMLUnavailableError) as exc:
+            self._source_failed(g, "samples", exc, now)
+            return
+        if g.last_drain_us is not None:
+            g.max_drain_interval_us = max(g.max_drain_interval_us, now - g.last_drain_us)
+        since_drain_us = None if g.last_drain_us is None else now - g.last_drain_us
+        g.last_drain_us = now
+        g.drains += 1
+        keep = t > g.last_sample_us  # NVML returns only newer samples; be safe against repeats
+        t, w = t[keep], w[keep]
+        period = g.sample_period_us(c.nominal_sample_period_s * 1e6)
+        if len(t) == 0:
+            self._check_stall(g, "samples", g.last_sample_us, now, period)
+            return
+        self._end_stall(g, "samples", now)
+        if not first:
+            full = len(t) >= c.buffer_capacity
+            jump = t[0] - g.last_sample_us
+            late = full or (since_drain_us is not None and since_drain_us > 0.9 * c.buffer_capacity * period)
+            if full or jump > c.gap_factor * period:
+                kind = "drain_late" if late else "sensor_gap"
+                detail = ("buffer was full at the drain" if full else
+                          f"drain {since_drain_us / 1e6:.2f} s after the previous one" if late else
+                          "drained in time: the sensor skipped")
+                g.gaps.append(Gap("samples", kind, int(g.last_sample_us), int(t[0]),
+                                  float(max(jump / period - 1.0, 1.0 if full else 0.0)), detail))
+        d = np.diff(t)
+        for i in np.nonzero(d > c.gap_factor * period)[0]:  # holes inside one drained batch
+            g.gaps.append(Gap("samples", "sensor_gap", int(t[i]), int(t[i + 1]), float(d[i] / period - 1.0),
+                              "inside one drained batch: the sensor skipped"))
+        if g.last_sample_us:
+            g.recent_deltas_us.append(float(t[0] - g.last_sample_us))
+        g.recent_deltas_us.extend(d.tolist()[-64:])
+        g.samples_t.append(t)
+        g.samples_w.append(w)
+        g.last_sample_us = int(t[-1])
+
+    def _check_stall(self, g: _GPUState, source: str, last_us: int, now: int, period_us: float) -> None:
+        if last_us and source not in g.stalls and now - last_us > max(self.config.stall_s * 1e6, 3 * period_us):
+            g.stalls[source] = [int(last_us), now]
+
+    def _end_stall(self, g: _GPUState, source: str, now: int) -> None:
+        stall = g.stalls.pop(source, None)
+        if stall is not None:
+            g.gaps.append(Gap(source, "stalled", stall[0], now, 0.0, "source stopped updating, then resumed"))
+
+    def _fields_all(self, now: int) -> None:
+        for k, g in enumerate(self._g):
+            if not (g.sources.instant or g.sources.average):
+                continue
+            try:
+                readings = self._timed(f"{g.ident.gpu}:fields", self.reader.fields, k)
+            except (NotSupportedError, NVMLUnavailableError) as exc:
+                for name in ("instant", "average"):
+                    if getattr(g.sources, name):
+                        self._source_failed(g, name, exc, now)
+                continue
+            for name, r in zip(("instant", "average"), readings):
+                if not getattr(g.sources, name) or r is None:
+                    continue
+                # On the H100 driver 580 a field's NVML timestamp is the time of the query, not of
+                # the sensor's update (it moved every ~2 ms when polled every ~2 ms, 2026-11-26),
+                # so an update shows only as a new value: keep a reading when the value changes.
+                # Equal consecutive updates (flat idle) are merged, which a step function may do,
+                # and fields get no gap or stall detection: they are comparison sources only.
+                vals = g.field_w[name]
+                if not vals or float(r[1]) != vals[-1]:
+                    g.field_t[name].append(int(r[0]))
+                    vals.append(float(r[1]))
+            g.last_field_poll_us = now
+
+    def _counter(self, k: int, g: _GPUState, precise: bool) -> None:
+        """Read the energy counter; with `precise`, read until it steps and stamp the step.
+
+        The counter updates every ~100 ms, so one read is stale by up to a period; reading until
+        the value changes (each read ~4 ms) pins the update to within one call.
+        """
+        def read() -> tuple[float, int, int]:
+            t0 = time.time_ns()
+            e = self._timed(f"{g.ident.gpu}:counter", self.reader.counter_j, k)
+            return e, t0, time.time_ns()
+
+        try:
+            e0, a0, b0 = read()
+            if not precise:
+                g.counter.append((self._reader_mid_us(a0, b0), e0, False))
+                return
+            deadline = a0 + int(self.config.precise_mark_timeout_s * 1e9)
+            prev_mid = (a0 + b0) // 2
+            while True:
+                e, a, b = read()
+                mid = (a + b) // 2
+                if e != e0:
+                    step_ns = (prev_mid + mid) // 2
+                    g.counter.append((self._reader_mid_us(step_ns, step_ns), e, True))
+                    g.last_precise_host_ns = step_ns
+                    return
+                prev_mid = mid
+                if b > deadline:
+                    g.counter.append((self._reader_mid_us(a, b), e, False))
+                    return
+        except (NotSupportedError, NVMLUnavailableError) as exc:
+            self._source_failed(g, "counter", exc, self.reader.now_us())
+
+    def _reader_mid_us(self, a_ns: int, b_ns: int) -> int:
+        """Midpoint of a host call in the reader's clock (differs from time.time_ns in replays)."""
+        now_host = time.time_ns()
+        return int(self.reader.now_us() - (now_host - (a_ns + b_ns) // 2) / 1000)
+
+    def _state_all(self, now: int) -> None:
+        for k, g in enumerate(self._g):
+            if not (g.sources.clocks or g.sources.throttle or g.sources.utilization):
+                continue
+            try:
+                s = self._timed(f"{g.ident.gpu}:state", self.reader.state, k, g.sources)
+            except (NotSupportedError, NVMLUnavailableError) as exc:
+                for name in ("clocks", "throttle", "utilization"):
+                    if getattr(g.sources, name):
+                        self._source_failed(g, name, exc, now)
+                continue
+            g.state.append((now, s))
+
+    def _procs_all(self, now: int) -> None:
+        for k, g in enumerate(self._g):
+            if not g.sources.processes:
+                continue
+            try:
+                pids = self._timed(f"{g.ident.gpu}:processes", self.reader.compute_pids, k)
+            except (NotSupportedError, NVMLUnavailableError) as exc:
+                self._source_failed(g, "processes", exc, now)
+                continue
+            g.procs.append((now, count_other_processes(pids, self.own_pid)))
+
+
+def count_other_processes(pids: list[int], own_pid: int) -> int:
+    """Compute processes on the GPU other than the profiled one.
+
+    Inside a container NVML reports host PIDs, so our own PID may be absent; then one of the
+    listed processes is taken to be ours.
+    """
+    others = [p for p in pids if p != own_pid]
+    if len(others) == len(pids) and pids:
+        return len(pids) - 1
+    return len(others)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runners
+
+class PowerSampler:
+    """Background power sampler for one or more GPUs (NVML indices).
+
+    mode="thread": a daemon thread in this process (its Python work takes the GIL for tens of us
+    per poll); mode="process": a child Python process (no GIL contention, ~1 s to start).
+    `reader` is a Reader object (thread mode only) or a spec dict for `make_reader`.
+
+        with PowerSampler([0]) as s:
+            ...; s.mark_counter(); ...
+        trace = s.trace
+    """
+
+    def __init__(self, gpus: list[int] | tuple[int, ...] = (0,), *, mode: str = "thread",
+                 config: SamplerConfig | None = None, reader: Reader | dict[str, Any] | None = None) -> None:
+        if mode not in ("thread", "process"):
+            raise errors.UsageError(f"mode must be 'thread' or 'process', got {mode!r}")
+        self.gpus = list(gpus)
+        self.mode = mode
+        self.config = config or SamplerConfig()
+        self._reader_arg = reader if reader is not None else {"kind": "nvml"}
+        if mode == "process" and not isinstance(self._reader_arg, dict):
+            raise errors.UsageError("process mode needs a reader spec dict (the child builds its own reader)")
+        self.sources: list[Sources] = []
+        self.trace: PowerTrace | None = None
+        self._runner: _ThreadRunner | _ProcessRunner | None = None
+
+    def start(self) -> "PowerSampler":
+        if self._runner is not None:
+            raise errors.UsageError("this PowerSampler was already started")
+        if self.mode == "thread":
+            reader = make_reader(self._reader_arg) if isinstance(self._reader_arg, dict) else self._reader_arg
+            provenance = getattr(reader, "provenance", "measured")
+            self._runner = _ThreadRunner(SamplerCore(reader, self.gpus, self.config, mode="thread"), provenance)
+        else:
+            self._runner = _ProcessRunner(self.gpus, self.config, self._reader_arg)
+        self.sources = self._runner.start()
+        return self
+
+    def mark_counter(self, precise: bool = False) -> None:
+        """Ask for an energy-counter reading now (asynchronous; ~4 ms in the sampler, not here)."""
+        self._require_running().mark_counter(precise)
+
+    def check(self) -> None:
+        """Raise MeasurementError if the sampler has died."""
+        self._require_running().check()
+
+    def stop(self) -> PowerTrace:
+        runner = self._require_running()
+        trace = runner.stop()
+        empty = not any(len(g.samples_t_us) or len(g.instant_t_us) or len(g.average_t_us) or len(g.counter_j)
+                        for g in trace.gpus)
+        if empty:
+            raise MeasurementError("the power sampler stopped without a single power reading")
+        self.trace = trace
+        return trace
+
+    def _require_running(self):
+        if self._runner is None:
+            raise errors.UsageError("the PowerSampler was not started")
+        return self._runner
+
+    def __enter__(self) -> "PowerSampler":
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._runner is None:
+            return
+        if exc_type is None:
+            self.stop()
+        else:
+            self._runner.abort()
+
+
+class _ThreadRunner:
+    def __init__(self, core: SamplerCore, provenance: str) -> None:
+        self.core = core
+        self.provenance = provenance
+        self._wake = threading.Event()
+        self._started = threading.Event()
+        self._commands: deque = deque()
+        self._stop = False
+        self._error: str | None = None
+        self._error_exc: BaseException | None = None
+        self._trace: PowerTrace | None = None
+        self._sources: list[Sources] = []
+        self._thread = threading.Thread(target=self._run, name="kernelprof-power-sampler", daemon=True)
+
+    def start(self) -> list[Sources]:
+        self._thread.start()
+        self._started.wait(60.0)
+        if self._error_exc is not None:
+            if isinstance(self._error_exc, errors.KernelprofError):
+                raise self._error_exc
+            raise MeasurementError(f"the power sampler failed to start: {self._error}")
+        return self._sources
+
+    def _run(self) -> None:
+        try:
+            self._sources = self.core.begin()
+            self._started.set()
+            while True:
+                self._wake.wait(self.core.seconds_until_due())
+                self._wake.clear()
+                while self._commands:
+                    cmd, arg = self._commands.popleft()
+                    if cmd == "mark":
+                        self.core.mark_counter(*arg)
+                if self._stop:
+                    break
+                self.core.tick()
+            self._trace = self.core.finish(self.provenance)
+        except BaseException as exc:  # noqa: BLE001 - reported to the profiled program by check()/stop()
+            self._error_exc = exc
+            self._error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        finally:
+            self._started.set()
+
+    def mark_counter(self, precise: bool) -> None:
+        self.check()
+        self._commands.append(("mark", (precise, time.time_ns())))
+        self._wake.set()
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise MeasurementError(f"the power sampler thread died: {self._error.splitlines()[0]}")
+        if not self._thread.is_alive() and not self._stop:
+            raise MeasurementError("the power sampler thread is no longer running")
+
+    def stop(self) -> PowerTrace:
+        self.check()
+        self._stop = True
+        self._wake.set()
+        self._thread.join(30.0)
+        if self._thread.is_alive():
+            raise MeasurementError("the power sampler thread did not stop within 30 s")
+        if self._error is not None or self._trace is None:
+            raise MeasurementError(f"the power sampler thread died: {(self._error or 'no trace').splitlines()[0]}")
+        return self._trace
+
+    def abort(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(5.0)
+
+
+_CHILD_CODE = "import sys; from kernelprof.sampling.core import _child_main; sys.exit(_child_main(sys.argv[1:]))"
+
+# Child-process protocol: parent -> child lines on stdin ("mark <0|1> <time_ns>", "stop"); child -> parent
+# frames on its original stdout: one tag byte ("R" ready, "T" trace, "E" error), 8-byte length,
+# a pickle.
+def _write_frame(fd: int, tag: bytes, obj: Any) -> None:
+    blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    data = tag + struct.pack("<Q", len(blob)) + blob
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            continue
+        chunk = os.read(fd, n - len(out))
+        if not chunk:
+            raise EOFError
+        out += chunk
+    return bytes(out)
+
+
+def _read_frame(fd: int, timeout_s: float) -> tuple[bytes, Any]:
+    deadline = time.monotonic() + timeout_s
+    head = _read_exact(fd, 9, deadline)
+    (length,) = struct.unpack("<Q", head[1:])
+    return head[:1], pickle.loads(_read_exact(fd, length, deadline))
+
+
+class _ProcessRunner:
+    def __init__(self, gpus: list[int], config: SamplerConfig, reader_spec: dict[str, Any]) -> None:
+        self.args = {"gpus": gpus, "config": config.to_json(), "reader": reader_spec, "own_pid": os.getpid()}
+        self.proc: subprocess.Popen | None = None
+        self._stderr = tempfile.TemporaryFile()
+        self._stopped = False
+
+    def _stderr_tail(self) -> str:
+        self._stderr.seek(0)
+        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "(no message)"
+
+    def start(self) -> list[Sources]:
+        root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD_CODE, json.dumps(self.args)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+        try:
+            tag, obj = _read_frame(self.proc.stdout.fileno(), 60.0)
+        except (EOFError, TimeoutError):
+            self.abort()
+            raise MeasurementError(f"the power sampler process did not start: {self._stderr_tail()}")
+        if tag == b"E":
+            self.proc.wait(10)
+            _raise_child_error(obj)
+        return obj
+
+    def _send(self, line: str) -> None:
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.check()
+            raise MeasurementError("the power sampler process stopped reading commands")
+
+    def mark_counter(self, precise: bool) -> None:
+        self.check()
+        self._send(f"mark {int(bool(precise))} {time.time_ns()}")
+
+    def check(self) -> None:
+        code = self.proc.poll()
+        if code is not None and not self._stopped:
+            raise MeasurementError(f"the power sampler process died (exit code {code}): {self._stderr_tail()}")
+
+    def stop(self) -> PowerTrace:
+        self.check()
+        self._stopped = True
+        self._send("stop")
+        try:
+            tag, obj = _read_frame(self.proc.stdout.fileno(), 60.0)
+        except (EOFError, TimeoutError):
+            self.abort()
+            raise MeasurementError(f"the power sampler process died before returning its trace: {self._stderr_tail()}")
+        self.proc.wait(10)
+        if tag == b"E":
+            _raise_child_error(obj)
+        return obj
+
+    def abort(self) -> None:
+        self._stopped = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _raise_child_error(obj: dict[str, str]) -> None:
+    cls = getattr(errors, obj.get("type", ""), None)
+    if isinstance(cls, type) and issubclass(cls, errors.KernelprofError):
+        raise cls(obj["message"])
+    raise MeasurementError(f"the power sampler process failed: {obj.get('type')}: {obj.get('message')}")
+
+
+def _child_main(argv: list[str]) -> int:
+    """Body of the sampler child process (started as `python -c _CHILD_CODE '<json args>'`)."""
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # stray prints must not corrupt the frame stream
+    args = json.loads(argv[0])
+    try:
+        reader = make_reader(args["reader"])
+        core = SamplerCore(reader, args["gpus"], SamplerConfig(**args["config"]), own_pid=args["own_pid"],
+                           mode="process")
+        sources = core.begin()
+    except BaseException as exc:  # noqa: BLE001
+        _write_frame(out_fd, b"E", {"type": type(exc).__name__, "message": str(exc)})
+        return 1
+    _write_frame(out_fd, b"R", sources)
+    provenance = "replayed" if args["reader"].get("kind") == "replay" else "measured"
+    stdin_fd = sys.stdin.fileno()
+    pending = b""
+    try:
+        while True:
+            r, _, _ = select.select([stdin_fd], [], [], core.seconds_until_due())
+            stop = False
+            if r:
+                chunk = os.read(stdin_fd, 4096)
+                if not chunk:  # the parent is gone: nobody will read a trace
+                    return 0
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"mark"):
+                        _, flag, requested = line.split()
+                        core.mark_counter(precise=flag == b"1", requested_ns=int(requested))
+                    elif line.strip() == b"stop":
+                        stop = True
+            if stop:
+                break
+            core.tick()
+        _write_frame(out_fd, b"T", core.finish(provenance))
+        return 0
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc()
+        _write_frame(out_fd, b"E", {"type": type(exc).__name__, "message": str(exc)})
+        return 1
+

@@ -1,0 +1,1 @@
+"""kernelprof.timeline (docstring filled in below, issue 13)."""
