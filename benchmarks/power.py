@@ -99,7 +99,7 @@ class Loads:
 
 
 def bench_overhead(loads: Loads, nvml_index: int, reps: int, gemm_s: float) -> list[Case]:
-    from kernelprof.sampling.core import PowerSampler
+    from kernelprof.sampling.runners import PowerSampler
 
     n_gemm = max(100, round(gemm_s * 1e3 / loads.ms))
     n_small = 20000
@@ -132,7 +132,7 @@ def bench_overhead(loads: Loads, nvml_index: int, reps: int, gemm_s: float) -> l
 
 
 def bench_agreement(loads: Loads, nvml_index: int, seconds: float, repeats: int) -> list[Case]:
-    from kernelprof.sampling.core import PowerSampler
+    from kernelprof.sampling.runners import PowerSampler
     from kernelprof.methods.sensor import agreement
 
     cases = []
@@ -221,7 +221,7 @@ def bench_sensor(gpu: int) -> list[Case]:
 
 def capture(nvml_index: int, seconds: float, mode: str) -> list[Case]:
     """Sample for `seconds` while this process keeps Python busy half the time (GIL pressure)."""
-    from kernelprof.sampling.core import PowerSampler
+    from kernelprof.sampling.runners import PowerSampler
 
     sampler = PowerSampler([nvml_index], mode=mode).start()
     t_end = time.perf_counter() + seconds

@@ -8,7 +8,7 @@ _LAZY = {
     "Profiler": "kernelprof.profiler",
     "ProfileResult": "kernelprof.profiler",
     "load_profile": "kernelprof.profiler",
-    "PowerSampler": "kernelprof.sampling.core",
+    "PowerSampler": "kernelprof.sampling.runners",
 }
 
 

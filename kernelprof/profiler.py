@@ -34,7 +34,8 @@ from kernelprof.timeline.clock import Interval, Timeline
 from kernelprof.errors import MeasurementError, NoGPUError, UsageError
 from kernelprof.timeline.kernel_trace import KernelTrace
 from kernelprof.sampling.powertrace import PowerTrace
-from kernelprof.sampling.core import PowerSampler, SamplerConfig
+from kernelprof.sampling.core import SamplerConfig
+from kernelprof.sampling.runners import PowerSampler
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def test_nvml_edge_reads_power_in_watts_on_the_epoch_clock():
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_sampler_captures_every_buffered_sample_and_sees_the_load(mode, gemm):
-    from kernelprof.sampling.core import PowerSampler
+    from kernelprof.sampling.runners import PowerSampler
 
     with PowerSampler([_nvml_index()], mode=mode) as s:
         time.sleep(1.0)

@@ -78,7 +78,7 @@ def test_phase_outside_the_with_block_is_a_usage_error():
 
 
 def test_import_kernelprof_stays_light():
-    code = ("import sys, kernelprof; heavy = [m for m in ('torch', 'numpy', 'kernelprof.sampling.core') if m in sys.modules];"
+    code = ("import sys, kernelprof; heavy = [m for m in ('torch', 'numpy', 'kernelprof.sampling.core', 'kernelprof.sampling.runners') if m in sys.modules];"
             "print(heavy); kernelprof.Profiler; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)

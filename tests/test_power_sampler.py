@@ -13,7 +13,8 @@ from kernelprof.gpu import nvml
 from kernelprof.errors import MeasurementError, NVMLUnavailableError
 from kernelprof.sampling.powertrace import PowerTrace, Sources
 from kernelprof.sampling.replay import ReplayReader, synthetic_trace
-from kernelprof.sampling.core import PowerSampler, SamplerConfig, SamplerCore, count_other_processes
+from kernelprof.sampling.core import SamplerConfig, SamplerCore, count_other_processes
+from kernelprof.sampling.runners import PowerSampler
 
 T0_US = 1_764_000_000_000_000
 

@@ -387,7 +387,8 @@ def characterize(gpu: int = 0, *, segment_s: float = 3.0, progress: Callable[[st
     from kernelprof.timeline.clock import EventClock
     from kernelprof.gpu.devices import gpu_facts, require_gpu
     from kernelprof.errors import NoGPUError
-    from kernelprof.sampling.core import PowerSampler, SamplerConfig
+    from kernelprof.sampling.core import SamplerConfig
+    from kernelprof.sampling.runners import PowerSampler
     from kernelprof.gpu import nvml
 
     require_gpu("kernelprof sensor")

@@ -25,7 +25,7 @@ from kernelprof.attribution.intervals import Flag, IntervalEnergy, attribute
 from kernelprof.timeline.clock import Interval
 from kernelprof.gpu.devices import gpu_facts, require_gpu
 from kernelprof.errors import MeasurementError, UsageError
-from kernelprof.sampling.core import PowerSampler
+from kernelprof.sampling.runners import PowerSampler
 from kernelprof.timeline.cuda_timing import rotating_input_sets, time_cuda
 
 # Two-sided 95% Student t quantiles by degrees of freedom (n - 1), for the CI of a few trials.

@@ -18,7 +18,7 @@ import numpy as np
 
 from kernelprof.errors import MeasurementError, NotSupportedError
 from kernelprof.sampling.powertrace import GPUTrace, PowerTrace, Sources
-from kernelprof.sampling.core import GPUIdentity, StateReading
+from kernelprof.sampling.readers import GPUIdentity, StateReading
 
 
 class ReplayReader:
