@@ -103,7 +103,8 @@ def summary(c) -> dict:
 
 
 def ncu_case(op: str, variant: str, shape: str, check: str) -> list[Case]:
-    from kernelprof.estimates.counters.run import READ_TOLERANCE, FLOP_TOLERANCE, measure_counters
+    from kernelprof.estimates.counters.metrics import FLOP_TOLERANCE, READ_TOLERANCE
+    from kernelprof.estimates.counters.run import measure_counters
     from kernelprof.outputs.runfile import save_run
 
     d = out_dir()

@@ -171,7 +171,7 @@ def _render_ncu(c: dict[str, Any]) -> None:
         kt.add_column(col)
     for col in ("duration", "tensor FLOPs", "DRAM read", "DRAM written"):
         kt.add_column(col, justify="right")
-    from kernelprof.estimates.counters.run import DRAM_READ, DRAM_WRITE, DURATION, TENSOR_FLOP_METRICS
+    from kernelprof.estimates.counters.metrics import DRAM_READ, DRAM_WRITE, DURATION, TENSOR_FLOP_METRICS
     from kernelprof.estimates.counters.ncu import NcuKernel
 
     for kd in c["kernels"]:

@@ -104,7 +104,7 @@ def measure_utilization(op: str, variant: str | None = None, shape: str | None =
     """Run the kernel back to back for ramp_s + window_s, sampling NVML over the last window_s."""
     if window_s <= 0 or ramp_s < 0 or not 0 < sample_hz <= 100:
         raise UsageError(f"need window_s > 0, ramp_s >= 0 and 0 < sample_hz <= 100; got {window_s}, {ramp_s}, {sample_hz}")
-    from kernelprof.estimates.counters.run import resolve_kernel
+    from kernelprof.methods.ops import resolve_kernel
     from kernelprof.gpu.devices import require_gpu
 
     require_gpu("kernelprof utilization")

@@ -73,7 +73,7 @@ def run_target(op: str, variant: str, shape: str, dtype: str, seed: int = 0) -> 
     """Warm up, then one call inside the NVTX range; returns what the parent records."""
     import torch
 
-    from kernelprof.estimates.counters.run import resolve_kernel
+    from kernelprof.methods.ops import resolve_kernel
     from kernelprof.gpu.devices import require_gpu
 
     require_gpu("kernelprof counters")
