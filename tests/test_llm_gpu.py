@@ -10,7 +10,8 @@ def test_graph_decode_matches_python_loop():
     import torch
 
     from kernelprof.methods.llm.generate import DecodeGraph, GenerateShape, generate, random_prompt
-    from kernelprof.methods.llm.model import Llama, get_config
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.model import Llama
 
     cfg = get_config("llama-3.2-1b")
     shape = GenerateShape(2, 64, 12)
@@ -59,7 +60,8 @@ def test_prefill_graph_equals_launching_the_prefill():
     import torch
 
     from kernelprof.methods.llm.generate import GenerateShape, PrefillGraph, random_prompt
-    from kernelprof.methods.llm.model import Llama, get_config
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.model import Llama
 
     cfg = get_config("llama-3.2-1b")
     shape = GenerateShape(2, 96, 4)

@@ -75,7 +75,7 @@ def test_csv_errors(tmp_path):
 def test_largest_batch_respects_memory():
     from kernelprof.methods.llm.binned import largest_batch
     from kernelprof.methods.llm.generate import GenerateShape, memory_needed_bytes
-    from kernelprof.methods.llm.model import get_config
+    from kernelprof.methods.llm.config import get_config
 
     cfg = get_config("llama-3.1-8b")
     free = 78 * 2**30

@@ -13,7 +13,7 @@ from kernelprof.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from kernelprof.methods.llm.model import CONFIGS
+    from kernelprof.methods.llm.config import CONFIGS
 
     p = sub.add_parser("llm", help="prefill vs decode energy of batched generation on a Llama-shaped model")
     p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS), help="model shape (random weights)")

@@ -12,7 +12,7 @@ from kernelprof.outputs.runfile import save_run, to_jsonable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from kernelprof.methods.llm.model import CONFIGS
+    from kernelprof.methods.llm.config import CONFIGS
 
     p = sub.add_parser("workload", help="binned workload energy (Fernandez et al. 2025) on a Llama-shaped model")
     p.add_argument("--trace", required=True, help="azure-code, azure-conv, burstgpt-fitted, or a CSV of input_len,output_len")

@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 from kernelprof.errors import MeasurementError, UsageError
 from kernelprof.methods.llm.generate import GenerateShape, memory_needed_bytes
-from kernelprof.methods.llm.model import LlamaConfig, decode_step_flops, get_config, prefill_flops, weight_bytes
+from kernelprof.methods.llm.config import LlamaConfig, get_config
+from kernelprof.methods.llm.model import decode_step_flops, prefill_flops, weight_bytes
 from kernelprof.methods.workloads import Bin, bin_workload, load_workload, workload_energy_j
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from kernelprof.errors import UsageError
-from kernelprof.methods.llm.model import Llama, LlamaConfig
+from kernelprof.methods.llm.config import LlamaConfig
+from kernelprof.methods.llm.model import Llama
 
 MODES = ("optimized", "eager")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kernelprof.errors import NotSupportedError
-from kernelprof.methods.llm.model import LlamaConfig, get_config
+from kernelprof.methods.llm.config import LlamaConfig, get_config
 
 
 @dataclass(frozen=True)

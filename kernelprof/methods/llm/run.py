@@ -21,8 +21,8 @@ from typing import Any
 from kernelprof.errors import UsageError
 from kernelprof.methods.llm.generate import (PREFILL_GRAPH_MAX_TOKENS, DecodeGraph, GenerateShape, PrefillGraph, build_model,
                                      check_fits, generate, random_prompt, use_prefill_graph)
-from kernelprof.methods.llm.model import (LlamaConfig, decode_step_flops, decode_step_min_bytes, get_config,
-                                  prefill_flops, prefill_min_bytes)
+from kernelprof.methods.llm.config import LlamaConfig, get_config
+from kernelprof.methods.llm.model import decode_step_flops, decode_step_min_bytes, prefill_flops, prefill_min_bytes
 
 
 @dataclass(frozen=True)
