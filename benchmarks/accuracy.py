@@ -29,15 +29,15 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.sustained_reference import measure_reference  # noqa: E402
-from kernelprof.benchfile import RESULTS_DIR, Case, device_record, gpu_slug, write_results  # noqa: E402
-from kernelprof.devices import require_gpu  # noqa: E402
+from kernelprof.outputs.benchfile import RESULTS_DIR, Case, device_record, gpu_slug, write_results  # noqa: E402
+from kernelprof.gpu.devices import require_gpu  # noqa: E402
 
 
 def _registry_case(op: str, variant: str, shape: str, dtype: str = "bf16"):
     def build():
         import torch
 
-        from kernelprof.kernel_energy import torch_dtype
+        from kernelprof.methods.kernel_energy import torch_dtype
         from kernels import get_op
 
         spec = get_op(op)
@@ -57,7 +57,7 @@ def _copy_case():
 
 
 def _fma_case():
-    from kernelprof.calibrate import fma_microbenchmark
+    from kernelprof.methods.calibrate import fma_microbenchmark
 
     run, flops = fma_microbenchmark(0, iters=4096)
     return run, (), flops, 0, "fp32"
@@ -115,8 +115,8 @@ def _zeus(fn, sets, k: int, repeats: int) -> dict[str, Any] | None:
 def run_case(name: str, repeats: int, ref_window_s: float, zeus: bool) -> tuple[list[Case], dict[str, Any]]:
     import torch
 
-    from kernelprof.measure import measure_kernel
-    from kernelprof.timing import rotating_input_sets
+    from kernelprof.methods.steady_state import measure_kernel
+    from kernelprof.timeline.cuda_timing import rotating_input_sets
 
     fn, inputs, flops, min_bytes, dtype = CASES[name]()
     l2 = torch.cuda.get_device_properties(0).L2_cache_size

@@ -85,7 +85,7 @@ def run(phase_s: float, gpu: int = 0):
     import torch
 
     from benchmarks.record_power_fixtures import Gemm
-    from kernelprof.devices import gpu_facts
+    from kernelprof.gpu.devices import gpu_facts
     from kernelprof.profiler import Profiler
 
     gemm = Gemm()
@@ -111,8 +111,8 @@ def run(phase_s: float, gpu: int = 0):
 
 def compare(trace, pins, names, profiles=None):
     """Per reference interval: reference joules, kernelprof disciplined and raw, errors and sigma."""
-    from kernelprof.attribution import attribute
-    from kernelprof.clock import Interval
+    from kernelprof.attribution.intervals import attribute
+    from kernelprof.timeline.clock import Interval
 
     ivs = [Interval(n, a * 1000, b * 1000) for n, (a, _), (b, _) in zip(names, pins[:-1], pins[1:])]
     att = attribute(trace, ivs, profiles=profiles)
@@ -136,7 +136,7 @@ def main() -> int:
     ap.add_argument("--gpu", type=int, default=0)
     ap.add_argument("--fixture", default=None, help="folder to save the recording in (e.g. tests/data/)")
     args = ap.parse_args()
-    from kernelprof.devices import require_gpu
+    from kernelprof.gpu.devices import require_gpu
 
     require_gpu("counter_discipline.py")
     prof, pins = run(args.phase_s, args.gpu)
@@ -168,7 +168,7 @@ def main() -> int:
 
 
 def _write(rows, gpu: int, phase_s: float) -> Path:
-    from kernelprof.benchfile import Case, device_record, write_results
+    from kernelprof.outputs.benchfile import Case, device_record, write_results
 
     cases = []
     for r in rows:

@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernelprof.benchfile import Case, write_results  # noqa: E402
+from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
 from kernelprof.errors import KernelprofError  # noqa: E402
-from kernelprof.ncu import NcuNotFoundError, NcuPermissionError  # noqa: E402
-from kernelprof.runfile import to_jsonable  # noqa: E402
+from kernelprof.estimates.counters.ncu import NcuNotFoundError, NcuPermissionError  # noqa: E402
+from kernelprof.outputs.runfile import to_jsonable  # noqa: E402
 
 GEMM = "4096x4096x4096"
 DECODE = "b=16,h=32,kv=8,ctx=8192,d=128"
@@ -103,8 +103,9 @@ def summary(c) -> dict:
 
 
 def ncu_case(op: str, variant: str, shape: str, check: str) -> list[Case]:
-    from kernelprof.counters import READ_TOLERANCE, FLOP_TOLERANCE, measure_counters
-    from kernelprof.runfile import save_run
+    from kernelprof.estimates.counters.metrics import FLOP_TOLERANCE, READ_TOLERANCE
+    from kernelprof.estimates.counters.run import measure_counters
+    from kernelprof.outputs.runfile import save_run
 
     d = out_dir()
     t0 = time.perf_counter()
@@ -142,7 +143,7 @@ def ncu_case(op: str, variant: str, shape: str, check: str) -> list[Case]:
 
 
 def utilization_case(op: str, variant: str, shape: str, window_s: float) -> list[Case]:
-    from kernelprof.utilization import measure_utilization
+    from kernelprof.estimates.utilization import measure_utilization
 
     u = measure_utilization(op, variant, shape, "bf16", window_s=window_s)
     LOG["cases"][f"utilization-{slug(op, variant)}"] = to_jsonable(u)
@@ -174,8 +175,8 @@ def main() -> int:
     ap.add_argument("--skip-utilization", action="store_true")
     ap.add_argument("--window-s", type=float, default=2.0, help="utilization: seconds sampled per kernel")
     args = ap.parse_args()
-    from kernelprof.benchfile import device_record
-    from kernelprof.devices import require_gpu
+    from kernelprof.outputs.benchfile import device_record
+    from kernelprof.gpu.devices import require_gpu
 
     require_gpu("benchmarks/counters.py")
     t0 = time.perf_counter()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernelprof.benchfile import Case, write_results  # noqa: E402
-from kernelprof.devices import require_gpu  # noqa: E402
-from kernelprof.kernel_energy import measure_op  # noqa: E402
+from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
+from kernelprof.gpu.devices import require_gpu  # noqa: E402
+from kernelprof.methods.kernel_energy import measure_op  # noqa: E402
 
 POINTS = [
     ("gemm", "triton", "4096x4096x4096"),

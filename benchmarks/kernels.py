@@ -6,7 +6,7 @@
 For every case: check each measured variant once against a float64 reference (relative norm error
 printed and recorded), time it with triton.testing.do_bench (median, p20 and p80 of CUDA-event
 times, L2 flushed before each call), and report TFLOP/s (GEMM, attention) or TB/s of minimum bytes
-(decode, copy). Writes benchmarks/results/kernels-<gpu>.json through kernelprof.benchfile, and, when
+(decode, copy). Writes benchmarks/results/kernels-<gpu>.json through kernelprof.outputs.benchfile, and, when
 $OUT is set, a full log and a copy of the results file there. A case that fails (OOM, unsupported)
 is recorded under notes.failures and the others go on.
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from kernelprof.benchfile import Case, write_results  # noqa: E402
+from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
 from kernelprof.errors import NotSupportedError  # noqa: E402
 
 LOG_LINES: list[str] = []
@@ -330,10 +330,10 @@ def bench_copy(b: Bench) -> None:
 # ------------------------------------------------------------------------------------------------ main
 def device_info() -> dict:
     try:
-        from kernelprof.benchfile import device_record
+        from kernelprof.outputs.benchfile import device_record
 
         return device_record()
-    except Exception as exc:  # noqa: BLE001 - kernelprof.devices may not exist yet
+    except Exception as exc:  # noqa: BLE001 - kernelprof.gpu.devices may not exist yet
         props = torch.cuda.get_device_properties(0)
         log(f"(device_record unavailable: {type(exc).__name__}: {exc}; using torch's device properties)")
         return {"name": props.name, "sm_count": props.multi_processor_count,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernelprof.benchfile import Case, write_results  # noqa: E402
-from kernelprof.devices import require_gpu  # noqa: E402
+from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
+from kernelprof.gpu.devices import require_gpu  # noqa: E402
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
     require_gpu("benchmarks/llm.py")
     import torch
 
-    from kernelprof.llm.run import run_llm
+    from kernelprof.methods.llm.run import run_llm
 
     cases, log = [], {}
     for b in (int(x) for x in args.batches.split(",")):
@@ -92,7 +92,7 @@ def main() -> int:
         if args.no_hf:
             continue
         try:
-            from kernelprof.llm.hf_baseline import run_hf
+            from kernelprof.methods.llm.hf_baseline import run_hf
 
             hf = run_hf(args.model, b, args.input, args.output)
         except Exception as exc:  # noqa: BLE001 - the baseline failing (OOM) must not lose our figures
@@ -119,7 +119,7 @@ def main() -> int:
         "inrun_vs_steady_per_call": "in-run energy per call (prefill, or decode step) vs the looped-alone energy "
                                     "per call (its mean power x its time per call)",
         "inrun_vs_cycled": "steady state = the phases cycled as in the run (one prefill, then the decode steps at "
-                           "the middle context, back to back; kernelprof.llm.cycle), integrated; x in-run time",
+                           "the middle context, back to back; kernelprof.methods.llm.cycle), integrated; x in-run time",
         "inrun_fit_vs_cycled_fit": "the same, both sides by the phase fit",
         "baseline": "transformers LlamaForCausalLM, eager attention, generate with min_new_tokens = max_new_tokens",
         "ratio": "baseline / ours for J and s (above 1: ours uses less)"})

@@ -19,9 +19,9 @@ import torch  # noqa: E402
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-from kernelprof.benchfile import Case, write_results  # noqa: E402
-from kernelprof.devices import require_gpu  # noqa: E402
-from kernelprof.timing import time_cuda  # noqa: E402
+from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
+from kernelprof.gpu.devices import require_gpu  # noqa: E402
+from kernelprof.timeline.cuda_timing import time_cuda  # noqa: E402
 from kernels.pointwise import reference as ref  # noqa: E402
 from kernels.pointwise import triton_pointwise as fused  # noqa: E402
 

@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernelprof.benchfile import Case, write_results  # noqa: E402
+from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
 from kernelprof.errors import KernelprofError  # noqa: E402
-from kernelprof.runfile import to_jsonable  # noqa: E402
+from kernelprof.outputs.runfile import to_jsonable  # noqa: E402
 
 LOG: dict = {}
 
@@ -99,7 +99,7 @@ class Loads:
 
 
 def bench_overhead(loads: Loads, nvml_index: int, reps: int, gemm_s: float) -> list[Case]:
-    from kernelprof.sampler import PowerSampler
+    from kernelprof.sampling.runners import PowerSampler
 
     n_gemm = max(100, round(gemm_s * 1e3 / loads.ms))
     n_small = 20000
@@ -132,8 +132,8 @@ def bench_overhead(loads: Loads, nvml_index: int, reps: int, gemm_s: float) -> l
 
 
 def bench_agreement(loads: Loads, nvml_index: int, seconds: float, repeats: int) -> list[Case]:
-    from kernelprof.sampler import PowerSampler
-    from kernelprof.sensor import agreement
+    from kernelprof.sampling.runners import PowerSampler
+    from kernelprof.methods.sensor import agreement
 
     cases = []
     for label, body, target in (("steady", lambda s: loads.busy_for(s), 2.0),
@@ -171,8 +171,8 @@ def bench_agreement(loads: Loads, nvml_index: int, seconds: float, repeats: int)
 
 
 def bench_phases(loads: Loads) -> list[Case]:
-    from kernelprof.attribution import attribute
-    from kernelprof.clock import Interval
+    from kernelprof.attribution.intervals import attribute
+    from kernelprof.timeline.clock import Interval
     from kernelprof.profiler import Profiler
 
     plan = [("idle", lambda: time.sleep(0.4)), ("gemm", lambda: loads.busy_for(0.4)),
@@ -201,7 +201,7 @@ def bench_phases(loads: Loads) -> list[Case]:
 
 
 def bench_sensor(gpu: int) -> list[Case]:
-    from kernelprof.sensor import characterize
+    from kernelprof.methods.sensor import characterize
 
     t0 = time.perf_counter()
     report, _, _ = characterize(gpu, save=True)
@@ -221,7 +221,7 @@ def bench_sensor(gpu: int) -> list[Case]:
 
 def capture(nvml_index: int, seconds: float, mode: str) -> list[Case]:
     """Sample for `seconds` while this process keeps Python busy half the time (GIL pressure)."""
-    from kernelprof.sampler import PowerSampler
+    from kernelprof.sampling.runners import PowerSampler
 
     sampler = PowerSampler([nvml_index], mode=mode).start()
     t_end = time.perf_counter() + seconds
@@ -268,8 +268,8 @@ def main() -> int:
     ap.add_argument("--capture-only", action="store_true", help="only the long capture run (no GPU work)")
     ap.add_argument("--capture-mode", choices=["thread", "process"], default="thread")
     args = ap.parse_args()
-    from kernelprof.benchfile import device_record
-    from kernelprof.devices import gpu_facts
+    from kernelprof.outputs.benchfile import device_record
+    from kernelprof.gpu.devices import gpu_facts
 
     facts = gpu_facts(args.gpu)
     device = device_record(args.gpu)

@@ -136,7 +136,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "tests" / "data"))
     args = ap.parse_args()
-    from kernelprof.devices import require_gpu
+    from kernelprof.gpu.devices import require_gpu
 
     require_gpu("record_power_fixtures.py")
     out = Path(args.out)

@@ -1,6 +1,6 @@
 """Does kernelprof's CUDA-event timer agree with triton.testing.do_bench?
 
-Times each case with `kernelprof.timing.time_cuda` (L2 flushed, median) and with `do_bench`
+Times each case with `kernelprof.timeline.cuda_timing.time_cuda` (L2 flushed, median) and with `do_bench`
 (median), interleaved, several rounds each, in one run on one GPU, and writes
 `benchmarks/results/timing-<gpu>.json`. The ratio is do_bench / kernelprof (both times; 1.0 means
 identical; the issue asks for 0.98..1.02).
@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernelprof.benchfile import Case, write_results  # noqa: E402
-from kernelprof.devices import require_gpu  # noqa: E402
-from kernelprof.timing import time_cuda  # noqa: E402
+from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
+from kernelprof.gpu.devices import require_gpu  # noqa: E402
+from kernelprof.timeline.cuda_timing import time_cuda  # noqa: E402
 
 
 def do_bench_median_ms(fn, warmup_ms: float, rep_ms: float) -> float:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernelprof.benchfile import Case, write_results  # noqa: E402
-from kernelprof.devices import require_gpu  # noqa: E402
+from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
+from kernelprof.gpu.devices import require_gpu  # noqa: E402
 
 
 def main() -> int:
@@ -36,8 +36,8 @@ def main() -> int:
     require_gpu("benchmarks/workload.py")
     from types import SimpleNamespace
 
-    from kernelprof.llm.binned import read_bins, run_binned
-    from kernelprof.runfile import load_run
+    from kernelprof.methods.llm.binned import read_bins, run_binned
+    from kernelprof.outputs.runfile import load_run
 
     if args.from_run:
         run = load_run(args.from_run, kind="workload")

@@ -5,11 +5,13 @@ means a bug in kernelprof, not bad input.
 """
 from __future__ import annotations
 
+# The kernels (kernels/, which must not import kernelprof) raise their own ShapeError and
+# NotSupportedError; kernelprof uses those very classes, and its base class is theirs, so an
+# `except KernelprofError` catches a kernel's error too and the exit codes stay one table.
+from kernels.errors import KernelError, NotSupportedError, ShapeError
 
-class KernelprofError(Exception):
-    """Base class. `exit_code` is what the CLI exits with."""
-
-    exit_code = 1
+KernelprofError = KernelError
+"""Base class of every kernelprof error (the kernels' `KernelError`). `exit_code` is what the CLI exits with."""
 
 
 class UsageError(KernelprofError):
@@ -30,25 +32,17 @@ class NVMLUnavailableError(KernelprofError):
     exit_code = 4
 
 
-class NotSupportedError(KernelprofError):
-    """The GPU or driver lacks a feature (a power source, a dtype, an instruction)."""
-
-    exit_code = 5
-
-
 class RunFileError(KernelprofError):
     """A run or results file is missing, corrupt, of another kind, or of an unsupported version."""
 
     exit_code = 6
 
 
-class ShapeError(KernelprofError, ValueError):
-    """A tensor has the wrong shape, dtype or device for a kernel."""
-
-    exit_code = 2
-
-
 class MeasurementError(KernelprofError):
     """A measurement could not be made (sampler died, no samples in a window)."""
 
     exit_code = 7
+
+
+__all__ = ["KernelprofError", "UsageError", "NoGPUError", "NVMLUnavailableError", "NotSupportedError",
+           "RunFileError", "ShapeError", "MeasurementError"]

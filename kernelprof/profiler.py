@@ -12,12 +12,12 @@
     prof.save("run.json")            # later, without a GPU: load_profile("run.json")
 
 Phases are timed with CUDA events on the first GPU's current stream and wrapped in NVTX ranges;
-energy comes from kernelprof.attribution over the sampled trace. The energy counter is read
+energy comes from kernelprof.attribution.intervals over the sampled trace. The energy counter is read
 (pinned to its update) at the window's start and stop, and, with `counter_marks=True`, at every
 phase edge, which then synchronizes the device so that the host-time mark is the phase edge.
 With `kernels=True`, torch.profiler (CUPTI) records every GPU kernel, memcpy and memset of the
 block, CUDA-graph replays included, and `prof.kernels` holds them on the phases' clock
-(kernelprof.kernel_trace); CUPTI tracing slows launches a little, so it is off by default.
+(kernelprof.timeline.kernel_trace); CUPTI tracing slows launches a little, so it is off by default.
 """
 from __future__ import annotations
 
@@ -28,14 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from kernelprof.attribution import (Attribution, CounterCheck, Flag, GPUIntervalEnergy, IntervalEnergy,
+from kernelprof.attribution.intervals import (Attribution, CounterCheck, Flag, GPUIntervalEnergy, IntervalEnergy,
                                     SensorProfile, attribute, load_sensor_profile)
-from kernelprof.clock import Interval, Timeline
-from kernelprof.counter_discipline import DisciplineSummary
+from kernelprof.timeline.clock import Interval, Timeline
+from kernelprof.attribution.counter_discipline import DisciplineSummary
 from kernelprof.errors import MeasurementError, NoGPUError, UsageError
-from kernelprof.kernel_trace import KernelTrace
-from kernelprof.powertrace import PowerTrace
-from kernelprof.sampler import PowerSampler, SamplerConfig
+from kernelprof.timeline.kernel_trace import KernelTrace
+from kernelprof.sampling.powertrace import PowerTrace
+from kernelprof.sampling.core import SamplerConfig
+from kernelprof.sampling.runners import PowerSampler
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class PhaseResult:
     mean_average_field_w: float | None  # mean of the 1 s average field (comparison only)
     flags: tuple[Flag, ...]
     gpus: tuple[GPUIntervalEnergy, ...]
-    # The counter discipline (kernelprof.counter_discipline): energy_j above is disciplined where
+    # The counter discipline (kernelprof.attribution.counter_discipline): energy_j above is disciplined where
     # every GPU was; energy_samples_j is the raw samples' figure either way.
     energy_samples_j: float | None = None
     discipline_correction_pct: float | None = None  # energy_j vs energy_samples_j, % of the samples
@@ -158,8 +159,8 @@ class Profiler:
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> "Profiler":
-        from kernelprof.clock import EventClock
-        from kernelprof.devices import discover_gpus, require_gpu
+        from kernelprof.timeline.clock import EventClock
+        from kernelprof.gpu.devices import discover_gpus, require_gpu
 
         require_gpu("the Profiler")
         import torch
@@ -176,7 +177,7 @@ class Profiler:
             [load_sensor_profile(facts[i].uuid, facts[i].driver_version) for i in self.gpus]
         self._device_uuids = {i: facts[i].uuid for i in self.gpus if facts[i].uuid}
         if self.record_kernels:
-            from kernelprof.kernel_trace import KernelRecorder
+            from kernelprof.timeline.kernel_trace import KernelRecorder
 
             # Before the sampler: CUPTI's set-up takes seconds, which must not lengthen the power trace.
             self._kernel_recorder = KernelRecorder(self.gpus[0]).start()
@@ -289,7 +290,7 @@ def save_profile(path: str | Path, trace: PowerTrace, timeline: Timeline, window
                  kernels: KernelTrace | None = None) -> Path:
     """Write a profile run file; the kernel record, if any, goes under "kernels" (names, alignment)
     and its arrays into the same .arrays.npz as the power trace."""
-    from kernelprof.runfile import save_run
+    from kernelprof.outputs.runfile import save_run
 
     meta, arrays = trace.to_run_parts()
     payload = {"trace": meta, "timeline": timeline.to_json(), "window": window.to_json(),
@@ -316,7 +317,7 @@ class ProfileInputs:
 def load_profile_run(path: str | Path) -> ProfileInputs:
     """A saved profile run's trace, timeline, window, sensor profiles, payload and kernel record."""
     from kernelprof.errors import RunFileError
-    from kernelprof.runfile import load_run
+    from kernelprof.outputs.runfile import load_run
 
     run = load_run(path, kind="profile")
     p = run.payload

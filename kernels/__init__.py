@@ -5,20 +5,26 @@ PyTorch references and exact FLOP/byte counts, reachable by name through the reg
     op = get_op("decode"); shape = op.parse_shape(op.default_shape)
 
 Each op keeps its optimized kernel (`triton_*.py`), its reference (`reference.py`) and its counts
-(`counts.py`) apart; the optimized path never imports the reference.
+(`counts.py`) apart; the optimized path never imports the reference. Errors are `kernels.errors`'
+own (this package never imports kernelprof).
 """
 from __future__ import annotations
 
-from kernels.registry import (
-    HAS_TRITON,
-    AttentionShape,
-    DecodeShape,
-    GemmShape,
-    OpSpec,
-    decode_lengths,
-    get_op,
-    list_ops,
-)
-
 __all__ = ["OpSpec", "GemmShape", "AttentionShape", "DecodeShape", "decode_lengths", "get_op", "list_ops",
            "HAS_TRITON"]
+
+
+# The registry imports torch: load it on first use, so that `kernels.errors` (which kernelprof's
+# errors are) stays light to import (PEP 562).
+def __getattr__(name: str):
+    if name in __all__:
+        from kernels import registry
+
+        value = getattr(registry, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kernels' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -8,7 +8,7 @@
 
 Shape strings: gemm "MxNxK" (or "m=..,n=..,k=.."); attention "b=4,h=32,kv=8,s=4096,d=128,causal"
 (kv defaults to h); decode "b=16,h=32,kv=8,ctx=8192,d=128[,max=...][,mixed]". A variant that cannot
-run on this machine raises kernelprof.errors.NotSupportedError.
+run on this machine raises kernels.errors.NotSupportedError.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from kernelprof.errors import KernelprofError, NotSupportedError, ShapeError
+from kernels.errors import KernelError, NotSupportedError, ShapeError
 from kernels.attention.counts import attention_flops, attention_min_bytes
 from kernels.attention.reference import attention_eager, sdpa
 from kernels.decode.counts import decode_flops, decode_min_bytes
@@ -407,4 +407,4 @@ def get_op(name: str) -> OpSpec:
 
 
 __all__ = ["OpSpec", "GemmShape", "AttentionShape", "DecodeShape", "get_op", "list_ops", "decode_lengths",
-           "KernelprofError", "HAS_TRITON"]
+           "KernelError", "HAS_TRITON"]

@@ -1,6 +1,6 @@
 """Shape, dtype and device checks shared by the kernels' public entry points.
 
-Every check raises `kernelprof.errors.ShapeError` with a message that quotes what was expected and
+Every check raises `kernels.errors.ShapeError` with a message that quotes what was expected and
 what came, e.g. "k must have shape [batch, kv_heads, seq_len, head_dim] = [4, 8, *, 128], got
 [4, 8, 512, 64]".
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from kernelprof.errors import NotSupportedError, ShapeError
+from kernels.errors import NotSupportedError, ShapeError
 
 # True when Triton runs kernels in its CPU interpreter. Triton decides this when a kernel is
 # decorated (at import), so the kernels read it once at import too and pin one small config.

@@ -10,7 +10,7 @@ def test_reduced_calibration_measures_fits_and_validates(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    from kernelprof.calibration_suite import calibrate
+    from kernelprof.methods.calibration_suite import calibrate
 
     monkeypatch.setenv("KERNELPROF_CACHE", str(tmp_path / "cache"))
     names = ("copy-1gib", "gemm-bf16-2048", "gemm-bf16-8192", "gemm-bf16-256", "decode-b16-ctx8192")

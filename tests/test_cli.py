@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from kernelprof.devices import cuda_available
+from kernelprof.gpu.devices import cuda_available
 
 
 def kp(*args: str) -> subprocess.CompletedProcess:
@@ -99,3 +99,11 @@ def test_plot_refuses_a_run_it_cannot_draw():
 
     r = kp("plot", str(Path(__file__).resolve().parent.parent / "traces" / "sensor-h100.json"), "--out", "/dev/null")
     assert r.returncode == 6 and "plot takes" in r.stderr
+
+
+def test_help_does_not_import_torch():
+    # Building every subcommand's parser (what `kernelprof --help` does) must stay light.
+    code = "import sys\nfrom kernelprof.cli.main import build_parser\nbuild_parser().format_help()\nprint('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from kernelprof.compare import VariantPoint, compare_all, compare_pair
-from kernelprof.plots import energy_vs_time_png
+from kernelprof.methods.compare import VariantPoint, compare_all, compare_pair
+from kernelprof.outputs.plots import energy_vs_time_png
 
 BASE = VariantPoint("sdpa-flash", energy_j=1.00, energy_ci_j=0.01, time_s=1.0e-3, time_ci_s=0.005e-3)
 
@@ -43,7 +43,7 @@ def test_plot_writes_png(tmp_path):
 
 
 def test_measured_vs_estimates_plot_writes_png(tmp_path):
-    from kernelprof.plots import measured_vs_estimates_png
+    from kernelprof.outputs.plots import measured_vs_estimates_png
 
     path = measured_vs_estimates_png([("gemm", 0.15, {"paper": 0.097, "roofline": 0.097, "calibrated": None}),
                                       ("decode", 0.11, {"paper": 0.0015, "roofline": 0.13})],

@@ -1,4 +1,4 @@
-"""The counter discipline (kernelprof.counter_discipline): its math on synthetic traces (never a
+"""The counter discipline (kernelprof.attribution.counter_discipline): its math on synthetic traces (never a
 measurement), and its behaviour on the real recordings in tests/data (H100, kernelprof's own sampler)."""
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernelprof.attribution import AttributionConfig, PowerFunction, SensorProfile, attribute
-from kernelprof.clock import Interval
-from kernelprof.counter_discipline import build_discipline, next_update_us
+from kernelprof.attribution.intervals import AttributionConfig, PowerFunction, SensorProfile, attribute
+from kernelprof.timeline.clock import Interval
+from kernelprof.attribution.counter_discipline import build_discipline, next_update_us
 from kernelprof.profiler import load_profile, load_profile_inputs
-from kernelprof.replay import ReplayReader, synthetic_trace
-from kernelprof.sampler import SamplerConfig, SamplerCore
+from kernelprof.sampling.replay import ReplayReader, synthetic_trace
+from kernelprof.sampling.core import SamplerConfig, SamplerCore
 
 DATA = Path(__file__).resolve().parent / "data"
 T0_US = 1_764_000_000_000_000
@@ -154,7 +154,7 @@ def test_edge_pins_make_the_window_equal_the_counter_and_keep_the_shape(name):
                         profiles=profiles or None, config=ALWAYS).intervals[0]
     assert between.energy_j == pytest.approx(float(e[-1] - e[0]), rel=1e-9)  # the counter, exactly
     # inside each span the disciplined power is the sample power times one constant
-    from kernelprof.attribution import _GPUModel
+    from kernelprof.attribution.intervals import _GPUModel
 
     m = _GPUModel(g, profiles[0] if profiles else SensorProfile(), ALWAYS, periodic_counter=False)
     raw, disc = m.discipline.raw, m.discipline.power
@@ -206,8 +206,8 @@ def test_power_phased_held_out_pins_agree_within_the_stated_uncertainty():
 
 
 def test_a_periodic_recording_is_disciplined_by_default_and_survives_a_save(tmp_path):
-    from kernelprof.powertrace import PowerTrace
-    from kernelprof.runfile import load_run, save_run
+    from kernelprof.sampling.powertrace import PowerTrace
+    from kernelprof.outputs.runfile import load_run, save_run
 
     trace, timeline, window, profiles, _ = load_profile_inputs(DATA / "power_steady.json")
     periodic = replace(trace, config={**trace.config, "counter_interval_s": 0.5})

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from kernelprof import counters, ncu
-from kernelprof.runfile import load_run, save_run
+from kernelprof.estimates.counters import metrics, ncu, tile_models, totals
+from kernelprof.estimates.counters import run as counters_run
+from kernelprof.outputs.runfile import load_run, save_run
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURE = ROOT / "benchmarks" / "results" / "ncu-probe-h100.csv.txt"
@@ -31,8 +32,8 @@ def captured() -> list[ncu.NcuKernel]:
 
 
 @pytest.fixture(scope="module")
-def gemm_result(captured) -> counters.CountersResult:
-    return counters.build_result("gemm", "cublas", f"{N}x{N}x{N}", "bf16", captured, device_name=H100,
+def gemm_result(captured) -> counters_run.CountersResult:
+    return counters_run.build_result("gemm", "cublas", f"{N}x{N}x{N}", "bf16", captured, device_name=H100,
                                  compute_capability="9.0")
 
 
@@ -46,11 +47,11 @@ def test_capture_parses_to_one_kernel_with_its_counters(captured):
     assert k.grid == "(2, 66, 1)" and k.block == "(384, 1, 1)"
     assert "kernelprof_target" in k.nvtx
     assert k.value("sm__ops_path_tensor_src_bf16_dst_fp32.sum") == 2 * N**3
-    assert k.value(counters.DRAM_READ) == 150_572_800
-    assert k.value(counters.DRAM_WRITE) == 28_284_160
-    assert k.value(counters.L2_BYTES) == 1_050_798_112
-    assert k.units[counters.DURATION] == "ns"
-    assert k.value(counters.DURATION) == pytest.approx(178.784e-6, rel=1e-12)
+    assert k.value(metrics.DRAM_READ) == 150_572_800
+    assert k.value(metrics.DRAM_WRITE) == 28_284_160
+    assert k.value(metrics.L2_BYTES) == 1_050_798_112
+    assert k.units[metrics.DURATION] == "ns"
+    assert k.value(metrics.DURATION) == pytest.approx(178.784e-6, rel=1e-12)
     # Thousands separators with decimals, and text attributes left out of the values.
     assert k.values["lts__t_bytes.avg"] == pytest.approx(13_134_976.40)
     assert "device__attribute_display_name" not in k.values
@@ -86,7 +87,7 @@ def test_output_without_csv_parses_to_nothing():
 
 def _kernel(kid: int, name: str, **values: float) -> ncu.NcuKernel:
     vals = {k.replace("__DOT__", "."): v for k, v in values.items()}
-    units = {k: ("ns" if k == counters.DURATION else "") for k in vals}
+    units = {k: ("ns" if k == metrics.DURATION else "") for k in vals}
     return ncu.NcuKernel(kid, name, "(1, 1, 1)", "(128, 1, 1)", vals, units)
 
 
@@ -100,24 +101,24 @@ def test_tensor_flops_by_dtype_from_capture(gemm_result):
 
 
 def test_fma_flops_count_fma_twice():
-    s = counters._SASS
+    s = metrics._SASS
     k = ncu.NcuKernel(0, "k", "", "", {s.format("ffma"): 10.0, s.format("fadd"): 3.0, s.format("fmul"): 5.0,
                                        s.format("hfma"): 7.0, s.format("dfma"): 1.0}, {})
-    assert counters.fma_flops([k], "fp32") == 2 * 10 + 3 + 5
-    assert counters.fma_flops([k], "fp16") == 14
-    assert counters.fma_flops([k], "fp64") == 2
-    assert counters.totals_from_kernels([k]).fma_flops == 28 + 14 + 2
+    assert totals.fma_flops([k], "fp32") == 2 * 10 + 3 + 5
+    assert totals.fma_flops([k], "fp16") == 14
+    assert totals.fma_flops([k], "fp64") == 2
+    assert totals.totals_from_kernels([k]).fma_flops == 28 + 14 + 2
 
 
 def test_several_kernels_sum_and_percentages_weigh_by_duration():
-    bf16 = counters.TENSOR_FLOP_METRICS["bf16"]
+    bf16 = metrics.TENSOR_FLOP_METRICS["bf16"]
     chunk = ncu.NcuKernel(0, "_decode_chunk_kernel", "(128, 8, 1)", "", {
-        bf16: 1000.0, counters.DRAM_READ: 500.0, counters.DURATION: 900.0, counters.OCCUPANCY: 50.0}, {
-        counters.DURATION: "ns"})
+        bf16: 1000.0, metrics.DRAM_READ: 500.0, metrics.DURATION: 900.0, metrics.OCCUPANCY: 50.0}, {
+        metrics.DURATION: "ns"})
     merge = ncu.NcuKernel(1, "_decode_merge_kernel", "(512, 1, 1)", "", {
-        bf16: 0.0, counters.DRAM_READ: 20.0, counters.DURATION: 100.0, counters.OCCUPANCY: 10.0}, {
-        counters.DURATION: "ns"})
-    t = counters.totals_from_kernels([chunk, merge])
+        bf16: 0.0, metrics.DRAM_READ: 20.0, metrics.DURATION: 100.0, metrics.OCCUPANCY: 10.0}, {
+        metrics.DURATION: "ns"})
+    t = totals.totals_from_kernels([chunk, merge])
     assert t.kernel_count == 2
     assert t.tensor_flops == 1000 and t.dram_read_bytes == 520
     assert t.duration_s == pytest.approx(1000e-9)
@@ -131,12 +132,12 @@ def test_several_kernels_sum_and_percentages_weigh_by_duration():
 def test_causal_pairs_match_the_closed_form(bm, bn):
     s = 4096
     t = s // bm
-    assert counters.causal_computed_pairs(s, bm, bn) == t * (t + 1) // 2 * bm * bm
+    assert tile_models.causal_computed_pairs(s, bm, bn) == t * (t + 1) // 2 * bm * bm
 
 
 def test_causal_pairs_ratio_for_128_tiles_at_4096():
     s = 4096
-    ratio = counters.causal_computed_pairs(s, 128, 128) / (s * (s + 1) // 2)
+    ratio = tile_models.causal_computed_pairs(s, 128, 128) / (s * (s + 1) // 2)
     assert ratio == pytest.approx(1.0310, abs=1e-4)
 
 
@@ -151,7 +152,7 @@ def test_causal_pairs_against_a_tile_walk(s, bm, bn):
             if n0 <= last_row:
                 walked += bm * bn
         kept += sum(min(r + 1, s) for r in range(m0, min(m0 + bm, s)))
-    assert counters.causal_computed_pairs(s, bm, bn) == walked
+    assert tile_models.causal_computed_pairs(s, bm, bn) == walked
     assert kept == s * (s + 1) // 2 and walked >= kept
 
 
@@ -160,7 +161,7 @@ def test_decode_padding_model_at_benchmark_shape():
 
     shape = get_op("decode").parse_shape("b=16,h=32,kv=8,ctx=8192,d=128")
     tile = {"BLOCK_N": 64, "BLOCK_G": 16, "chunk": 1024, "num_splits": 8}
-    flops, note = counters.computed_flops("decode", "triton-splitk", shape, tile, "9.0")
+    flops, note = tile_models.computed_flops("decode", "triton-splitk", shape, tile, "9.0")
     assert flops == 4 * get_op("decode").flops(shape)  # 16 MMA rows for a GQA group of 4
     assert "padded" in note and "16" in note
 
@@ -168,29 +169,29 @@ def test_decode_padding_model_at_benchmark_shape():
 def test_decode_keys_pad_to_block_per_chunk():
     # lengths 100 and 300, chunk 128, 3 splits, BLOCK_N 64: chunks [0,100) -> 128 keys;
     # [0,128) 128, [128,256) 128, [256,300) 64
-    assert counters.decode_computed_keys([100, 300], 128, 3, 64) == 128 + 128 + 128 + 64
+    assert tile_models.decode_computed_keys([100, 300], 128, 3, 64) == 128 + 128 + 128 + 64
 
 
 def test_gemm_tile_padding():
     from kernels.registry import get_op
 
     shape = get_op("gemm").parse_shape("100x200x70")
-    flops, note = counters.computed_flops("gemm", "triton", shape, {"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64}, None)
+    flops, note = tile_models.computed_flops("gemm", "triton", shape, {"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64}, None)
     assert flops == 2 * 128 * 256 * 128 and "padded" in note
-    assert counters.computed_flops("gemm", "cublas", shape, {}, None)[0] is None
+    assert tile_models.computed_flops("gemm", "cublas", shape, {}, None)[0] is None
     big = get_op("gemm").parse_shape("4096x4096x4096")
-    assert counters.computed_flops("gemm", "cublas", big, {}, None)[0] == 2 * 4096**3
+    assert tile_models.computed_flops("gemm", "cublas", big, {}, None)[0] == 2 * 4096**3
 
 
 def test_sdpa_flash_uses_fa2_tile_only_where_known():
     from kernels.registry import get_op
 
     shape = get_op("attention").parse_shape("b=4,h=32,s=4096,d=128,causal")
-    flops, note = counters.computed_flops("attention", "sdpa-flash", shape, {}, "9.0")
+    flops, note = tile_models.computed_flops("attention", "sdpa-flash", shape, {}, "9.0")
     assert flops / get_op("attention").flops(shape) == pytest.approx(1.0310, abs=1e-4)
     assert "FlashAttention-2" in note
-    assert counters.computed_flops("attention", "sdpa-flash", shape, {}, "12.0")[0] is None
-    eager, _ = counters.computed_flops("attention", "eager", shape, {}, "9.0")
+    assert tile_models.computed_flops("attention", "sdpa-flash", shape, {}, "12.0")[0] is None
+    eager, _ = tile_models.computed_flops("attention", "eager", shape, {}, "9.0")
     assert eager == 4 * 4 * 32 * 128 * 4096 * 4096
 
 
@@ -210,15 +211,15 @@ def test_verdicts_on_the_real_h100_gemm(gemm_result):
     dur = rows["duration"]
     assert dur.status == "info" and dur.analytic == pytest.approx(2 * N**3 / 989.4e12)
     assert rows["achieved occupancy"].status == "missing"  # not in the probe's metric list
-    assert counters.OCCUPANCY in gemm_result.metrics_missing
-    assert counters.DRAM_READ not in gemm_result.metrics_missing
+    assert metrics.OCCUPANCY in gemm_result.metrics_missing
+    assert metrics.DRAM_READ not in gemm_result.metrics_missing
 
 
-def _decode_result(tensor_flops: float, read_bytes: float, write_bytes: float, tile: dict) -> counters.CountersResult:
+def _decode_result(tensor_flops: float, read_bytes: float, write_bytes: float, tile: dict) -> counters_run.CountersResult:
     k = ncu.NcuKernel(0, "_decode_chunk_kernel", "(128, 8, 1)", "", {
-        counters.TENSOR_FLOP_METRICS["bf16"]: tensor_flops, counters.DRAM_READ: read_bytes,
-        counters.DRAM_WRITE: write_bytes, counters.DURATION: 1e5}, {counters.DURATION: "ns"})
-    return counters.build_result("decode", "triton-splitk", "b=16,h=32,kv=8,ctx=8192,d=128", "bf16", [k],
+        metrics.TENSOR_FLOP_METRICS["bf16"]: tensor_flops, metrics.DRAM_READ: read_bytes,
+        metrics.DRAM_WRITE: write_bytes, metrics.DURATION: 1e5}, {metrics.DURATION: "ns"})
+    return counters_run.build_result("decode", "triton-splitk", "b=16,h=32,kv=8,ctx=8192,d=128", "bf16", [k],
                                  tile_config=tile, device_name=H100, compute_capability="9.0")
 
 
@@ -262,28 +263,28 @@ def test_split_k_partials_in_the_byte_verdicts():
 
 
 def test_mma_sync_path_counts_even_if_the_per_source_counter_missed_it():
-    m = counters.TENSOR_PATH_METRICS
-    k = ncu.NcuKernel(0, "k", "", "", {counters.TENSOR_FLOP_METRICS["bf16"]: 100.0, m["bf16 wgmma"]: 100.0,
+    m = metrics.TENSOR_PATH_METRICS
+    k = ncu.NcuKernel(0, "k", "", "", {metrics.TENSOR_FLOP_METRICS["bf16"]: 100.0, m["bf16 wgmma"]: 100.0,
                                        m["bf16 mma.sync"]: 50.0}, {})
-    r = counters.build_result("gemm", "cublas", "64x64x64", "bf16", [k])
+    r = counters_run.build_result("gemm", "cublas", "64x64x64", "bf16", [k])
     assert r.totals.tensor_flops_by_dtype["bf16"] == 150 and any("path sum" in n for n in r.notes)
-    consistent = ncu.NcuKernel(0, "k", "", "", {counters.TENSOR_FLOP_METRICS["bf16"]: 150.0, m["bf16 wgmma"]: 100.0,
+    consistent = ncu.NcuKernel(0, "k", "", "", {metrics.TENSOR_FLOP_METRICS["bf16"]: 150.0, m["bf16 wgmma"]: 100.0,
                                                 m["bf16 mma.sync"]: 50.0}, {})
-    r2 = counters.build_result("gemm", "cublas", "64x64x64", "bf16", [consistent])
+    r2 = counters_run.build_result("gemm", "cublas", "64x64x64", "bf16", [consistent])
     assert r2.totals.tensor_flops_by_dtype["bf16"] == 150 and not r2.notes
 
 
 def test_fma_only_math_is_called_out():
-    s = counters._SASS
-    k = ncu.NcuKernel(0, "gemv", "", "", {counters.TENSOR_FLOP_METRICS["bf16"]: 0.0, s.format("ffma"): 2 * 16**3 / 2,
+    s = metrics._SASS
+    k = ncu.NcuKernel(0, "gemv", "", "", {metrics.TENSOR_FLOP_METRICS["bf16"]: 0.0, s.format("ffma"): 2 * 16**3 / 2,
                                           s.format("fadd"): 0.0, s.format("fmul"): 0.0}, {})
-    r = counters.build_result("gemm", "cublas", "16x16x16", "bf16", [k])
+    r = counters_run.build_result("gemm", "cublas", "16x16x16", "bf16", [k])
     assert {c.quantity: c for c in r.comparisons}["FLOPs (tensor cores)"].status == "other-pipe"
 
 
 def test_wrong_dtype_tensor_work_is_noted():
-    k = ncu.NcuKernel(0, "k", "", "", {counters.TENSOR_FLOP_METRICS["tf32"]: 2.0 * 256**3}, {})
-    r = counters.build_result("gemm", "cublas", "256x256x256", "bf16", [k])
+    k = ncu.NcuKernel(0, "k", "", "", {metrics.TENSOR_FLOP_METRICS["tf32"]: 2.0 * 256**3}, {})
+    r = counters_run.build_result("gemm", "cublas", "256x256x256", "bf16", [k])
     row = {c.quantity: c for c in r.comparisons}["FLOPs (tensor cores)"]
     assert row.status == "agrees" and "tf32" in row.explanation
 
@@ -332,7 +333,7 @@ def test_target_error_is_raised_before_ncus_no_kernels(tmp_path):
     none = _fake_ncu(tmp_path, "echo '==WARNING== No kernels were profiled.'\n")
 
     def precheck():
-        counters._raise_target_error({"ok": False, "error": "SDPA backend flash cannot run", "error_type": "NotSupportedError"})
+        counters_run._raise_target_error({"ok": False, "error": "SDPA backend flash cannot run", "error_type": "NotSupportedError"})
 
     from kernelprof.errors import NotSupportedError
 
@@ -382,8 +383,8 @@ def test_cli_bad_input_is_one_line(args, needle):
 
 
 def test_target_reports_its_failure(tmp_path):
-    from kernelprof import counters_target
-    from kernelprof.devices import cuda_available
+    from kernelprof.estimates.counters import target as counters_target
+    from kernelprof.gpu.devices import cuda_available
 
     info = tmp_path / "info.json"
     code = counters_target.main(["--op", "gemm", "--variant", "nope", "--shape", "64x64x64", "--info-out", str(info)])
@@ -393,7 +394,7 @@ def test_target_reports_its_failure(tmp_path):
     from kernelprof.errors import KernelprofError
 
     with pytest.raises(KernelprofError, match="the profiled target failed"):
-        counters._raise_target_error(doc)
+        counters_run._raise_target_error(doc)
 
 
 # --- run files and rendering ---------------------------------------------------------------------
@@ -429,8 +430,8 @@ def test_save_load_render(gemm_result, tmp_path, wide_console):
 
 def test_utilization_fractions_and_rendering(wide_console):
     from kernelprof.cli.counters import render_counters
-    from kernelprof.runfile import to_jsonable
-    from kernelprof.utilization import UtilizationView, fractions_of_peak
+    from kernelprof.outputs.runfile import to_jsonable
+    from kernelprof.estimates.utilization import UtilizationView, fractions_of_peak
 
     frac = fractions_of_peak(2 * N**3, 3 * N * N * 2, 1e-3, H100, "bf16")
     assert frac["flop_fraction"] == pytest.approx(2 * N**3 / 1e-3 / 989.4e12)

@@ -28,7 +28,7 @@ def _rows(result):
 
 @needs_ncu
 def test_cublas_gemm_flops_are_exactly_2mnk():
-    from kernelprof.counters import measure_counters
+    from kernelprof.estimates.counters.run import measure_counters
 
     r = measure_counters("gemm", "cublas", "1024x1024x1024", "bf16")
     rows = _rows(r)
@@ -45,7 +45,7 @@ def test_cublas_gemm_flops_are_exactly_2mnk():
 def test_split_k_decode_lists_both_kernels_and_its_gqa_padding():
     """GQA group 4 fills 16 MMA rows (tl.dot's smallest M): the tile model expects 4x the exact
     FLOPs; the chunk and merge kernels are both in the range and both listed."""
-    from kernelprof.counters import measure_counters
+    from kernelprof.estimates.counters.run import measure_counters
 
     r = measure_counters("decode", "triton-splitk", "b=2,h=8,kv=2,ctx=2048,d=64", "bf16")
     names = [k.name for k in r.kernels]
@@ -59,7 +59,7 @@ def test_split_k_decode_lists_both_kernels_and_its_gqa_padding():
 
 @needs_ncu
 def test_causal_triton_attention_matches_its_tile_model():
-    from kernelprof.counters import measure_counters
+    from kernelprof.estimates.counters.run import measure_counters
 
     r = measure_counters("attention", "triton", "b=1,h=4,s=1024,d=64,causal", "bf16")
     flops = _rows(r)["FLOPs (tensor cores)"]
@@ -81,7 +81,7 @@ def test_cli_saves_a_run_that_renders_again(tmp_path):
     # not and the counter read 1.125x (padded tiles), which is the kernel's choice, not an error.
     assert doc["counters"]["totals"]["tensor_flops"] == pytest.approx(2 * 4096**3, rel=0.01)
     from kernelprof.cli.counters import render_counters
-    from kernelprof.runfile import load_run
+    from kernelprof.outputs.runfile import load_run
 
     render_counters(load_run(out, kind="counters"))
 
@@ -96,7 +96,7 @@ def test_unknown_variant_fails_before_ncu_runs():
 def test_nvml_says_busy_while_decode_uses_little_of_peak():
     """The point of the utilization view: back-to-back decode keeps NVML's 'GPU utilization' near
     100% while its FLOP/s are a few percent of peak at most."""
-    from kernelprof.utilization import measure_utilization
+    from kernelprof.estimates.utilization import measure_utilization
 
     u = measure_utilization("decode", "triton-splitk", "b=16,h=32,kv=8,ctx=8192,d=128", "bf16", window_s=1.5)
     assert u.nvml_gpu_util_pct, u.notes
@@ -109,7 +109,7 @@ def test_nvml_says_busy_while_decode_uses_little_of_peak():
 
 
 def test_gemm_uses_a_large_share_of_peak():
-    from kernelprof.utilization import measure_utilization
+    from kernelprof.estimates.utilization import measure_utilization
 
     u = measure_utilization("gemm", "cublas", "4096x4096x4096", "bf16", window_s=1.0)
     assert u.nvml_gpu_util_median_pct >= 90

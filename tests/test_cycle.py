@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernelprof.llm.cycle import summarize_phases, phase_sm_clock
-from kernelprof.phase_fit import fit_profile_phases
-from kernelprof.powertrace import GPUTrace, Sources
+from kernelprof.methods.llm.cycle import summarize_phases, phase_sm_clock
+from kernelprof.attribution.phase_fit import fit_profile_phases
+from kernelprof.sampling.powertrace import GPUTrace, Sources
 from kernelprof.profiler import load_profile, load_profile_inputs
 
 DATA = Path(__file__).parent / "data"
@@ -57,7 +57,7 @@ def test_zero_calls_or_missing_phases_are_left_out():
 
 
 def test_cycle_profile_goes_beside_the_runs_profile():
-    from kernelprof.llm.cycle import cycle_profile_path
+    from kernelprof.methods.llm.cycle import cycle_profile_path
 
     assert cycle_profile_path("out/llm-b8.profile.json") == "out/llm-b8.cycle.profile.json"
     assert cycle_profile_path("out/x.json") == "out/x.cycle.profile.json"

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from kernelprof.cli.output import console
-from kernelprof.estimates import ESTIMATE_NAMES, estimate_all
-from kernelprof.kernel_energy import KernelEnergy
-from kernelprof.specs import datasheet_for
+from kernelprof.estimates.energy import ESTIMATE_NAMES, estimate_all
+from kernelprof.methods.kernel_energy import KernelEnergy
+from kernelprof.estimates.datasheets import datasheet_for
 
 from tests.test_estimates import SHAPES, synthetic_fit
 
@@ -54,9 +54,9 @@ def test_kernel_report_shows_every_estimate_and_the_paper_convention():
 
 def test_compare_report_shows_measured_over_each_estimate():
     from kernelprof.cli.compare import render_compare
-    from kernelprof.compare import compare_all
+    from kernelprof.methods.compare import compare_all
     from kernelprof.cli.compare import point_of
-    from kernelprof.runfile import to_jsonable
+    from kernelprof.outputs.runfile import to_jsonable
 
     variants = {"cublas": _kernel_energy("cublas", 1.04, 1.5e-3).to_json(),
                 "triton": _kernel_energy("triton", 1.10, 1.6e-3).to_json()}
@@ -73,7 +73,7 @@ def test_compare_report_shows_measured_over_each_estimate():
 
 
 def test_calibrate_refits_a_saved_results_file_without_a_gpu(tmp_path):
-    from kernelprof.benchfile import write_results
+    from kernelprof.outputs.benchfile import write_results
     from kernelprof.cli.main import main
 
     summaries = [{"name": n, "kind": k, "op": "copy" if n.startswith("copy") else "gemm", "variant": "v", "shape": "",

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernelprof.energy_fit import (ActivityBasis, EnergyFit, FitPoint, achieved_activity, activity_from_counters,
+from kernelprof.estimates.energy_fit import (ActivityBasis, EnergyFit, FitPoint, achieved_activity, activity_from_counters,
                                    fit_energy, fit_linear, nnls)
-from kernelprof.estimates import (ESTIMATE_NAMES, achieved_fraction, estimate_all, paper_estimate_j,
+from kernelprof.estimates.energy import (ESTIMATE_NAMES, achieved_fraction, estimate_all, paper_estimate_j,
                                   per_unit_energy, roofline_time_s)
-from kernelprof.specs import datasheet_for
+from kernelprof.estimates.datasheets import datasheet_for
 
 H100 = datasheet_for("NVIDIA H100 80GB HBM3")
 H200 = datasheet_for("NVIDIA H200")
@@ -66,7 +66,7 @@ def test_no_caller_computes_tdp_over_peak_itself():
     import pathlib
 
     root = pathlib.Path(__file__).resolve().parent.parent / "kernelprof"
-    offenders = [p.name for p in root.rglob("*.py") if "tdp_w / peak" in p.read_text() and p.name != "estimates.py"]
+    offenders = [p.name for p in root.rglob("*.py") if "tdp_w / peak" in p.read_text() and p.relative_to(root).as_posix() != "estimates/energy.py"]
     assert offenders == []
 
 
@@ -219,7 +219,7 @@ def test_energy_fit_round_trips_through_json():
 
 
 def test_activity_from_ncu_counters():
-    from kernelprof.counters import CounterTotals
+    from kernelprof.estimates.counters.totals import CounterTotals
 
     totals = CounterTotals(kernel_count=1, duration_s=1e-3, tensor_flops=494.7e9,
                            tensor_flops_by_dtype={"bf16": 494.7e9}, tensor_flops_by_path={}, fma_flops=6.7e9,

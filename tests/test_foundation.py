@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from kernelprof.benchfile import Case, gpu_slug, write_results
+from kernelprof.outputs.benchfile import Case, gpu_slug, write_results
 from kernelprof.errors import RunFileError
-from kernelprof.runfile import VERSION, arrays_path, load_run, save_run
-from kernelprof.specs import DATASHEETS, datasheet_for, normalize_dtype
-from kernelprof.timing import summarize
+from kernelprof.outputs.runfile import VERSION, arrays_path, load_run, save_run
+from kernelprof.estimates.datasheets import DATASHEETS, datasheet_for, normalize_dtype
+from kernelprof.timeline.cuda_timing import summarize
 
 ENV = {"gpus": [], "versions": {}}
 

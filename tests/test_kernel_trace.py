@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernelprof.clock import ClockAnchor, Interval, Timeline, fit_clock
-from kernelprof.kernel_trace import (ClockMarker, align_markers, build_kernel_trace, collect_gpu_activity,
+from kernelprof.timeline.clock import ClockAnchor, Interval, Timeline, fit_clock
+from kernelprof.timeline.kernel_trace import (ClockMarker, align_markers, build_kernel_trace, collect_gpu_activity,
                                      kernels_by_phase)
-from kernelprof.perfetto import KERNEL_TID0, chrome_trace, write_chrome_trace
-from kernelprof.replay import synthetic_trace
+from kernelprof.outputs.perfetto import KERNEL_TID0, chrome_trace, write_chrome_trace
+from kernelprof.sampling.replay import synthetic_trace
 
 T0_US = 1_764_000_000_000_000  # trace start, epoch us
 T0_NS = T0_US * 1000
@@ -172,7 +172,7 @@ def _profile_parts():
 
 
 def test_run_file_round_trip_with_and_without_kernels(tmp_path):
-    from kernelprof.attribution import SensorProfile
+    from kernelprof.attribution.intervals import SensorProfile
     from kernelprof.profiler import load_profile, load_profile_inputs, load_profile_run, save_profile
 
     trace, tl, window, kt = _profile_parts()
@@ -259,7 +259,7 @@ def test_kernels_by_phase_sums_gpu_time_per_phase_name():
 def test_report_of_a_profile_with_kernels_prints_the_kernel_table(tmp_path, capsys):
     import argparse
 
-    from kernelprof.attribution import SensorProfile
+    from kernelprof.attribution.intervals import SensorProfile
     from kernelprof.cli import report
     from kernelprof.profiler import save_profile
 

@@ -14,7 +14,7 @@ MATMULS = 20
 def test_profiler_kernels_lie_inside_their_phases_and_include_cuda_graph_replays(tmp_path):
     import torch
 
-    from kernelprof.perfetto import chrome_trace
+    from kernelprof.outputs.perfetto import chrome_trace
     from kernelprof.profiler import Profiler, load_profile_run
 
     a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)

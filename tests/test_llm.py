@@ -8,8 +8,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
 from kernelprof.errors import UsageError  # noqa: E402
-from kernelprof.llm.generate import GenerateShape, generate, memory_needed_bytes  # noqa: E402
-from kernelprof.llm.model import (CONFIGS, Llama, decode_step_flops, get_config, prefill_flops)  # noqa: E402
+from kernelprof.methods.llm.generate import GenerateShape, generate, memory_needed_bytes  # noqa: E402
+from kernelprof.methods.llm.config import CONFIGS, get_config  # noqa: E402
+from kernelprof.methods.llm.model import Llama, decode_step_flops, prefill_flops  # noqa: E402
 
 pytestmark = pytest.mark.interpreter
 CFG = get_config("tiny")

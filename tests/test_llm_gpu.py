@@ -9,8 +9,9 @@ pytestmark = pytest.mark.gpu
 def test_graph_decode_matches_python_loop():
     import torch
 
-    from kernelprof.llm.generate import DecodeGraph, GenerateShape, generate, random_prompt
-    from kernelprof.llm.model import Llama, get_config
+    from kernelprof.methods.llm.generate import DecodeGraph, GenerateShape, generate, random_prompt
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.model import Llama
 
     cfg = get_config("llama-3.2-1b")
     shape = GenerateShape(2, 64, 12)
@@ -28,7 +29,7 @@ def test_graph_decode_matches_python_loop():
 
 
 def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
-    from kernelprof.llm.run import run_llm
+    from kernelprof.methods.llm.run import run_llm
 
     # Phases of ~0.1 s and longer: the in-run method needs several 20 ms sensor windows per phase
     # (an H100 run with 56 ms prefills read 26% below the steady state, flagged short_interval).
@@ -58,8 +59,9 @@ def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
 def test_prefill_graph_equals_launching_the_prefill():
     import torch
 
-    from kernelprof.llm.generate import GenerateShape, PrefillGraph, random_prompt
-    from kernelprof.llm.model import Llama, get_config
+    from kernelprof.methods.llm.generate import GenerateShape, PrefillGraph, random_prompt
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.model import Llama
 
     cfg = get_config("llama-3.2-1b")
     shape = GenerateShape(2, 96, 4)

@@ -7,8 +7,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("triton")
 
-from kernelprof.llm.hf_baseline import hf_model  # noqa: E402
-from kernelprof.llm.model import Llama, get_config  # noqa: E402
+from kernelprof.methods.llm.hf_baseline import hf_model  # noqa: E402
+from kernelprof.methods.llm.config import get_config  # noqa: E402
+from kernelprof.methods.llm.model import Llama  # noqa: E402
 
 pytestmark = pytest.mark.interpreter
 CFG = get_config("tiny")

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from kernelprof.attribution import DEFAULT_SENSOR_PROFILE
+from kernelprof.attribution.intervals import DEFAULT_SENSOR_PROFILE
 from kernelprof.errors import UsageError
-from kernelprof.measure_result import (KernelMeasurement, LaunchFacts, MeasureConfig, RunRecord, analyze_bursts,
+from kernelprof.methods.steady_state_analysis import (KernelMeasurement, LaunchFacts, MeasureConfig, RunRecord, analyze_bursts,
                                        analyze_sustained)
-from kernelprof.replay import synthetic_trace
-from kernelprof.settled import CallClock, mean_ci, mser_cut, t95, trend
+from kernelprof.sampling.replay import synthetic_trace
+from kernelprof.methods.settled import CallClock, mean_ci, mser_cut, t95, trend
 
 T0_US = 1_790_000_000_000_000
 IDLE_W = 120.0
@@ -166,7 +166,7 @@ def test_a_rate_above_the_datasheet_peak_is_flagged():
 
 
 def test_measure_kernel_checks_its_arguments_before_the_gpu():
-    from kernelprof.measure import measure_kernel
+    from kernelprof.methods.steady_state import measure_kernel
 
     with pytest.raises(UsageError, match="min_bytes"):
         measure_kernel(lambda: None, flops=1.0)

@@ -14,7 +14,7 @@ def test_gemm_energy_is_plausible_and_cross_checked():
     import torch
     import triton.testing
 
-    from kernelprof.measure import measure_kernel
+    from kernelprof.methods.steady_state import measure_kernel
 
     a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
@@ -36,7 +36,7 @@ def test_gemm_energy_is_plausible_and_cross_checked():
 def test_short_kernel_goes_through_a_cuda_graph():
     import torch
 
-    from kernelprof.measure import measure_kernel
+    from kernelprof.methods.steady_state import measure_kernel
 
     x = torch.randn(1 << 16, device="cuda")
     m = measure_kernel(torch.mul, x, 2.0, flops=x.numel(), min_bytes=8 * x.numel(), dtype="fp32", name="mul")
@@ -60,7 +60,7 @@ def test_kernel_cli_writes_a_run_that_report_reprints(tmp_path):
 
 
 def test_calibrate_fits_positive_coefficients():
-    from kernelprof.calibrate import calibrate
+    from kernelprof.methods.calibrate import calibrate
 
     cal = calibrate(0)
     assert cal.model.e_byte_j > 0 and cal.model.e_flop_j["bf16"] > 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kernelprof.errors import RunFileError
-from kernelprof.nvml_crosscheck import from_sensor_run
+from kernelprof.methods.nvml_crosscheck import from_sensor_run
 
 SENSOR = Path(__file__).resolve().parent.parent / "traces" / "sensor-h100.json"
 

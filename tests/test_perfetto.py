@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kernelprof.perfetto import chrome_trace, write_chrome_trace
+from kernelprof.outputs.perfetto import chrome_trace, write_chrome_trace
 from kernelprof.profiler import load_profile_inputs
 
 PROFILE = Path(__file__).resolve().parent.parent / "traces" / "llm-llama-3.1-8b-b8-optimized.profile.json"

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernelprof.attribution import PowerFunction
-from kernelprof.phase_fit import OTHER, fit_phase_powers, fit_profile_phases
+from kernelprof.attribution.intervals import PowerFunction
+from kernelprof.attribution.phase_fit import OTHER, fit_phase_powers, fit_profile_phases
 from kernelprof.profiler import load_profile, load_profile_inputs
 
 DATA = Path(__file__).parent / "data"

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernelprof.attribution import (SHORT_INTERVAL_MESSAGE, AttributionConfig, PowerFunction, SensorProfile,
+from kernelprof.attribution.intervals import (SHORT_INTERVAL_MESSAGE, AttributionConfig, PowerFunction, SensorProfile,
                                     attribute, load_sensor_profile)
-from kernelprof.clock import Interval
-from kernelprof.powertrace import Sources
-from kernelprof.replay import synthetic_trace
+from kernelprof.timeline.clock import Interval
+from kernelprof.sampling.powertrace import Sources
+from kernelprof.sampling.replay import synthetic_trace
 
 T0_US = 1_764_000_000_000_000  # an epoch-microsecond origin like NVML's
 T0_NS = T0_US * 1000
@@ -148,7 +148,7 @@ def test_default_profile_says_it_was_not_measured(tmp_path, monkeypatch):
 
 
 def test_measured_profile_is_found_by_uuid_and_driver(tmp_path, monkeypatch):
-    from kernelprof.attribution import sensor_profile_path
+    from kernelprof.attribution.intervals import sensor_profile_path
     from kernelprof.cache import write_cached
 
     monkeypatch.setenv("KERNELPROF_CACHE", str(tmp_path))
@@ -167,8 +167,8 @@ def test_config_counter_min_window():
 
 
 def test_a_single_skipped_sample_in_a_long_interval_is_not_flagged():
-    from kernelprof.attribution import attribute
-    from kernelprof.clock import Interval
+    from kernelprof.attribution.intervals import attribute
+    from kernelprof.timeline.clock import Interval
 
     tr = _trace()
     g = tr.gpus[0]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernelprof.clock import ClockAnchor, Interval, Timeline, fit_clock
+from kernelprof.timeline.clock import ClockAnchor, Interval, Timeline, fit_clock
 
 EPOCH0 = 1_764_000_000_123_456_789
 

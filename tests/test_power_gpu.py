@@ -30,13 +30,13 @@ def gemm():
 
 
 def _nvml_index(cuda_index: int = 0) -> int:
-    from kernelprof.devices import gpu_facts
+    from kernelprof.gpu.devices import gpu_facts
 
     return gpu_facts(cuda_index).nvml_index
 
 
 def test_nvml_edge_reads_power_in_watts_on_the_epoch_clock():
-    from kernelprof import nvml
+    from kernelprof.gpu import nvml
 
     h = nvml.handle(_nvml_index())
     t, w = nvml.power_samples(h, 0)
@@ -51,7 +51,7 @@ def test_nvml_edge_reads_power_in_watts_on_the_epoch_clock():
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_sampler_captures_every_buffered_sample_and_sees_the_load(mode, gemm):
-    from kernelprof.sampler import PowerSampler
+    from kernelprof.sampling.runners import PowerSampler
 
     with PowerSampler([_nvml_index()], mode=mode) as s:
         time.sleep(1.0)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernelprof.attribution import SensorProfile, attribute
-from kernelprof.clock import ClockAnchor, Interval, Timeline, fit_clock
+from kernelprof.attribution.intervals import SensorProfile, attribute
+from kernelprof.timeline.clock import ClockAnchor, Interval, Timeline, fit_clock
 from kernelprof.errors import NoGPUError, RunFileError
 from kernelprof.profiler import Profiler, build_result, load_profile, save_profile
-from kernelprof.replay import synthetic_trace
+from kernelprof.sampling.replay import synthetic_trace
 
 T0_US = 1_764_000_000_000_000
 T0_NS = T0_US * 1000
@@ -52,7 +52,7 @@ def test_save_and_load_profile_rebuilds_the_same_result(tmp_path):
 
 
 def test_load_profile_rejects_other_kinds(tmp_path):
-    from kernelprof.runfile import save_run
+    from kernelprof.outputs.runfile import save_run
 
     path = save_run(tmp_path / "x.json", "sensor", {"a": 1}, environment={})
     with pytest.raises(RunFileError, match="expected profile"):
@@ -78,7 +78,7 @@ def test_phase_outside_the_with_block_is_a_usage_error():
 
 
 def test_import_kernelprof_stays_light():
-    code = ("import sys, kernelprof; heavy = [m for m in ('torch', 'numpy', 'kernelprof.sampler') if m in sys.modules];"
+    code = ("import sys, kernelprof; heavy = [m for m in ('torch', 'numpy', 'kernelprof.sampling.core', 'kernelprof.sampling.runners') if m in sys.modules];"
             "print(heavy); kernelprof.Profiler; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
@@ -108,9 +108,9 @@ def test_profiler_plumbing_with_fake_cuda_and_a_replayed_trace(monkeypatch, tmp_
     import time
     import types
 
-    from kernelprof import devices
-    from kernelprof.devices import GPUFacts
-    from kernelprof.replay import ReplayReader
+    from kernelprof.gpu import devices
+    from kernelprof.gpu.devices import GPUFacts
+    from kernelprof.sampling.replay import ReplayReader
 
     nvtx = []
     cuda = types.SimpleNamespace(

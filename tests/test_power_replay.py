@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernelprof.clock import Interval
+from kernelprof.timeline.clock import Interval
 from kernelprof.profiler import load_profile, load_profile_inputs
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -66,7 +66,7 @@ def test_square_wave_samples_agree_with_the_counter_within_3pct():
 
 
 def test_square_wave_burst_response_is_about_one_sample_window_wide():
-    from kernelprof.sensor import burst_response, update_period
+    from kernelprof.methods.sensor import burst_response, update_period
 
     trace, timeline, _, _, _ = load_profile_inputs(fixture_path("power_square_5_95"))
     g = trace.gpus[0]
@@ -77,7 +77,7 @@ def test_square_wave_burst_response_is_about_one_sample_window_wide():
 
 
 def test_phases_add_up_to_the_whole_within_0_1pct():
-    from kernelprof.attribution import attribute
+    from kernelprof.attribution.intervals import attribute
 
     trace, timeline, window, profiles, _ = load_profile_inputs(fixture_path("power_phased"))
     top = timeline.top_level()
@@ -98,8 +98,8 @@ def test_phased_run_names_loads_apart():
 
 @pytest.mark.parametrize("name", ["power_steady", "power_square_5_95"])
 def test_sampler_replayed_over_a_recording_drains_every_sample_once(name):
-    from kernelprof.replay import ReplayReader
-    from kernelprof.sampler import SamplerCore
+    from kernelprof.sampling.replay import ReplayReader
+    from kernelprof.sampling.core import SamplerCore
 
     trace, _, _, _, _ = load_profile_inputs(fixture_path(name))
     src = trace.gpus[0]

@@ -9,11 +9,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from kernelprof import nvml
+from kernelprof.gpu import nvml
 from kernelprof.errors import MeasurementError, NVMLUnavailableError
-from kernelprof.powertrace import PowerTrace, Sources
-from kernelprof.replay import ReplayReader, synthetic_trace
-from kernelprof.sampler import PowerSampler, SamplerConfig, SamplerCore, count_other_processes
+from kernelprof.sampling.powertrace import PowerTrace, Sources
+from kernelprof.sampling.replay import ReplayReader, synthetic_trace
+from kernelprof.sampling.core import SamplerConfig, SamplerCore, count_other_processes
+from kernelprof.sampling.runners import PowerSampler
 
 T0_US = 1_764_000_000_000_000
 
@@ -174,7 +175,7 @@ def test_a_dead_sampler_thread_raises_at_the_next_check_and_at_stop():
 
 
 def _save_trace(tmp_path, trace):
-    from kernelprof.runfile import save_run
+    from kernelprof.outputs.runfile import save_run
 
     meta, arrays = trace.to_run_parts()
     return save_run(tmp_path / "trace.json", "power_trace", {"trace": meta}, arrays=arrays, environment={})
@@ -222,11 +223,11 @@ def test_without_nvml_the_sampler_says_so(monkeypatch):
 
 
 def test_trace_round_trips_through_a_run_file(tmp_path):
-    from kernelprof.runfile import load_run
+    from kernelprof.outputs.runfile import load_run
 
     out = _run_core(_trace(), 5_000, T0_US + 2_000_000)
     meta, arrays = out.to_run_parts()
-    from kernelprof.runfile import save_run
+    from kernelprof.outputs.runfile import save_run
 
     path = save_run(tmp_path / "t.json", "power_trace", {"trace": meta}, arrays=arrays, environment={})
     run = load_run(path)

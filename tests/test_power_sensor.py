@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernelprof.clock import Interval, Timeline
-from kernelprof.replay import synthetic_trace
-from kernelprof.sensor import analyze, burst_response, counter_update_period, step_response, update_period
+from kernelprof.timeline.clock import Interval, Timeline
+from kernelprof.sampling.replay import synthetic_trace
+from kernelprof.methods.sensor import analyze, burst_response, counter_update_period, step_response, update_period
 
 T0_US = 1_764_000_000_000_000
 T0_NS = T0_US * 1000

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from kernelprof.errors import UsageError
-from kernelprof.sweep import SweepPoint, SweepSpec, read_done, run_sweep
+from kernelprof.methods.sweep import SweepPoint, SweepSpec, read_done, run_sweep
 
 SPEC = SweepSpec("t", tuple(SweepPoint("gemm", v, s, "bf16") for s in ("64x64x64", "128x128x128", "9999x9999x9999")
                             for v in ("triton", "cublas")))
@@ -66,7 +66,7 @@ def test_resume_after_crash_keeps_finished_points(tmp_path):
 
 
 def test_builtin_suites_expand_to_valid_points():
-    from kernelprof.sweep import BUILTIN_SUITES, builtin_suite
+    from kernelprof.methods.sweep import BUILTIN_SUITES, builtin_suite
 
     for name in BUILTIN_SUITES:
         spec = builtin_suite(name)
@@ -74,7 +74,7 @@ def test_builtin_suites_expand_to_valid_points():
 
 
 def test_toml_grid_and_unknown_keys(tmp_path):
-    from kernelprof.sweep import load_sweep_toml
+    from kernelprof.methods.sweep import load_sweep_toml
 
     good = tmp_path / "g.toml"
     good.write_text('[sweep]\nop = "attention"\nvariants = ["triton"]\n'

@@ -7,7 +7,7 @@ pytestmark = pytest.mark.gpu
 
 
 def test_device_facts_are_complete():
-    from kernelprof.devices import discover_gpus
+    from kernelprof.gpu.devices import discover_gpus
 
     gpus = [g for g in discover_gpus() if g.index is not None]
     assert gpus, "CUDA sees a GPU but discovery found none"
@@ -22,7 +22,7 @@ def test_timer_quantiles_ordered_and_match_do_bench_roughly():
     import torch
     import triton.testing
 
-    from kernelprof.timing import time_cuda
+    from kernelprof.timeline.cuda_timing import time_cuda
 
     a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
@@ -37,7 +37,7 @@ def test_timer_quantiles_ordered_and_match_do_bench_roughly():
 def test_graph_mode_gives_per_call_time():
     import torch
 
-    from kernelprof.timing import time_cuda
+    from kernelprof.timeline.cuda_timing import time_cuda
 
     # 1 GiB in and out (~0.7 ms): launch gaps are negligible, so graph and single agree.
     big = torch.randn(1 << 28, device="cuda")
@@ -57,7 +57,7 @@ def test_graph_mode_gives_per_call_time():
 def test_rotating_sets_exceed_l2():
     import torch
 
-    from kernelprof.timing import rotating_input_sets
+    from kernelprof.timeline.cuda_timing import rotating_input_sets
 
     x = torch.randn(1024, 1024, device="cuda")
     sets = rotating_input_sets((x, 3))

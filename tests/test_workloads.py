@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kernelprof.errors import UsageError
-from kernelprof.workloads import (INPUT_BINS, OUTPUT_BINS, Workload, azure, bin_of, bin_workload,
+from kernelprof.methods.workloads import (INPUT_BINS, OUTPUT_BINS, Workload, azure, bin_of, bin_workload,
                                   burstgpt_fitted, load_csv, load_workload, workload_energy_j)
 
 
@@ -73,9 +73,9 @@ def test_csv_errors(tmp_path):
 
 
 def test_largest_batch_respects_memory():
-    from kernelprof.llm.binned import largest_batch
-    from kernelprof.llm.generate import GenerateShape, memory_needed_bytes
-    from kernelprof.llm.model import get_config
+    from kernelprof.methods.llm.binned import largest_batch
+    from kernelprof.methods.llm.generate import GenerateShape, memory_needed_bytes
+    from kernelprof.methods.llm.config import get_config
 
     cfg = get_config("llama-3.1-8b")
     free = 78 * 2**30
@@ -106,7 +106,7 @@ def test_shipped_h100_workload_totals_follow_from_its_bins():
     import json
     from pathlib import Path
 
-    from kernelprof.llm.binned import bin_totals, read_bins
+    from kernelprof.methods.llm.binned import bin_totals, read_bins
 
     root = Path(__file__).resolve().parent.parent / "traces"
     recs = list(read_bins(root / "workload-azure-conv-llama-3.1-8b.jsonl").values())

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof import calibration_suite as suite
+    from kernelprof.methods import calibration_suite as suite
 
     if args.from_file:
         try:

@@ -5,9 +5,9 @@ import argparse
 
 from rich.table import Table
 
-from kernelprof.ceilings import get_ceilings
+from kernelprof.methods.ceilings import get_ceilings
 from kernelprof.cli.output import console, fmt, fmt_si, print_json
-from kernelprof.specs import datasheet_for
+from kernelprof.estimates.datasheets import datasheet_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:

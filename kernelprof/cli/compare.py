@@ -10,9 +10,9 @@ from rich.table import Table
 
 from kernelprof.cli.kernel import add_measure_options, config_from_args
 from kernelprof.cli.output import console, fmt, print_json
-from kernelprof.compare import Comparison, VariantPoint, compare_all
+from kernelprof.methods.compare import Comparison, VariantPoint, compare_all
 from kernelprof.errors import UsageError
-from kernelprof.runfile import save_run, to_jsonable
+from kernelprof.outputs.runfile import save_run, to_jsonable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,15 +49,15 @@ def run(args: argparse.Namespace) -> int:
     measured: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     if args.from_sweep:
-        from kernelprof.sweep import read_done
+        from kernelprof.methods.sweep import read_done
 
         for rec in read_done(Path(args.from_sweep)).values():
             if rec.get("op") == op.name and rec.get("variant") in variants and rec.get("status") == "ok" \
                     and str(op.parse_shape(rec["shape"])) == shape:
                 measured[rec["variant"]] = rec["result"]
     else:
-        from kernelprof.devices import require_gpu
-        from kernelprof.kernel_energy import measure_op
+        from kernelprof.gpu.devices import require_gpu
+        from kernelprof.methods.kernel_energy import measure_op
 
         require_gpu("kernelprof compare")
         cfg = config_from_args(args)
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("runs") / f"compare-{op.name}-{stamp}.json"
     png = out.with_suffix(".png")
-    from kernelprof.plots import energy_vs_time_png
+    from kernelprof.outputs.plots import energy_vs_time_png
 
     gpu = next(iter(measured.values()))["gpu_name"]
     energy_vs_time_png(points, png, title=f"{op.name} {shape} {args.dtype} on {gpu}")

@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _finish(args: argparse.Namespace, payload: dict[str, Any]) -> int:
-    from kernelprof.runfile import save_run, to_jsonable
+    from kernelprof.outputs.runfile import save_run, to_jsonable
 
     doc = to_jsonable(payload)
     if args.save:
@@ -84,14 +84,14 @@ def run_counters(args: argparse.Namespace) -> int:
         from kernelprof.errors import UsageError
 
         raise UsageError("counters needs an op (gemm, attention or decode), or --energy")
-    from kernelprof.counters import measure_counters
+    from kernelprof.estimates.counters.run import measure_counters
 
     result = measure_counters(args.op, args.variant, args.shape, args.dtype, ncu=args.ncu,
                               cache_control=args.cache_control, timeout_s=args.timeout_s, seed=args.seed,
                               raw_output_path=args.ncu_output)
     util = None
     if args.utilization:
-        from kernelprof.utilization import measure_utilization
+        from kernelprof.estimates.utilization import measure_utilization
 
         util = measure_utilization(args.op, result.variant, result.shape, args.dtype, window_s=args.window_s,
                                    seed=args.seed)
@@ -99,14 +99,14 @@ def run_counters(args: argparse.Namespace) -> int:
 
 
 def run_energy(args: argparse.Namespace) -> int:
-    from kernelprof.nvml_crosscheck import from_sensor_run, measure_now
+    from kernelprof.methods.nvml_crosscheck import from_sensor_run, measure_now
 
     check = from_sensor_run(args.from_run) if args.from_run else measure_now()
     return _finish(args, {"counters": None, "utilization": None, "energy": check.to_json()})
 
 
 def run_utilization(args: argparse.Namespace) -> int:
-    from kernelprof.utilization import measure_utilization
+    from kernelprof.estimates.utilization import measure_utilization
 
     util = measure_utilization(args.op, args.variant, args.shape, args.dtype, window_s=args.window_s,
                                sample_hz=args.sample_hz, seed=args.seed)
@@ -117,7 +117,7 @@ def run_utilization(args: argparse.Namespace) -> int:
 # Rendering (from JSON-able payloads, so saved runs render the same on a machine with no GPU)
 
 def render_counters(run: Any) -> None:
-    """Print a saved run of kind 'counters' (a kernelprof.runfile.RunFile, or its payload dict)."""
+    """Print a saved run of kind 'counters' (a kernelprof.outputs.runfile.RunFile, or its payload dict)."""
     payload = run.payload if hasattr(run, "payload") else run
     render_payload(payload)
 
@@ -171,8 +171,8 @@ def _render_ncu(c: dict[str, Any]) -> None:
         kt.add_column(col)
     for col in ("duration", "tensor FLOPs", "DRAM read", "DRAM written"):
         kt.add_column(col, justify="right")
-    from kernelprof.counters import DRAM_READ, DRAM_WRITE, DURATION, TENSOR_FLOP_METRICS
-    from kernelprof.ncu import NcuKernel
+    from kernelprof.estimates.counters.metrics import DRAM_READ, DRAM_WRITE, DURATION, TENSOR_FLOP_METRICS
+    from kernelprof.estimates.counters.ncu import NcuKernel
 
     for kd in c["kernels"]:
         k = NcuKernel.from_json(kd)

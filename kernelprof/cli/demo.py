@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof.devices import cuda_available
+    from kernelprof.gpu.devices import cuda_available
 
     return gpu_demo(Path(args.out)) if cuda_available() else shipped_demo()
 

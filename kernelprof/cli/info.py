@@ -6,12 +6,12 @@ from typing import Any
 
 from rich.table import Table
 
-from kernelprof import nvml
+from kernelprof.gpu import nvml
 from kernelprof.cli.output import console, fmt, fmt_si, print_json
-from kernelprof.devices import discover_gpus
-from kernelprof.environment import git_revision, library_versions
+from kernelprof.gpu.devices import discover_gpus
+from kernelprof.outputs.environment import git_revision, library_versions
 from kernelprof.errors import NVMLUnavailableError
-from kernelprof.specs import datasheet_for
+from kernelprof.estimates.datasheets import datasheet_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:

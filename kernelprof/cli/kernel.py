@@ -9,9 +9,9 @@ from rich.table import Table
 
 from kernelprof.cli.output import console, fmt, fmt_si, print_json
 from kernelprof.errors import UsageError
-from kernelprof.kernel_energy import KernelEnergy, measure_op
-from kernelprof.measure import MeasureConfig
-from kernelprof.runfile import save_run
+from kernelprof.methods.kernel_energy import KernelEnergy, measure_op
+from kernelprof.methods.steady_state import MeasureConfig
+from kernelprof.outputs.runfile import save_run
 
 
 def add_measure_options(p: argparse.ArgumentParser) -> None:

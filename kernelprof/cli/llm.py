@@ -13,7 +13,7 @@ from kernelprof.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from kernelprof.llm.model import CONFIGS
+    from kernelprof.methods.llm.config import CONFIGS
 
     p = sub.add_parser("llm", help="prefill vs decode energy of batched generation on a Llama-shaped model")
     p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS), help="model shape (random weights)")
@@ -38,11 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof.llm.run import parse_mode, run_llm
-    from kernelprof.perfetto import write_chrome_trace
-    from kernelprof.llm.cycle import cycle_profile_path
+    from kernelprof.methods.llm.run import parse_mode, run_llm
+    from kernelprof.outputs.perfetto import write_chrome_trace
+    from kernelprof.methods.llm.cycle import cycle_profile_path
     from kernelprof.profiler import load_profile_run
-    from kernelprof.runfile import load_run, save_run
+    from kernelprof.outputs.runfile import load_run, save_run
 
     if min(args.batch, args.input, args.output) < 1:
         raise UsageError("--batch, --input and --output must be >= 1")

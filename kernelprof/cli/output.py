@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from kernelprof.runfile import to_jsonable
+from kernelprof.outputs.runfile import to_jsonable
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

@@ -23,12 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof import plots
+    from kernelprof.outputs import plots
 
     path = Path(args.path)
     out = Path(args.out) if args.out else path.with_name(path.name.rsplit(".", 1)[0] + ".png")
     if path.suffix == ".jsonl":
-        from kernelprof.sweep import read_done
+        from kernelprof.methods.sweep import read_done
 
         rows = []
         for rec in read_done(path).values():
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{path} has no finished points to plot")
         plots.measured_vs_estimates_png(rows, out, title=f"measured vs estimated energy per call: {path.name}")
     else:
-        from kernelprof.runfile import load_run
+        from kernelprof.outputs.runfile import load_run
 
         r = load_run(path)
         if r.kind == "profile":

@@ -55,7 +55,7 @@ def render_kernels(kernels, timeline, *, top: int = 10) -> None:
     """Top kernels by summed GPU time in each top-level phase name (a kernel counts where it starts)."""
     from rich.markup import escape
 
-    from kernelprof.kernel_trace import kernels_by_phase
+    from kernelprof.timeline.kernel_trace import kernels_by_phase
 
     a = kernels.alignment
     t = Table(title=f"GPU kernels by phase (top {top} by GPU time; {len(kernels)} recorded by {kernels.source})")

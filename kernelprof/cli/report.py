@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kernelprof.cli.output import console, print_json
 from kernelprof.errors import RunFileError
-from kernelprof.runfile import load_run
+from kernelprof.outputs.runfile import load_run
 
 # Run kind -> "module:function" taking the loaded RunFile. Imported lazily: a report of one kind
 # must not need the others' dependencies.

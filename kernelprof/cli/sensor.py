@@ -22,15 +22,15 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof.devices import require_gpu
+    from kernelprof.gpu.devices import require_gpu
 
     if args.segment_seconds <= 0.5 or args.segment_seconds > 20:
         raise UsageError(f"--segment-seconds must be in (0.5, 20], got {args.segment_seconds}")
     require_gpu("kernelprof sensor")
     from rich.console import Console
 
-    from kernelprof.runfile import to_jsonable
-    from kernelprof.sensor import characterize, save_profile_for
+    from kernelprof.outputs.runfile import to_jsonable
+    from kernelprof.methods.sensor import characterize, save_profile_for
 
     err = Console(stderr=True)
     with err.status("characterizing power sensors") as status:
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                                                progress=lambda s: status.update(f"sensor: {s}"), save=False)
     saved = None if args.no_save else save_profile_for(report)
     if args.out:
-        from kernelprof.runfile import save_run
+        from kernelprof.outputs.runfile import save_run
 
         meta, arrays = trace.to_run_parts()
         save_run(args.out, "sensor", {"report": report, "profile": report.to_profile().to_json(),

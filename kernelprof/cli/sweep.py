@@ -10,14 +10,14 @@ from rich.table import Table
 from kernelprof.cli.kernel import add_measure_options, config_from_args
 from kernelprof.cli.output import console, fmt, print_json
 from kernelprof.errors import UsageError
-from kernelprof.sweep import BUILTIN_SUITES, builtin_suite, load_sweep_toml, read_done, run_sweep
+from kernelprof.methods.sweep import BUILTIN_SUITES, builtin_suite, load_sweep_toml, read_done, run_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="measure a grid of kernels/shapes; results stream to JSONL and can resume")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--suite", choices=sorted(BUILTIN_SUITES), help="a built-in grid")
-    src.add_argument("--grid", help="a TOML grid file (see kernelprof.sweep for the format)")
+    src.add_argument("--grid", help="a TOML grid file (see kernelprof.methods.sweep for the format)")
     p.add_argument("--out", help="JSONL results (default runs/sweep-<name>.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue a sweep: skip points already done in --out")
     add_measure_options(p)
@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof.devices import require_gpu
-    from kernelprof.kernel_energy import measure_op
+    from kernelprof.gpu.devices import require_gpu
+    from kernelprof.methods.kernel_energy import measure_op
 
     spec = builtin_suite(args.suite) if args.suite else load_sweep_toml(args.grid)
     if args.dtype != "bf16":

@@ -8,11 +8,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kernelprof.cli.output import console, fmt, print_json
-from kernelprof.runfile import save_run, to_jsonable
+from kernelprof.outputs.runfile import save_run, to_jsonable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from kernelprof.llm.model import CONFIGS
+    from kernelprof.methods.llm.config import CONFIGS
 
     p = sub.add_parser("workload", help="binned workload energy (Fernandez et al. 2025) on a Llama-shaped model")
     p.add_argument("--trace", required=True, help="azure-code, azure-conv, burstgpt-fitted, or a CSV of input_len,output_len")
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof.workloads import bin_workload, load_workload
+    from kernelprof.methods.workloads import bin_workload, load_workload
 
     w = load_workload(args.trace)
     binning = bin_workload(w)
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         from kernelprof.errors import UsageError
 
         raise UsageError("--max-batch must be >= 1")
-    from kernelprof.llm.binned import read_bins, run_binned, write_workload_trace
+    from kernelprof.methods.llm.binned import read_bins, run_binned, write_workload_trace
 
     name = Path(args.trace).stem if args.trace.endswith(".csv") else args.trace
     out = Path(args.out) if args.out else Path("runs") / f"workload-{name}-{args.model}.jsonl"
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(to_jsonable(summary))
         return 0
-    from kernelprof.devices import gpu_facts
+    from kernelprof.gpu.devices import gpu_facts
 
     render_summary(to_jsonable(summary), list(read_bins(out).values()), gpu_name=gpu_facts(args.device).name)
     console.print(f"per-bin results in {out}, their profile runs in {profiles_dir}/; summary run {run_path}"
@@ -86,7 +86,7 @@ def render_run(run) -> None:
     recs = None
     bins_file = run.payload.get("bins_file")
     if run.path is not None and bins_file and (run.path.parent / bins_file).exists():
-        from kernelprof.llm.binned import read_bins
+        from kernelprof.methods.llm.binned import read_bins
 
         recs = list(read_bins(run.path.parent / bins_file).values())
     gpus = (run.environment or {}).get("gpus") or []
@@ -95,7 +95,7 @@ def render_run(run) -> None:
 
 def is_workload_jsonl(path: Path) -> bool:
     """A workload's per-bin JSONL (records with input_bin/output_bin), not a sweep's."""
-    from kernelprof.llm.binned import read_bins
+    from kernelprof.methods.llm.binned import read_bins
 
     first = next(iter(read_bins(path).values()), None)
     return first is not None and "input_bin" in first and "output_bin" in first
@@ -103,7 +103,7 @@ def is_workload_jsonl(path: Path) -> bool:
 
 def render_workload_jsonl(path: Path, *, as_json: bool = False) -> int:
     """`kernelprof report bins.jsonl`: the per-bin table and the totals it implies."""
-    from kernelprof.llm.binned import bin_totals, read_bins
+    from kernelprof.methods.llm.binned import bin_totals, read_bins
 
     recs = list(read_bins(path).values())
     if as_json:
@@ -122,8 +122,8 @@ def _paper_per_batch_j(rec: dict, gpu_name: str | None) -> float | None:
     """TDP / headline peak x the record's FLOPs (the paper's convention) from the datasheet of the GPU
     it ran on; else the record's own figure if it says it used that convention. Records written
     before the convention was recorded used the dense peak: recomputed, not mixed in."""
-    from kernelprof.estimates import paper_estimate_j
-    from kernelprof.specs import datasheet_for
+    from kernelprof.estimates.energy import paper_estimate_j
+    from kernelprof.estimates.datasheets import datasheet_for
 
     sheet = datasheet_for(gpu_name) if gpu_name else None
     if sheet is not None and rec.get("flops_per_batch"):
@@ -166,7 +166,7 @@ def render_summary(s: dict, recs: list[dict] | None = None, gpu_name: str | None
     prefill, decode = s.get("prefill_energy_j"), s.get("decode_energy_j")
     gpu_time = s.get("gpu_time_s")
     if prefill is None and recs:  # runs saved before the summary carried the split
-        from kernelprof.llm.binned import bin_totals
+        from kernelprof.methods.llm.binned import bin_totals
 
         tot = bin_totals(recs)
         prefill, decode, gpu_time = tot.prefill_energy_j, tot.decode_energy_j, tot.gpu_time_s

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from kernelprof.errors import NotSupportedError, ShapeError
+from kernels.errors import NotSupportedError, ShapeError
 
 
 def attention_eager(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, *,

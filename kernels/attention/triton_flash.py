@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernelprof.errors import NotSupportedError, ShapeError
+from kernels.errors import NotSupportedError, ShapeError
 from kernels.validate import INTERPRET, check_out, check_tensor, check_triton_device
 
 DTYPES = (torch.bfloat16, torch.float16, torch.float32)

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from kernelprof.errors import NotSupportedError, ShapeError
+from kernels.errors import NotSupportedError, ShapeError
 
 
 def decode_eager(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor, *,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from kernelprof.errors import NotSupportedError
+from kernels.errors import NotSupportedError
 
 FP8_DTYPE = getattr(torch, "float8_e4m3fn", None)
 

@@ -15,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernelprof.errors import NotSupportedError, ShapeError
+from kernels.errors import NotSupportedError, ShapeError
 from kernels.validate import INTERPRET, check_out, check_tensor, check_triton_device, dtype_name
 
 FP8_DTYPE = getattr(torch, "float8_e4m3fn", None)

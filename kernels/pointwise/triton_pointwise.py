@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernelprof.errors import ShapeError
+from kernels.errors import ShapeError
 from kernels.validate import check_tensor, check_triton_device
 
 DTYPES = (torch.bfloat16, torch.float16, torch.float32)

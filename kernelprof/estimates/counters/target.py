@@ -1,0 +1,122 @@
+"""The process `kernelprof counters` runs under Nsight Compute: one call inside an NVTX range.
+
+    python -m kernelprof.estimates.counters.target --op decode --variant triton-splitk \
+        --shape b=16,h=32,kv=8,ctx=8192,d=128 --dtype bf16 --info-out /tmp/target.json
+
+It makes the inputs, warms the variant up outside the range (Triton compiles and autotunes on its
+first calls; cuBLAS picks its algorithm; SDPA builds its mask cache), then pushes the NVTX range
+`kernelprof_target` around exactly one call, so that ncu (`--nvtx-include kernelprof_target/`)
+profiles that call's kernels and nothing else. It prints nothing on stdout (ncu's CSV goes there)
+and writes what the parent needs to --info-out: the device, the tile the autotuner chose, or the
+error that stopped it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from kernelprof.errors import KernelprofError
+from kernelprof.estimates.counters.ncu import NVTX_RANGE
+
+WARMUP_CALLS = 3
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _autotuned(tuner: Any) -> dict[str, Any]:
+    """The config a Triton autotuner used on its last call (its tile sizes, warps, stages)."""
+    cfg = getattr(tuner, "best_config", None)
+    if cfg is None:
+        return {}
+    out: dict[str, Any] = dict(cfg.kwargs)
+    out["num_warps"] = cfg.num_warps
+    out["num_stages"] = cfg.num_stages
+    out["source"] = "triton autotuner best_config"
+    return out
+
+
+def tile_config(op: str, variant: str, inputs: tuple) -> dict[str, Any]:
+    """Tile sizes of the Triton variants after warm-up ({} for library kernels)."""
+    if op == "gemm" and variant in ("triton", "triton-persistent"):
+        from kernels.gemm import triton_gemm
+
+        return _autotuned(triton_gemm._gemm_tuned if variant == "triton" else triton_gemm._persistent_tuned)
+    if op == "attention" and variant in ("triton", "triton-tma"):
+        from kernels.attention import triton_flash
+
+        return _autotuned(triton_flash._attn_tuned)
+    if op == "decode" and variant in ("triton-splitk", "triton-nosplit"):
+        import triton
+
+        from kernels.decode import triton_decode
+
+        cfg = _autotuned(triton_decode._decode_tuned)
+        q, k_cache = inputs[0], inputs[1]
+        batch, q_heads, _ = q.shape
+        kv_heads, max_len = k_cache.shape[1], k_cache.shape[2]
+        # Mirrors decode_attention's choice of chunks (default num_splits, rounded chunk).
+        splits = 1 if variant == "triton-nosplit" else triton_decode.default_num_splits(batch, kv_heads, max_len, q.device)
+        chunk = _cdiv(_cdiv(max_len, splits), triton_decode._CHUNK_ALIGN) * triton_decode._CHUNK_ALIGN
+        cfg.update(BLOCK_G=max(16, triton.next_power_of_2(q_heads // kv_heads)), chunk=chunk,
+                   num_splits=_cdiv(max_len, chunk))
+        return cfg
+    return {}
+
+
+def run_target(op: str, variant: str, shape: str, dtype: str, seed: int = 0) -> dict[str, Any]:
+    """Warm up, then one call inside the NVTX range; returns what the parent records."""
+    import torch
+
+    from kernelprof.methods.ops import resolve_kernel
+    from kernelprof.gpu.devices import require_gpu
+
+    require_gpu("kernelprof counters")
+    spec, shape_obj, variant, tdt = resolve_kernel(op, variant, shape, dtype)
+    fn = spec.variants[variant]
+    device = torch.device("cuda", torch.cuda.current_device())
+    inputs = spec.make_inputs(shape_obj, tdt, device, seed)
+    for _ in range(WARMUP_CALLS):
+        fn(*inputs)
+    torch.cuda.synchronize()
+    tile = tile_config(op, variant, inputs)
+    torch.cuda.nvtx.range_push(NVTX_RANGE)
+    fn(*inputs)
+    torch.cuda.nvtx.range_pop()
+    torch.cuda.synchronize()
+    props = torch.cuda.get_device_properties(device)
+    return {"device_name": props.name, "compute_capability": f"{props.major}.{props.minor}",
+            "tile_config": tile, "torch": torch.__version__, "warmup_calls": WARMUP_CALLS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m kernelprof.estimates.counters.target")
+    p.add_argument("--op", required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--shape", required=True)
+    p.add_argument("--dtype", default="bf16")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--info-out", required=True, type=Path)
+    args = p.parse_args(argv)
+    info: dict[str, Any] = {"ok": False}
+    code = 0
+    try:
+        info.update(run_target(args.op, args.variant, args.shape, args.dtype, args.seed), ok=True)
+    except KernelprofError as exc:
+        info.update(error=str(exc), error_type=type(exc).__name__)
+        code = exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it as one line
+        info.update(error=f"{type(exc).__name__}: {exc}", error_type="KernelprofError",
+                    traceback=traceback.format_exc(limit=8))
+        code = 1
+    args.info_out.write_text(json.dumps(info, indent=1, default=str))
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover - run by ncu on the GPU machine
+    sys.exit(main())

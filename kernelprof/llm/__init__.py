@@ -1,1 +1,0 @@
-"""The LLM workload: a Llama-shaped model, fixed-length generation, phase energy."""

@@ -1,0 +1,264 @@
+"""`kernelprof calibrate`: measure this card's microbenchmarks, fit both energy models, validate them.
+
+The GPU half of kernelprof.estimates.energy_fit. Fourteen microbenchmarks (about 4.5 s each by the
+steady-state method), chosen to span what kernels do:
+- compute-bound: cuBLAS GEMMs in bf16, fp16, fp8 (two sizes) and fp32 on the CUDA cores (two sizes);
+- memory-bound: a 1 GiB device copy, decode attention at B16 ctx 8192 and B1 ctx 32768 (SDPA);
+- mixed: causal attention prefill S4096 (SDPA), small GEMMs (2048^3 bf16 and fp16);
+- low utilization: a tiny GEMM (256^3) and a latency-bound decode (B1 ctx 1024), graph-replayed;
+plus an FMA-bound cupy kernel when cupy is installed. Each compute dtype has two points so that
+leave-one-out can test its coefficient. Three subject kernels (the project's Triton GEMM,
+attention and split-K decode) are measured too and never fitted on: the second validation.
+
+The fit and the measurements go to this GPU's cache (used by every later estimate) and, with
+`results_dir`, to `calibration-<gpu>.json` in the standard results shape: one case per held-out
+kernel, `calibrated/<kernel>/measured_over_predicted` and `activity/<kernel>/measured_over_predicted`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from kernelprof.outputs.benchfile import Case, device_record, write_results
+from kernelprof.cache import cache_path, write_cached
+from kernelprof.gpu.devices import gpu_facts, require_gpu
+from kernelprof.estimates.energy_fit import ActivityBasis, EnergyFit, FitPoint, achieved_activity, fit_energy
+from kernelprof.errors import MeasurementError
+from kernelprof.estimates.datasheets import datasheet_for, normalize_dtype
+
+TARGET_HELD_OUT_PCT = 10.0  # issue 12: every held-out kernel within 10%
+COPY_ELEMENTS = 2**28       # fp32: a 1 GiB source, far past L2
+
+
+@dataclass(frozen=True)
+class SuitePoint:
+    """One kernel of the calibration run: a registry op (or the copy) at one shape and dtype."""
+
+    name: str
+    kind: str      # compute | memory | mixed | low_utilization | subject
+    op: str        # gemm | attention | decode | copy | fma
+    variant: str
+    shape: str
+    dtype: str
+
+
+MICROBENCHMARKS: tuple[SuitePoint, ...] = (
+    SuitePoint("gemm-bf16-8192", "compute", "gemm", "cublas", "8192x8192x8192", "bf16"),
+    SuitePoint("gemm-fp16-8192", "compute", "gemm", "cublas", "8192x8192x8192", "fp16"),
+    SuitePoint("gemm-fp8-8192", "compute", "gemm", "cublas", "8192x8192x8192", "fp8"),
+    SuitePoint("gemm-fp8-4096", "compute", "gemm", "cublas", "4096x4096x4096", "fp8"),
+    SuitePoint("gemm-fp32-4096", "compute", "gemm", "cublas", "4096x4096x4096", "fp32"),
+    SuitePoint("gemm-fp32-2048", "compute", "gemm", "cublas", "2048x2048x2048", "fp32"),
+    SuitePoint("copy-1gib", "memory", "copy", "torch", str(COPY_ELEMENTS), "fp32"),
+    SuitePoint("decode-b16-ctx8192", "memory", "decode", "sdpa", "b=16,h=32,kv=8,ctx=8192,d=128", "bf16"),
+    SuitePoint("decode-b1-ctx32768", "memory", "decode", "sdpa", "b=1,h=32,kv=8,ctx=32768,d=128", "bf16"),
+    SuitePoint("attention-s4096-causal", "mixed", "attention", "sdpa-cudnn", "b=4,h=32,s=4096,d=128,causal", "bf16"),
+    SuitePoint("gemm-bf16-2048", "mixed", "gemm", "cublas", "2048x2048x2048", "bf16"),
+    SuitePoint("gemm-fp16-2048", "mixed", "gemm", "cublas", "2048x2048x2048", "fp16"),
+    SuitePoint("gemm-bf16-256", "low_utilization", "gemm", "cublas", "256x256x256", "bf16"),
+    SuitePoint("decode-b1-ctx1024", "low_utilization", "decode", "sdpa", "b=1,h=32,kv=8,ctx=1024,d=128", "bf16"),
+    SuitePoint("fma-fp32", "compute", "fma", "cupy", "", "fp32"),  # skipped without cupy
+)
+SUBJECTS: tuple[SuitePoint, ...] = (
+    SuitePoint("gemm-triton-bf16-4096", "subject", "gemm", "triton", "4096x4096x4096", "bf16"),
+    SuitePoint("attention-triton-s4096-causal", "subject", "attention", "triton", "b=4,h=32,s=4096,d=128,causal",
+               "bf16"),
+    SuitePoint("decode-triton-splitk-b16-ctx8192", "subject", "decode", "triton-splitk",
+               "b=16,h=32,kv=8,ctx=8192,d=128", "bf16"),
+)
+
+
+@dataclass(frozen=True)
+class CalibrationRun:
+    """A fit and the measurements behind it (each KernelMeasurement's summary, with its flags)."""
+
+    fit: EnergyFit
+    measurements: tuple[dict[str, Any], ...]
+    results_path: str | None = None
+
+
+def _build(sp: SuitePoint, device: Any) -> tuple[Callable[..., Any], tuple, float, float]:
+    """(fn, args, FLOPs, minimum bytes) of one point, inputs on `device`."""
+    import torch
+
+    if sp.op == "copy":
+        src = torch.randn(COPY_ELEMENTS, device=device)
+        dst = torch.empty_like(src)
+        return dst.copy_, (src,), 0.0, 2.0 * 4 * COPY_ELEMENTS
+    if sp.op == "fma":
+        from kernelprof.methods.calibrate import fma_microbenchmark
+
+        fn, flops = fma_microbenchmark(device.index or 0)
+        return fn, (), flops, 0.0
+    from kernelprof.methods.kernel_energy import torch_dtype
+    from kernels import get_op
+
+    op = get_op(sp.op)
+    shape = op.parse_shape(sp.shape)
+    dt = torch.float32 if normalize_dtype(sp.dtype) == "fp32" else torch_dtype(sp.dtype)
+    inputs = op.make_inputs(shape, dt, device, 0)
+    return op.variants[sp.variant], tuple(inputs), float(op.flops(shape)), float(op.min_bytes(shape, dt))
+
+
+def _summary(sp: SuitePoint, m: Any) -> dict[str, Any]:
+    return {"name": sp.name, "kind": sp.kind, "op": sp.op, "variant": sp.variant, "shape": sp.shape,
+            "dtype": sp.dtype, "time_per_call_s": m.time_per_call_s, "energy_per_call_j": m.energy_per_call_j,
+            "energy_ci_j": m.energy_ci_j, "mean_power_w": m.mean_power_w, "idle_power_w": m.idle_power_w,
+            "flops": m.flops, "min_bytes": m.min_bytes, "calls_per_launch": m.calls_per_launch,
+            "sm_clock_mhz": m.sm_clock_mhz, "nvml_utilization_pct": getattr(m, "nvml_utilization_pct", None),
+            "flags": [f.code for f in m.flags], "wall_s": m.wall_s}
+
+
+def measure_suite(points: tuple[SuitePoint, ...], *, device: int = 0, max_wall_s: float = 8.0,
+                  progress: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Measure each point by the steady-state method; returns (summaries, skipped-with-why)."""
+    import torch
+
+    from kernelprof.methods.steady_state import MeasureConfig, measure_kernel
+
+    say = progress or (lambda _msg: None)
+    cfg = MeasureConfig(max_wall_s=max_wall_s)
+    dev = torch.device("cuda", device)
+    out: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 GEMMs on the CUDA cores, as their FLOPs are counted
+    try:
+        for sp in points:
+            say(sp.name)
+            try:
+                fn, args, flops, min_bytes = _build(sp, dev)
+                m = measure_kernel(fn, *args, flops=flops, bytes=min_bytes, dtype=sp.dtype, name=sp.name,
+                                   device=device, config=cfg)
+            except ImportError as exc:
+                skipped.append(f"{sp.name}: {exc}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - one point failing (unsupported backend, OOM) must not lose the rest
+                skipped.append(f"{sp.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            finally:
+                torch.cuda.empty_cache()
+            if m.energy_per_call_j is None:
+                skipped.append(f"{sp.name}: no energy measured")
+                continue
+            out.append(_summary(sp, m))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return out, skipped
+
+
+def activity_basis(summaries: list[dict[str, Any]], gpu_name: str) -> ActivityBasis:
+    """Dense datasheet peaks, and the copy bandwidth this run measured (else the datasheet's)."""
+    sheet = datasheet_for(gpu_name)
+    peaks = {}
+    if sheet is not None:
+        for key in ("bf16", "fp16", "fp8", "tf32", "fp32", "fp64"):
+            p = sheet.peak_flop_s(key)
+            if p:
+                peaks[key] = p
+    copies = [s for s in summaries if s["op"] == "copy"]
+    if copies:
+        c = copies[0]
+        return ActivityBasis(peaks, c["min_bytes"] / c["time_per_call_s"],
+                             f"dense peaks of the {sheet.model if sheet else 'unknown'} datasheet; copy bandwidth "
+                             f"measured by {c['name']} in this run")
+    if sheet is None:
+        raise MeasurementError("no copy measured and no datasheet entry: no basis for activity fractions")
+    return ActivityBasis(peaks, sheet.memory_bandwidth_bytes_s,
+                         f"dense peaks and bandwidth of the {sheet.model} datasheet (no copy was measured)")
+
+
+def fit_points(summaries: list[dict[str, Any]], basis: ActivityBasis, *, source: str) -> list[FitPoint]:
+    """Measurement summaries as fit points, with activity fractions from achieved rates."""
+    idles = [s["idle_power_w"] for s in summaries if s["idle_power_w"] is not None]
+    fallback = statistics.median(idles) if idles else None
+    out = []
+    for s in summaries:
+        idle = s["idle_power_w"] if s["idle_power_w"] is not None else fallback
+        if idle is None:
+            raise MeasurementError("no idle power was measured beside any point")
+        flops = {normalize_dtype(s["dtype"]): s["flops"]} if s["flops"] else {}
+        out.append(FitPoint(name=s["name"], kind=s["kind"], flops_by_dtype=flops, bytes=s["min_bytes"],
+                            time_s=s["time_per_call_s"], energy_j=s["energy_per_call_j"], idle_power_w=idle,
+                            activity=achieved_activity(flops, s["min_bytes"], s["time_per_call_s"], basis),
+                            energy_ci_j=s.get("energy_ci_j"), nvml_utilization_pct=s.get("nvml_utilization_pct"),
+                            source=source))
+    return out
+
+
+def fit_from_summaries(summaries: list[dict[str, Any]], *, gpu_name: str, gpu_uuid: str | None = None,
+                       driver_version: str | None = None, source: str = "", skipped: tuple[str, ...] = (),
+                       created: str = "") -> EnergyFit:
+    """The pure half: fit both models over the microbenchmarks, validate on the subjects."""
+    basis = activity_basis(summaries, gpu_name)
+    micro = fit_points([s for s in summaries if s["kind"] != "subject"], basis, source=source)
+    subj = fit_points([s for s in summaries if s["kind"] == "subject"], basis, source=source)
+    return fit_energy(micro, gpu_name=gpu_name, gpu_uuid=gpu_uuid, driver_version=driver_version, basis=basis,
+                      subjects=subj, created=created, source=source, skipped=skipped)
+
+
+def result_cases(fit: EnergyFit) -> list[Case]:
+    """Results-file rows: each held-out kernel's measured / predicted, each coefficient, the worst error."""
+    cases = []
+    for h in fit.held_out():
+        for model, pred, ratio in (("calibrated", h.calibrated_j, h.calibrated_ratio),
+                                   ("activity", h.activity_j, h.activity_ratio)):
+            if ratio is not None:
+                cases.append(Case(f"{model}/{h.name}/measured_over_predicted", "ratio", ratio,
+                                  extra={"held_out": h.how, "kind": h.kind, "measured_j": h.measured_j,
+                                         "predicted_j": pred}))
+    for model, lf in (("calibrated", fit.calibrated), ("activity", fit.activity)):
+        if lf is None:
+            continue
+        for k, c in lf.coefficients.items():
+            cases.append(Case(f"{model}/coefficient/{k}", "si", c,
+                              extra={"standard_error": lf.standard_errors.get(k), "at_bound": k in lf.at_bound}))
+        worst = fit.worst_held_out_error_pct(model)
+        if worst is not None:
+            cases.append(Case(f"{model}/worst_held_out_error_pct", "error_pct", worst,
+                              extra={"target_pct": TARGET_HELD_OUT_PCT, "meets_target": worst <= TARGET_HELD_OUT_PCT}))
+    return cases
+
+
+def calibrate(device: int = 0, *, max_wall_s: float = 8.0, subjects: bool = True,
+              results_dir: str | Path | None = None, only: tuple[str, ...] | None = None,
+              progress: Callable[[str], None] | None = None) -> CalibrationRun:
+    """Measure, fit, validate; cache the fit for this GPU; write the results file if `results_dir`."""
+    require_gpu("kernelprof calibrate")
+    from kernelprof.outputs.environment import git_revision
+
+    facts = gpu_facts(device)
+    points = MICROBENCHMARKS + (SUBJECTS if subjects else ())
+    if only:
+        points = tuple(p for p in points if p.name in only)
+    summaries, skipped = measure_suite(points, device=device, max_wall_s=max_wall_s, progress=progress)
+    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    source = f"measured by kernelprof calibrate on {facts.name} at {git_revision() or 'unknown revision'}, {created}"
+    fit = fit_from_summaries(summaries, gpu_name=facts.name, gpu_uuid=facts.uuid,
+                             driver_version=facts.driver_version, source=source, skipped=tuple(skipped),
+                             created=created)
+    write_cached(cache_path("energy-fit", facts.uuid, facts.driver_version), fit.to_json())
+    path = None
+    if results_dir is not None:
+        path = str(write_results("calibration", result_cases(fit), device=device_record(device),
+                                 notes={"fit": fit.to_json(), "measurements": summaries,
+                                        "target_held_out_pct": TARGET_HELD_OUT_PCT},
+                                 results_dir=Path(results_dir)))
+    return CalibrationRun(fit, tuple(summaries), path)
+
+
+def refit_results_file(doc: dict[str, Any]) -> CalibrationRun:
+    """Refit from a saved `calibration-<gpu>.json` (no GPU): the same measurements, today's fit."""
+    notes = doc.get("notes") or {}
+    if "measurements" not in notes:
+        raise MeasurementError("this file has no calibration measurements (notes.measurements)")
+    old = notes.get("fit", {})
+    fit = fit_from_summaries(list(notes["measurements"]), gpu_name=doc.get("device", {}).get("name", "unknown"),
+                             gpu_uuid=doc.get("device", {}).get("uuid"),
+                             driver_version=doc.get("device", {}).get("driver"),
+                             source=old.get("source", "from a saved results file"),
+                             skipped=tuple(old.get("skipped", ())), created=old.get("created", ""))
+    return CalibrationRun(fit, tuple(notes["measurements"]))

@@ -1,0 +1,285 @@
+"""The paper's binned workload energy, measured bin by bin on the Llama-shaped model.
+
+For each occupied (input bin, output bin) of a workload: one batch of requests at the bin's
+lengths is generated and measured in-run; the workload's energy is the sum over bins of
+(requests in bin / batch size) x (energy of one batch), next to the paper's theoretical estimate
+(TDP / peak FLOP/s x FLOPs). Each finished bin is appended to a JSONL file at once, so a crash
+or an out-of-memory bin loses nothing already measured, and `resume` skips finished bins.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from kernelprof.errors import MeasurementError, UsageError
+from kernelprof.estimates.energy import paper_estimate_j
+from kernelprof.methods.llm.generate import GenerateShape, memory_needed_bytes
+from kernelprof.methods.llm.config import LlamaConfig, get_config
+from kernelprof.methods.llm.model import decode_step_flops, prefill_flops, weight_bytes
+from kernelprof.methods.workloads import Bin, bin_workload, load_workload, workload_energy_j
+
+
+@dataclass(frozen=True)
+class BinnedSummary:
+    workload: str
+    source: str
+    model: str
+    mode: str
+    requests: int
+    dropped: int
+    bins_measured: int
+    bins_failed: tuple[str, ...]
+    energy_j: float
+    paper_estimate_j: float
+    ratio: float | None
+    notes: tuple[str, ...]
+    # From the measured bins, each weighted by requests / batch size like the energy:
+    prefill_energy_j: float | None = None
+    decode_energy_j: float | None = None
+    gpu_time_s: float | None = None      # the phases' time: what serving these requests in batches takes
+    j_per_request: float | None = None   # over the requests of measured bins
+    wall_s: float | None = None          # this call of run_binned (bins resumed from a file cost nothing)
+    paper_peak_convention: str = "headline"  # files without the key were written with the dense peak
+
+
+@dataclass(frozen=True)
+class BinTotals:
+    prefill_energy_j: float | None
+    decode_energy_j: float | None
+    gpu_time_s: float
+    requests: int
+
+
+def bin_totals(recs: list[dict[str, Any]]) -> BinTotals:
+    """Workload totals by phase from per-bin records (status "ok"), weighted by requests / batch."""
+    prefill = decode = 0.0
+    have_phases = True
+    t = 0.0
+    n_req = 0
+    for r in recs:
+        if r.get("status") != "ok":
+            continue
+        n = r["requests"] / r["batch"]
+        t += n * r["time_per_batch_s"]
+        n_req += r["requests"]
+        ph = r.get("phases") or {}
+        e_p = (ph.get("prefill") or {}).get("energy_j")
+        e_d = (ph.get("decode") or {}).get("energy_j")
+        if e_p is None or (e_d is None and "decode" in ph):
+            have_phases = False
+            continue
+        prefill += n * e_p
+        decode += n * (e_d or 0.0)
+    return BinTotals(prefill if have_phases else None, decode if have_phases else None, t, n_req)
+
+
+def batch_flops(cfg: LlamaConfig, batch: int, input_len: int, output_len: int) -> int:
+    return prefill_flops(cfg, batch, input_len) + sum(decode_step_flops(cfg, batch, input_len + i + 1)
+                                                      for i in range(output_len - 1))
+
+
+def largest_batch(cfg: LlamaConfig, input_len: int, output_len: int, mode: str, free_bytes: int, cap: int) -> int:
+    """The largest batch (<= cap) whose weights, cache and activations fit in 90% of free memory."""
+    lo, hi = 0, cap
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if memory_needed_bytes(cfg, GenerateShape(mid, input_len, output_len), mode) <= 0.9 * free_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _bin_key(b: Bin) -> str:
+    return f"{b.input_bin}/{b.output_bin}"
+
+
+def read_bins(path: Path) -> dict[str, dict[str, Any]]:
+    from kernelprof.methods.sweep import read_done
+
+    return read_done(path)
+
+
+def predicted_request_s(cfg: LlamaConfig, batch: int, input_len: int, output_len: int, sheet: Any) -> float | None:
+    """A rough time for one batch (half the datasheet's FLOP/s, 80% of its bandwidth), only to
+    choose how to warm up and how many requests to measure; never reported."""
+    if sheet is None or not sheet.peak_flop_s("bf16") or not sheet.memory_bandwidth_bytes_s:
+        return None
+    t = prefill_flops(cfg, batch, input_len) / (0.5 * sheet.peak_flop_s("bf16"))
+    kv_per_token = 2 * cfg.n_layers * cfg.kv_dim * 2
+    for i in range(output_len - 1):
+        t += (weight_bytes(cfg) + batch * (input_len + i + 1) * kv_per_token) / (0.8 * sheet.memory_bandwidth_bytes_s)
+    return t
+
+
+def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch: int = 64, out: str | Path,
+               resume: bool = False, device: int = 0, profiles_dir: str | Path | None = None,
+               on_bin: Callable[[Bin, dict[str, Any]], None] | None = None) -> BinnedSummary:
+    """Measure every occupied bin (see the module docstring). One model's weights serve every bin;
+    bins predicted under 1 s are warmed up by a whole request and repeated for >= 1 s of in-run
+    time, longer ones are warmed up by one prefill of the batch and measured once. With `profiles_dir`, each
+    bin's profile run is saved there as bin-<input>-<output>.profile.json."""
+    import torch
+
+    from kernelprof.gpu.devices import gpu_facts, require_gpu
+    from kernelprof.methods.llm.generate import build_model
+    from kernelprof.methods.llm.run import run_llm
+    from kernelprof.methods.sweep import _drop_torn_tail
+    from kernelprof.estimates.datasheets import datasheet_for
+
+    require_gpu("kernelprof workload")
+    cfg = get_config(model)
+    w = load_workload(workload)
+    binning = bin_workload(w)
+    if not binning.bins:
+        raise UsageError(f"workload {workload}: every request is longer than the largest bin; nothing to measure")
+    out = Path(out)
+    if out.exists() and not resume:
+        raise UsageError(f"{out} exists: pass --resume to continue that workload, or choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if resume:
+        _drop_torn_tail(out)
+    done = {k: r for k, r in read_bins(out).items() if r.get("status") == "ok"} if resume else {}
+    facts = gpu_facts(device)
+    sheet = datasheet_for(facts.name)
+    wall0 = time.perf_counter()
+    records: list[dict[str, Any]] = []
+    energies: dict[tuple[int, int], float] = {}
+    batches: dict[tuple[int, int], int] = {}
+    paper_total = 0.0
+    failed = []
+    llama = None
+    if profiles_dir is not None:
+        profiles_dir = Path(profiles_dir)
+        profiles_dir.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f, torch.cuda.device(device):
+        for b in binning.bins:
+            key = _bin_key(b)
+            rec = done.get(key)
+            if rec is None:
+                if llama is None:
+                    llama = build_model(cfg, GenerateShape(1, 1, 1), mode, seed=0)  # weights once, a token of cache
+                # Drop the previous bin's cache and graphs and hand their blocks back to the driver, so
+                # that they count as free when this bin's batch size is chosen; the resident weights are
+                # part of what memory_needed_bytes counts.
+                llama.resize_cache(1, 2)
+                gc.collect()
+                torch.cuda.empty_cache()
+                free, _ = torch.cuda.mem_get_info(device)
+                bs = largest_batch(cfg, b.input_bin, b.output_bin, mode, free + weight_bytes(cfg), max_batch)
+                rec = {"key": key, "input_bin": b.input_bin, "output_bin": b.output_bin, "requests": b.requests,
+                       "batch": bs}
+                if bs == 0:
+                    rec.update(status="failed", error=f"not even one request of {b.input_bin}+{b.output_bin} tokens fits")
+                else:
+                    predicted = predicted_request_s(cfg, bs, b.input_bin, b.output_bin, sheet)
+                    short = predicted is None or predicted < 1.0
+                    profile = (str(profiles_dir / f"bin-{b.input_bin}-{b.output_bin}.profile.json")
+                               if profiles_dir is not None else None)
+                    try:
+                        r = run_llm(model, bs, b.input_bin, b.output_bin, mode=mode, steady=False,
+                                    min_inrun_s=1.0 if short else 0.0, warmup="full" if short else "prefill",
+                                    device=device, model=llama, profile_path=profile)
+                        e = sum(p.energy_inrun_j for p in r.phases if p.energy_inrun_j is not None) / r.requests
+                        ef = [p.energy_fit_j for p in r.phases]
+                        flops = batch_flops(cfg, bs, b.input_bin, b.output_bin)
+                        rec.update(status="ok", energy_per_batch_j=e,
+                                   energy_fit_per_batch_j=sum(ef) / r.requests if None not in ef else None,
+                                   phases={p.name: {"time_s": p.time_s / r.requests,
+                                                    "energy_j": None if p.energy_inrun_j is None
+                                                    else p.energy_inrun_j / r.requests,
+                                                    "flags": list(p.flags)} for p in r.phases},
+                                   time_per_batch_s=sum(p.time_s for p in r.phases) / r.requests,
+                                   measured_requests=r.requests, wall_s=r.wall_s,
+                                   flops_per_batch=flops,
+                                   paper_estimate_per_batch_j=paper_estimate_j(flops, "bf16", sheet),
+                                   paper_peak_convention="headline",
+                                   flags=list(r.flags))
+                    except Exception as exc:  # noqa: BLE001 - one bin failing (OOM) must not lose the others
+                        oom = isinstance(exc, torch.cuda.OutOfMemoryError)
+                        rec.update(status="failed", error="out of memory" if oom else f"{type(exc).__name__}: {exc}")
+                        try:
+                            torch.cuda.empty_cache()
+                            torch.cuda.synchronize(device)
+                        except Exception as dead:  # noqa: BLE001 - a sticky CUDA error ends this process's GPU use
+                            f.write(json.dumps(rec) + "\n")
+                            f.flush()
+                            os.fsync(f.fileno())
+                            raise MeasurementError(
+                                f"bin {key} left the GPU unusable ({type(dead).__name__}: {str(dead).splitlines()[0]}); "
+                                f"the finished bins are in {out}: rerun with --resume in a new process") from exc
+                f.write(json.dumps(rec) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            records.append(rec)
+            if rec["status"] == "ok":
+                k = (b.input_bin, b.output_bin)
+                energies[k] = rec["energy_per_batch_j"]
+                batches[k] = rec["batch"]
+                paper = paper_estimate_j(rec["flops_per_batch"], "bf16", sheet)
+                if paper is not None:
+                    paper_total += b.requests / rec["batch"] * paper
+            else:
+                failed.append(key)
+            if on_bin:
+                on_bin(b, rec)
+    total, missing = workload_energy_j(binning, energies, batches)
+    notes = list(binning.notes) + [f"source: {w.source}",
+                                   "paper estimate: TDP / headline bf16 peak (the datasheet's with-sparsity figure, "
+                                   "as the paper used) x FLOPs"]
+    if missing:
+        notes.append(f"bins without a measurement (left out of the total, not guessed): {', '.join(missing)}")
+    tot = bin_totals(records)
+    return BinnedSummary(workload=w.name, source=w.source, model=model, mode=mode, requests=w.requests,
+                         dropped=binning.dropped, bins_measured=len(energies), bins_failed=tuple(failed),
+                         energy_j=total, paper_estimate_j=paper_total,
+                         ratio=total / paper_total if paper_total else None, notes=tuple(notes),
+                         prefill_energy_j=tot.prefill_energy_j, decode_energy_j=tot.decode_energy_j,
+                         gpu_time_s=tot.gpu_time_s, j_per_request=total / tot.requests if tot.requests else None,
+                         wall_s=time.perf_counter() - wall0)
+
+
+def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, title: str) -> Path | None:
+    """One Perfetto trace of a whole workload: every bin's phase slices (named "<bin> prefill" etc.)
+    and power/clock/temperature counters on the common NVML epoch clock, from the bins' profile runs.
+    Between bins (sizing, warm-up) the counters have no samples: the sampler runs only while a bin is
+    measured."""
+    from kernelprof.outputs.perfetto import chrome_trace
+    from kernelprof.profiler import load_profile_run
+
+    parts = []
+    for label, p in profiles:
+        if p.exists():
+            r = load_profile_run(p)
+            parts.append((label, chrome_trace(r.trace, r.timeline, title=title, kernels=r.kernels)))
+    if not parts:
+        return None
+    t0_us = min(d["otherData"]["start_t_us"] for _, d in parts)
+    events, seen_meta = [], set()
+    for label, d in parts:
+        shift = d["otherData"]["start_t_us"] - t0_us
+        for ev in d["traceEvents"]:
+            if ev["ph"] == "M":
+                key = (ev.get("pid"), ev.get("tid"), ev["name"])
+                if key not in seen_meta:
+                    seen_meta.add(key)
+                    events.append(ev)
+                continue
+            ev = dict(ev, ts=ev["ts"] + shift)
+            if ev["ph"] == "X" and ev.get("pid") == 1:
+                ev["name"] = f"{label} {ev['name']}"
+                ev["args"] = {**ev.get("args", {}), "bin": label}
+            events.append(ev)
+    out = {"traceEvents": events, "displayTimeUnit": "ms",
+           "otherData": {"clock": "NVML epoch microseconds minus the first bin's start", "start_t_us": t0_us,
+                         "bins": [label for label, _ in parts],
+                         # bins measured in an earlier process whose profile runs are not here
+                         "bins_without_profile": [label for label, p in profiles if not p.exists()]}}
+    path = Path(path)
+    path.write_text(json.dumps(out))
+    return path

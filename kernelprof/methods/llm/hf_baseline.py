@@ -1,0 +1,121 @@
+"""The peer baseline: Hugging Face transformers' LlamaForCausalLM, eager attention, `generate`.
+
+Same shape (config), random bf16 weights made on the GPU, fixed output lengths (min_new_tokens =
+max_new_tokens, so no EOS), greedy. Measured in-run with the Profiler: a "prefill" phase (generate
+with one new token) and a "request" phase (the full generate), so the request's energy and time
+compare directly with kernelprof's own model on the same card in the same run, as the paper
+compared its optimized stack with "native PyTorch".
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kernelprof.errors import NotSupportedError
+from kernelprof.methods.llm.config import LlamaConfig, get_config
+
+
+@dataclass(frozen=True)
+class HFResult:
+    model: str
+    batch: int
+    input_len: int
+    output_len: int
+    requests: int
+    prefill_time_s: float
+    prefill_energy_j: float | None
+    request_time_s: float      # one full generate call (a batch of `batch` requests)
+    request_energy_j: float | None
+    j_per_request: float | None
+    transformers_version: str
+    attn_implementation: str
+    flags: tuple[str, ...]
+    wall_s: float
+
+
+def hf_model(cfg: LlamaConfig, device: str = "cuda", seed: int = 0, dtype: Any = None) -> Any:
+    """A randomly initialized LlamaForCausalLM with this shape, eager attention, bf16 (or `dtype`),
+    made directly on `device`."""
+    try:
+        import transformers
+        from transformers import LlamaConfig as HFLlamaConfig
+        from transformers import LlamaForCausalLM
+    except ImportError as exc:
+        raise NotSupportedError("the transformers baseline needs `pip install transformers`") from exc
+    import torch
+
+    hf_cfg = HFLlamaConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.dim, intermediate_size=cfg.ffn_dim,
+                           num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
+                           num_key_value_heads=cfg.n_kv_heads, rope_theta=cfg.rope_theta, rms_norm_eps=cfg.norm_eps,
+                           max_position_embeddings=131072, tie_word_embeddings=False)
+    hf_cfg._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype or torch.bfloat16)  # initialize in bf16 on the GPU: no fp32 copy, no CPU init
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(hf_cfg)
+    finally:
+        torch.set_default_dtype(previous)
+    model.eval()
+    model.generation_config.pad_token_id = 0
+    model._kernelprof_transformers = transformers.__version__
+    return model
+
+
+def run_hf(model_name: str, batch: int, input_len: int, output_len: int, *, device: int = 0, seed: int = 0,
+           min_inrun_s: float = 2.0, max_requests: int = 10) -> HFResult:
+    import torch
+
+    from kernelprof.gpu.devices import require_gpu
+    from kernelprof.methods.llm.generate import GenerateShape, check_fits, random_prompt
+    from kernelprof.profiler import Profiler
+
+    require_gpu("the transformers baseline")
+    wall0 = time.perf_counter()
+    cfg = get_config(model_name)
+    shape = GenerateShape(batch, input_len, output_len)
+    check_fits(cfg, shape, "eager", device)
+    with torch.cuda.device(device):
+        model = hf_model(cfg, device=f"cuda:{device}", seed=seed)
+        prompt = random_prompt(cfg, shape, device=f"cuda:{device}", seed=seed)
+        mask = torch.ones_like(prompt)
+
+        def gen(n: int):
+            with torch.no_grad():
+                return model.generate(prompt, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                                      do_sample=False)
+
+        t0 = time.perf_counter()
+        out = gen(output_len)  # warm-up, and the fixed-length check below
+        torch.cuda.synchronize()
+        one = time.perf_counter() - t0
+        if out.shape[1] != input_len + output_len:
+            raise RuntimeError(f"generate returned {out.shape[1] - input_len} new tokens, not {output_len}")
+        requests = int(max(1, min(max_requests, round(min_inrun_s / max(one, 1e-3)))))
+        with Profiler(gpus=[device]) as prof:
+            for _ in range(requests):
+                with prof.phase("prefill"):
+                    gen(1)
+                with prof.phase("request"):
+                    gen(output_len)
+        res = prof.result()
+    pre = [p for p in res.phases if p.path == "prefill"]
+    req = [p for p in res.phases if p.path == "request"]
+
+    def total(ps, attr):
+        vals = [getattr(p, attr) for p in ps]
+        return None if any(v is None for v in vals) else float(sum(vals))
+
+    req_e = total(req, "energy_j")
+    return HFResult(model=model_name, batch=batch, input_len=input_len, output_len=output_len, requests=requests,
+                    prefill_time_s=total(pre, "time_s") / requests,
+                    prefill_energy_j=None if total(pre, "energy_j") is None else total(pre, "energy_j") / requests,
+                    request_time_s=total(req, "time_s") / requests,
+                    request_energy_j=None if req_e is None else req_e / requests,
+                    j_per_request=None if req_e is None else req_e / requests / batch,
+                    transformers_version=getattr(model, "_kernelprof_transformers", "?"),
+                    attn_implementation="eager",
+                    flags=tuple(sorted({f.code for p in (*pre, *req) for f in p.flags})),
+                    wall_s=time.perf_counter() - wall0)

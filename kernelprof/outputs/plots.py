@@ -1,0 +1,112 @@
+"""Matplotlib figures (PNG): energy vs time per variant, measured vs estimated energy."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from kernelprof.methods.compare import VariantPoint
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finish(fig, ax, path: str | Path, title: str) -> Path:
+    """Title, legend, layout, write the PNG and free the figure."""
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    fig.clf()
+    _pyplot().close(fig)
+    return path
+
+
+def energy_vs_time_png(points: Sequence[VariantPoint], path: str | Path, *, title: str) -> Path:
+    """Energy per call against time per call, with iso-power lines (E = P x t).
+
+    A point down-left of another saves both; one left but on a higher iso-power line only saves time.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    t_ms = np.array([p.time_s * 1e3 for p in points])
+    e_mj = np.array([p.energy_j * 1e3 for p in points])
+    t_lo, t_hi = t_ms.min() * 0.5, t_ms.max() * 1.5
+    # Round iso-power lines (each variant's own power is in the legend): lines closer than the
+    # variants' spread would only print labels on top of each other.
+    top = max(p.power_w for p in points)
+    powers = [w for w in (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 700.0, 1000.0) if w <= 1.5 * top]
+    grid = np.linspace(t_lo, t_hi, 50)
+    e_lo, e_hi = e_mj.min() * 0.5, e_mj.max() * 1.5
+    for watts in powers:
+        ax.plot(grid, watts * grid, color="0.85", lw=0.8, zorder=0)  # W x ms = mJ
+        t_exit = min(t_hi, e_hi / watts)  # label each line where it leaves the plot (top or right edge)
+        if t_exit > t_lo and watts * t_exit > e_lo:
+            ax.annotate(f"{watts:.0f} W", (t_exit, watts * t_exit), fontsize=7, color="0.5",
+                        xytext=(-22, -9), textcoords="offset points")
+    for p in points:
+        ax.errorbar(p.time_s * 1e3, p.energy_j * 1e3, xerr=p.time_ci_s * 1e3, yerr=p.energy_ci_j * 1e3,
+                    fmt="o", capsize=3, label=f"{p.name} ({p.power_w:.0f} W)")
+    ax.set_xlim(t_lo, t_hi)
+    ax.set_ylim(e_lo, e_hi)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("time per call (ms)")
+    ax.set_ylabel("energy per call (mJ)")
+    return _finish(fig, ax, path, title)
+
+
+def measured_vs_estimates_png(rows: Sequence[tuple[str, float, dict[str, float | None]]], path: str | Path,
+                              *, title: str) -> Path:
+    """Grouped bars: measured energy per call next to each estimate, per workload (log scale)."""
+    plt = _pyplot()
+    names = sorted({k for _, _, ests in rows for k, v in ests.items() if v})
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4.5), dpi=120)
+    width = 0.8 / (len(names) + 1)
+    x = np.arange(len(rows))
+    ax.bar(x, [m for _, m, _ in rows], width, label="measured")
+    for i, n in enumerate(names, start=1):
+        ax.bar(x + i * width, [(e.get(n) or np.nan) for _, _, e in rows], width, label=n)
+    ax.set_xticks(x + width * len(names) / 2, [r[0] for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("energy per call (J)")
+    return _finish(fig, ax, path, title)
+
+
+def power_timeline_png(trace, timeline, path: str | Path, *, title: str, depth: int = 0) -> Path:
+    """Power over time (buffered samples as the ~20 ms windows they average, the instant field as
+    points) with the phases of `depth` shaded and named, and the SM clock on a second axis."""
+    plt = _pyplot()
+    g = trace.gpus[0]
+    t0 = trace.start_t_us
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=120)
+    if len(g.samples_t_us):
+        ax.step((g.samples_t_us - t0) / 1e6, g.samples_w, where="pre", lw=1.0, label="buffered samples (20 ms)")
+    if len(g.instant_t_us):
+        ax.plot((g.instant_t_us - t0) / 1e6, g.instant_w, ".", ms=3, alpha=0.6, label="instant field")
+    colors = ("#d9e8fb", "#fde2cf", "#dff3dc", "#efdff7")
+    names: dict[str, str] = {}
+    for iv in timeline.intervals:
+        if iv.depth != depth:
+            continue
+        c = names.setdefault(iv.name, colors[len(names) % len(colors)])
+        ax.axvspan((iv.t0_ns / 1e3 - t0) / 1e6, (iv.t1_ns / 1e3 - t0) / 1e6, color=c, zorder=0, lw=0)
+    for name, c in names.items():
+        ax.fill_between([], [], color=c, label=name)  # legend entries for the shaded phases
+    if len(g.state_t_us) and np.isfinite(g.sm_clock_mhz).any():
+        ax2 = ax.twinx()
+        ax2.plot((g.state_t_us - t0) / 1e6, g.sm_clock_mhz, color="0.4", lw=0.8, ls="--")
+        ax2.set_ylabel("SM clock (MHz, dashed)")
+    ax.set_xlabel("time (s, NVML clock, from the trace start)")
+    ax.set_ylabel("power (W)")
+    ax.set_xlim(0, trace.duration_s)
+    return _finish(fig, ax, path, title)

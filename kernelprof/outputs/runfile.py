@@ -1,0 +1,126 @@
+"""Versioned run files: one measurement's record, loadable on a machine with no GPU.
+
+A run is a JSON document `{"format": "kernelprof-run", "version": N, "kind": ..., "environment":
+..., "payload": ...}`. Bulky numeric arrays (power samples, clocks) go to a compressed side file
+`<name>.arrays.npz` whose SHA-256 the JSON records, so a truncated or swapped side file is caught.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kernelprof.errors import RunFileError
+
+FORMAT = "kernelprof-run"
+VERSION = 1  # bump on any change a version-1 reader would misread; keep loaders for old versions
+
+
+@dataclass
+class RunFile:
+    kind: str
+    payload: dict[str, Any]
+    environment: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    version: int = VERSION
+    path: Path | None = None
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, numpy scalars/arrays, Paths and non-finite floats to plain JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def arrays_path(path: Path) -> Path:
+    path = Path(path)
+    stem = path.name[:-5] if path.name.endswith(".json") else path.name
+    return path.with_name(stem + ".arrays.npz")
+
+
+def save_run(path: str | Path, kind: str, payload: Any, *, arrays: dict[str, np.ndarray] | None = None,
+             environment: dict[str, Any] | None = None) -> Path:
+    """Write a run file (and its side arrays) atomically; returns the JSON path."""
+    if environment is None:
+        from kernelprof.outputs.environment import collect_environment
+
+        environment = collect_environment()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind,
+                           "environment": to_jsonable(environment), "payload": to_jsonable(payload)}
+    if arrays:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+        blob = buf.getvalue()
+        side = arrays_path(path)
+        tmp = side.with_name(side.name + ".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(side)
+        doc["arrays"] = {"file": side.name, "sha256": hashlib.sha256(blob).hexdigest(),
+                         "names": sorted(arrays)}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_run(path: str | Path, *, kind: str | tuple[str, ...] | None = None) -> RunFile:
+    """Read a run file; RunFileError (with what to do) if missing, corrupt, newer or of another kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"no run file at {path}")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunFileError(f"{path} is not valid JSON ({exc}); the file is corrupt or truncated") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise RunFileError(f"{path} is not a kernelprof run file (no \"format\": \"{FORMAT}\")")
+    version = doc.get("version")
+    if not isinstance(version, int):
+        raise RunFileError(f"{path} has no integer format version")
+    if version > VERSION:
+        raise RunFileError(f"{path} is format version {version}, newer than this kernelprof reads "
+                           f"({VERSION}); upgrade kernelprof to read it")
+    if version < 1:
+        raise RunFileError(f"{path} is format version {version}, which no kernelprof release wrote")
+    run_kind = doc.get("kind")
+    wanted = (kind,) if isinstance(kind, str) else kind
+    if wanted is not None and run_kind not in wanted:
+        raise RunFileError(f"{path} is a '{run_kind}' run; expected {' or '.join(wanted)}")
+    for key in ("payload", "environment"):
+        if not isinstance(doc.get(key), dict):
+            raise RunFileError(f"{path} lacks its '{key}' section; the file is corrupt")
+    arrays: dict[str, np.ndarray] = {}
+    meta = doc.get("arrays")
+    if meta:
+        side = path.with_name(meta["file"])
+        if not side.is_file():
+            raise RunFileError(f"{path} needs its arrays file {side.name}, which is missing; copy it beside the run")
+        blob = side.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+            raise RunFileError(f"{side} does not match the checksum in {path.name}; it is corrupt or from another run")
+        with np.load(io.BytesIO(blob)) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    return RunFile(kind=run_kind, payload=doc["payload"], environment=doc["environment"],
+                   arrays=arrays, version=version, path=path)

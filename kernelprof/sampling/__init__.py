@@ -1,0 +1,13 @@
+"""Sampling: the board's power sensors read in the background while a program runs (DESIGN.md, PowerSampler).
+
+Takes in: GPU indices, a polling schedule (`SamplerConfig`) and a reader (NVML, or a recorded trace).
+Produces: a `PowerTrace`: numpy arrays per source and GPU (buffered samples, instant and average
+power fields, the energy counter at marks, clocks, temperature, throttle reasons, utilization),
+on NVML's epoch clock, with the gaps it noticed.
+
+- `readers`: the `Reader` protocol (one NVML question per call) and `NVMLReader`, `make_reader`.
+- `replay`: `ReplayReader`, a recorded trace served as NVML would have; `synthetic_trace` for tests.
+- `core`: `SamplerConfig` and `SamplerCore`, what to read when and gap detection (no threads: replayable).
+- `runners`: `PowerSampler`, which runs a core in a thread or a child process (and their frame protocol).
+- `powertrace`: the `PowerTrace` record and its run-file arrays.
+"""
