@@ -174,7 +174,7 @@ class Profiler:
         nvml_indices = [facts[i].nvml_index for i in self.gpus]
         self.driver = facts[self.gpus[0]].driver_version
         self.sensor_profiles = list(self._profiles_arg) if self._profiles_arg else \
-            [load_sensor_profile(facts[i].uuid, facts[i].driver_version) for i in self.gpus]
+            [load_sensor_profile(facts[i].uuid, facts[i].driver_version, facts[i].name) for i in self.gpus]
         self._device_uuids = {i: facts[i].uuid for i in self.gpus if facts[i].uuid}
         if self.record_kernels:
             from kernelprof.timeline.kernel_trace import KernelRecorder

@@ -12,7 +12,7 @@ disciplined figure, and each interval's `discipline` keeps the raw samples' ener
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,9 +37,9 @@ class SensorProfile:
     samples_lag_s: float = 0.0036
     field_period_s: float = 0.100
     counter_period_s: float = 0.100
-    source: str = "default"  # "measured" (by kernelprof sensor) or "default"
-    note: str = ("default from SENSOR_FACTS.md and traces/sensor-h100.json (one H100, driver 580.159.04), not "
-                 "measured on this GPU; run `kernelprof sensor` to measure it")
+    source: str = "default"  # "measured" (by kernelprof sensor on this GPU), "shipped" (another card of its model) or "default"
+    note: str = ("built-in default (kernelprof sensor on one H100 80GB HBM3, driver 580.159.04), not measured on "
+                 "this GPU; run `kernelprof sensor` (about 20 s) to measure it")
     gpu_uuid: str | None = None
     driver: str | None = None
     created: str | None = None
@@ -59,8 +59,9 @@ def sensor_profile_path(uuid: str | None, driver: str | None):
     return cache.cache_path("sensor", uuid, driver)
 
 
-def load_sensor_profile(uuid: str | None, driver: str | None) -> SensorProfile:
-    """The profile `kernelprof sensor` saved for this GPU and driver, else the default (which says so)."""
+def load_sensor_profile(uuid: str | None, driver: str | None, gpu_name: str | None = None) -> SensorProfile:
+    """The profile `kernelprof sensor` saved for this GPU and driver; else the one shipped for its
+    model (kernelprof.attribution.shipped_profiles); else the default. Each says which it is."""
     doc = None
     if uuid and driver:
         doc = cache.read_cached(sensor_profile_path(uuid, driver))
@@ -73,6 +74,18 @@ def load_sensor_profile(uuid: str | None, driver: str | None) -> SensorProfile:
             return SensorProfile.from_json(doc["profile"])
         except TypeError:
             pass
+    from kernelprof.attribution.shipped_profiles import shipped_profile
+
+    shipped = shipped_profile(gpu_name)
+    if shipped is not None:
+        try:
+            prof = SensorProfile.from_json(shipped["profile"])
+        except TypeError:
+            prof = None
+        if prof is not None:
+            return replace(prof, source="shipped", gpu_uuid=uuid, driver=driver,
+                           note=f"another card's profile ({shipped.get('from', 'shipped with kernelprof')}), not "
+                                "measured on this GPU; run `kernelprof sensor` (about 20 s) to measure it")
     return SensorProfile(gpu_uuid=uuid, driver=driver)
 
 
@@ -450,7 +463,7 @@ def attribute(trace: PowerTrace, intervals: Timeline | Sequence[Interval], *, wi
     cfg = config or AttributionConfig()
     ivs = list(intervals.intervals if isinstance(intervals, Timeline) else intervals)
     if profiles is None:
-        profs = [load_sensor_profile(g.uuid, driver) for g in trace.gpus]
+        profs = [load_sensor_profile(g.uuid, driver, g.name) for g in trace.gpus]
     elif isinstance(profiles, SensorProfile):
         profs = [profiles] * len(trace.gpus)
     else:

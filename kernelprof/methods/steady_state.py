@@ -189,7 +189,7 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, min_bytes: 
         launcher, t_launch = _launch_plan(fn, sets, cfg, notes, flags)
         launch_facts = LaunchFacts(name or getattr(fn, "__name__", "kernel"), flops, min_bytes, dtype, launcher.k,
                                    len(sets), rotated, (), (), facts.name)
-        profile = load_sensor_profile(facts.uuid, facts.driver_version)
+        profile = load_sensor_profile(facts.uuid, facts.driver_version, facts.name)
         # The sampler pins the energy counter to its updates every counter_mark_s (on its predicted
         # 100 ms grid, a few reads per pin): those pins give the settled stretch's joules.
         sampler = PowerSampler([nvml_index], mode=cfg.sampler_mode,
@@ -282,7 +282,7 @@ def _settled_so_far(sampler: PowerSampler, anchor_ns: int, events, calls, cfg: M
         return False
     seg_e = np.array([f.energy_j(int(a), int(b)) for a, b in zip(edges[:n], edges[1:n + 1])])
     e_call = seg_e / np.asarray(calls[:n], np.float64)
-    i0 = settle_point(edges[:n + 1], e_call, np.array([]), np.array([]), cfg.min_drop_s)
+    i0 = settle_point(edges[:n + 1], e_call, np.array([]), np.array([]), cfg.min_drop_s, cfg.settle_tolerance_pct)
     if i0 >= n or (edges[n] - edges[i0]) / 1e9 < cfg.min_settled_s:
         return False
     clock = CallClock(edges[:n + 1], calls[:n])

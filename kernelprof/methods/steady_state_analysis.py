@@ -231,14 +231,37 @@ def _idle(att_by: dict[str, Any]) -> float | None:
 
 
 def settle_point(edges_ns: np.ndarray, seg_energy_per_call: np.ndarray, clock_t_ns: np.ndarray,
-                 clock_mhz: np.ndarray, min_drop_s: float) -> int:
+                 clock_mhz: np.ndarray, min_drop_s: float, tolerance_pct: float = 0.5) -> int:
     """Index of the first segment edge past the transient (energy per call and SM clock both settled)."""
     t_start = edges_ns[0] + min_drop_s * 1e9
-    cut_e = mser_cut(seg_energy_per_call)
+    # MSER-5: on half-second means (5 segments of 100 ms; 5 clock readings at 10 Hz).
+    cut_e = mser_cut(seg_energy_per_call, batch=5)
     t_cut = max(t_start, float(edges_ns[cut_e]))
-    if len(clock_mhz) >= 4:
-        t_cut = max(t_cut, float(clock_t_ns[mser_cut(clock_mhz)]))
-    return int(np.searchsorted(edges_ns, t_cut, side="left"))
+    if len(clock_mhz) >= 20:
+        t_cut = max(t_cut, float(clock_t_ns[mser_cut(clock_mhz, batch=5)]))
+    i = int(np.searchsorted(edges_ns, t_cut, side="left"))
+    return stationary_from(seg_energy_per_call, i, tolerance_pct)
+
+
+def stationary_from(x: np.ndarray, i: int, tolerance_pct: float, batch: int = 5, min_batches: int = 4) -> int:
+    """Move cut `i` later, one batch at a time, while what follows still trends.
+
+    MSER assumes a stationary tail; a capped GEMM on an H200 drew ~720 W for its first ~3 s and
+    690 W after (the limiter works to a running average), a slow decline that MSER can cut too
+    early. A trend across the tail (in `batch`-segment means) larger than `tolerance_pct` and than
+    twice its standard error moves the cut on, while `min_batches` remain.
+    """
+    x = np.asarray(x, np.float64)
+    while True:
+        nb = (len(x) - i) // batch
+        if nb < min_batches:
+            return i
+        means = np.array([np.nanmean(x[i + j * batch:i + (j + 1) * batch]) for j in range(nb)])
+        ok = np.isfinite(means)
+        tr = trend(np.arange(nb)[ok], means[ok])
+        if tr is None or not tr.significant(tolerance_pct):
+            return i
+        i += batch
 
 
 def analyze_sustained(rec: RunRecord, trace: PowerTrace, cfg: MeasureConfig, facts: LaunchFacts,
@@ -259,11 +282,12 @@ def analyze_sustained(rec: RunRecord, trace: PowerTrace, cfg: MeasureConfig, fac
     st = g.state_t_us.astype(np.int64) * 1000
     in_run = (st >= edges[0]) & (st <= edges[end_idx]) & np.isfinite(g.sm_clock_mhz)
     i0 = settle_point(edges[:end_idx + 1], seg_e[:end_idx] / calls[:end_idx], st[in_run], g.sm_clock_mhz[in_run],
-                      cfg.min_drop_s)
+                      cfg.min_drop_s, cfg.settle_tolerance_pct)
     i0 = min(i0, max(0, end_idx - 2))
     t0, t1 = int(edges[i0]), int(edges[end_idx])
     clock = CallClock(edges, rec.segment_calls)
     flags: dict[str, Flag] = {f.code: f for f in facts.flags}
+    _profile_flag(att, flags)
     # The counter between readings pinned to its updates, inside the settled stretch.
     pins = (g.counter_t_us.astype(np.int64) * 1000, g.counter_j, g.counter_precise.astype(bool))
     sel = pins[2] & (pins[0] >= t0) & (pins[0] <= t1)
@@ -342,6 +366,7 @@ def analyze_bursts(recs: Sequence[RunRecord], trace: PowerTrace, cfg: MeasureCon
     att = attribute(trace, ivs, config=_RAW)
     by = {iv.path: iv for iv in att.intervals}
     flags: dict[str, Flag] = {f.code: f for f in facts.flags}
+    _profile_flag(att, flags)
     batches = []
     for i, (clock, start) in enumerate(clocks):
         iv, lead, idle = by[f"burst{i}"], by[f"lead{i}"], by.get(f"idle{i}")
@@ -368,6 +393,13 @@ def analyze_bursts(recs: Sequence[RunRecord], trace: PowerTrace, cfg: MeasureCon
                    run_s=sum(b.duration_s for b in batches), drift_pct=None, batches=tuple(batches),
                    energy_source="nvml_samples", source=by["burst0"].method if "burst0" in by else "none",
                    span=(ivs[0].t0_ns, ivs[-1].t1_ns))
+
+
+def _profile_flag(att, flags: dict[str, Flag]) -> None:
+    """The sensor lag and window came from another card or the built-in default: say so."""
+    prof = att.sensor_profiles[0] if att.sensor_profiles else None
+    if prof is not None and prof.source != "measured":
+        flags.setdefault("sensor_profile_not_measured", Flag("sensor_profile_not_measured", prof.note))
 
 
 def _finish(facts: LaunchFacts, cfg: MeasureConfig, wall0: float, trace: PowerTrace, att_notes, flags, *, state,
