@@ -172,8 +172,22 @@ def main() -> int:
         print(f"unknown case(s) {unknown}; choose from {list(CASES)}", file=sys.stderr)
         return 2
     require_gpu("benchmarks/accuracy.py")
-    cases: list[Case] = []
     details: dict[str, Any] = {}
+    dev = device_record()
+    path = RESULTS_DIR / f"accuracy-{gpu_slug(dev.get('name', 'unknown'))}.json"
+    kept: list[Case] = []
+    if args.merge and path.exists():
+        for row in json.loads(path.read_text())["cases"]:
+            if row["name"].split("/")[0] not in names:
+                extra = {k: v for k, v in row.items() if k not in ("name", "metric", "value", "baseline",
+                                                                  "baseline_value", "ratio")}
+                kept.append(Case(row["name"], row["metric"], row["value"], extra=extra or None))
+    cases: list[Case] = []
+    notes = {
+        "reference": "same callable and launch method, 3 s warm then 20 s back to back; J/call = slope of the "
+                     "energy counter (pinned to its updates ~1/s) on calls (benchmarks/sustained_reference.py)",
+        "kernelprof": f"measure_kernel defaults, {args.repeats} repeats; error = mean vs reference",
+        "zeus": "zeus.profile.measure, 5 trials of 2 s with 0.5 s cooldown, same launch method"}
     for name in names:
         try:
             c, d = run_case(name, args.repeats, args.reference_s, not args.no_zeus)
@@ -183,21 +197,11 @@ def main() -> int:
             continue
         cases += c
         details[name] = d
-    dev = device_record()
-    if args.merge:
-        old = RESULTS_DIR / f"accuracy-{gpu_slug(dev.get('name', 'unknown'))}.json"
-        if old.exists():
-            done = {c.name.split("/")[0] for c in cases}
-            for row in json.loads(old.read_text())["cases"]:
-                if row["name"].split("/")[0] not in done:
-                    extra = {k: v for k, v in row.items() if k not in ("name", "metric", "value", "baseline",
-                                                                      "baseline_value", "ratio")}
-                    cases.append(Case(row["name"], row["metric"], row["value"], extra=extra or None))
-    path = write_results("accuracy", cases, device=dev, notes={
-        "reference": "same callable and launch method, 3 s warm then 20 s back to back; J/call = slope of the "
-                     "energy counter (pinned to its updates ~1/s) on calls (benchmarks/sustained_reference.py)",
-        "kernelprof": f"measure_kernel defaults, {args.repeats} repeats; error = mean vs reference",
-        "zeus": "zeus.profile.measure, 5 trials of 2 s with 0.5 s cooldown, same launch method"})
+        # After every case: a command stopped at its time limit keeps the cases already done.
+        write_results("accuracy", cases + kept, device=dev, notes=notes)
+        if args.detail:
+            Path(args.detail).write_text(json.dumps(details, indent=1, default=str))
+    path = write_results("accuracy", cases + kept, device=dev, notes=notes)
     if args.detail:
         Path(args.detail).write_text(json.dumps(details, indent=1, default=str))
     print(f"wrote {path}")

@@ -72,6 +72,17 @@ def device_record(index: int = 0) -> dict[str, Any]:
             "sm_count": g.sm_count, "compute_capability": g.compute_capability}
 
 
+def _plain(o: Any) -> Any:
+    """numpy scalars and arrays (a calibration's fit carries numpy bools) as plain JSON values."""
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
 def write_results(benchmark: str, cases: list[Case], *, device: dict[str, Any] | None = None,
                   notes: dict[str, Any] | None = None, results_dir: Path | None = None) -> Path:
     """Write (overwrite) the results file for `benchmark` on this device and return its path."""
@@ -89,5 +100,7 @@ def write_results(benchmark: str, cases: list[Case], *, device: dict[str, Any] |
     if notes:
         doc["notes"] = notes
     path = out_dir / f"{benchmark}-{gpu_slug(device.get('name', 'unknown'))}.json"
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=_plain) + "\n")
+    tmp.replace(path)  # whole file or none: a crash mid-write leaves the previous results
     return path
