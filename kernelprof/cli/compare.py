@@ -45,7 +45,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown variant(s) {bad} for {op.name}; available: {sorted(op.variants)}")
     if len(variants) < 2:
         raise UsageError("compare needs at least two variants")
-    shape = str(op.parse_shape(args.shape or op.default_shape))
+    shape = str(op.parse_shape(args.shape if args.shape is not None else op.default_shape))
+    from kernelprof.validate import check_dtype
+
+    check_dtype(args.dtype, op.name)
+    cfg = None if args.from_sweep else config_from_args(args)
+    if args.baseline and args.baseline not in variants:
+        raise UsageError(f"baseline {args.baseline!r} is not among the variants {variants}")
     measured: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     if args.from_sweep:
@@ -60,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
         from kernelprof.methods.kernel_energy import measure_op
 
         require_gpu("kernelprof compare")
-        cfg = config_from_args(args)
         for v in variants:
             console.print(f"measuring {op.name}/{v} at {shape} ...")
             try:

@@ -23,6 +23,7 @@ Grids come from built-in suites or a TOML file:
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import traceback
 from dataclasses import asdict, dataclass
@@ -59,10 +60,15 @@ class SweepSpec:
 
 
 def _grid_shapes(grid: dict[str, list[Any]]) -> list[str]:
+    if not isinstance(grid, dict):
+        raise UsageError(f"[sweep.grid] must be a table of lists, got {grid!r}")
     keys = list(grid)
     for k, values in grid.items():
         if not isinstance(values, list) or not values:
             raise UsageError(f"sweep.grid.{k} must be a non-empty list, got {values!r}")
+        bad = [v for v in values if not (isinstance(v, int) and v >= 0)]  # bool is an int: a flag
+        if bad:
+            raise UsageError(f"sweep.grid.{k} must hold whole numbers (or true/false for a flag), got {bad[0]!r}")
     shapes = []
     for combo in itertools.product(*(grid[k] for k in keys)):
         parts = []
@@ -83,14 +89,28 @@ def spec_from_dict(doc: dict[str, Any], *, source: str = "sweep") -> SweepSpec:
         raise UsageError(f"{source}: unknown key(s) {sorted(unknown)} in [sweep]; allowed: {sorted(SWEEP_KEYS)}")
     if "op" not in doc:
         raise UsageError(f"{source}: [sweep] needs 'op'")
+    for k in ("variants", "dtypes", "shapes"):
+        v = doc.get(k, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise UsageError(f"{source}: sweep.{k} must be a list of strings, got {v!r}")
+    if not isinstance(doc.get("name", ""), str):
+        raise UsageError(f"{source}: sweep.name must be a string, got {doc['name']!r}")
     from kernels import get_op
+    from kernelprof.validate import MAX_SWEEP_POINTS, check_dtype
 
+    if not isinstance(doc["op"], str):
+        raise UsageError(f"{source}: sweep.op must be gemm, attention or decode, got {doc['op']!r}")
     op = get_op(doc["op"])
     variants = doc.get("variants") or list(op.variants)
     bad = [v for v in variants if v not in op.variants]
     if bad:
         raise UsageError(f"{source}: unknown variant(s) {bad} for {op.name}; available: {sorted(op.variants)}")
-    dtypes = doc.get("dtypes") or ["bf16"]
+    dtypes = [check_dtype(d, op.name) for d in (doc.get("dtypes") or ["bf16"])]
+    n_grid = math.prod(len(v) if isinstance(v, list) else 1 for v in doc.get("grid", {}).values()) \
+        if isinstance(doc.get("grid"), dict) else 0
+    n_points = (len(doc.get("shapes", [])) + n_grid) * len(dtypes) * len(variants)
+    if n_points > MAX_SWEEP_POINTS:
+        raise UsageError(f"{source}: the grid expands to {n_points} points, more than {MAX_SWEEP_POINTS}; split it")
     shapes = list(doc.get("shapes", [])) + (_grid_shapes(doc["grid"]) if "grid" in doc else [])
     if not shapes:
         raise UsageError(f"{source}: [sweep] needs 'shapes' or a [sweep.grid]")
@@ -101,11 +121,12 @@ def spec_from_dict(doc: dict[str, Any], *, source: str = "sweep") -> SweepSpec:
 
 
 def load_sweep_toml(path: str | Path) -> SweepSpec:
+    from kernelprof.validate import MAX_GRID_FILE_BYTES, read_text_file
+
     path = Path(path)
+    text = read_text_file(path, what="sweep grid", max_bytes=MAX_GRID_FILE_BYTES)
     try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise UsageError(f"no sweep file at {path}") from exc
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from exc
     extra = set(doc) - {"sweep"}

@@ -43,6 +43,7 @@ class StoreRead:
 
 
 def _check_version(rec: dict, where: str) -> int:
+    version = 1
     for name in ("v", "version"):
         if name in rec:
             v = rec[name]
@@ -53,8 +54,8 @@ def _check_version(rec: dict, where: str) -> int:
                                    "upgrade kernelprof")
             if v < 1:
                 raise RunFileError(f"{where}: record version {v}, which no kernelprof wrote; the file is corrupt")
-            return v
-    return 1
+            version = v
+    return version
 
 
 def _parse_line(raw: bytes, where: str, validate: Callable[[dict, str], None] | None) -> dict[str, Any]:
