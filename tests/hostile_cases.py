@@ -8,7 +8,7 @@ status it must end with and, where the right answer is not an error, what its ou
 `classify` sorts one outcome into: clean (the expected status, one error sentence, no traceback,
 inputs unchanged), wrong_error (a clean message but another status or several lines), traceback,
 silently_wrong (exit 0 where an error or a warning was due, or an input file changed). The same
-table measured the code before and after issue 14 (tests/data/hostile_before.json, _after.json);
+table measured the code before and after issue 14 (tests/data/hostile/before.json, after.json);
 tests/test_hostile_inputs.py asserts every case is clean.
 
 Exit statuses (README, kernelprof/errors.py): 0 ok, 1 some points failed, 2 usage / bad input,

@@ -1,6 +1,6 @@
 """Run the hostile-input table (tests/hostile_cases.py) in-process and count the outcomes.
 
-    python tests/hostile_runner.py --kernelprof-root /tmp/kp-base --json tests/data/hostile_before.json
+    python tests/hostile_runner.py --kernelprof-root /tmp/kp-base --json tests/data/hostile/before.json
 
 imports `kernelprof` from --kernelprof-root (so the same table measures an old tree), runs every
 case through `kernelprof.cli.main.main(argv)` with stdout and stderr captured, and writes

@@ -2,7 +2,7 @@
 
 Each case asserts its exit status, one error sentence on stderr, no traceback, input files
 unchanged and, where the right answer is not an error, what the output must say. Counts before
-and after issue 14 are in tests/data/hostile_before.json and hostile_after.json (same table).
+and after issue 14 are in tests/data/hostile/before.json and after.json (same table).
 The hypothesis fuzzing of the parsers and loaders is in tests/test_hostile_fuzz.py.
 """
 from __future__ import annotations
