@@ -290,5 +290,7 @@ def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, 
                          # bins measured in an earlier process whose profile runs are not here
                          "bins_without_profile": [label for label, p in profiles if not p.exists()]}}
     path = Path(path)
-    path.write_text(json.dumps(out))
+    from kernelprof.outputs.safe_paths import atomic_write_text
+
+    atomic_write_text(path, json.dumps(out))
     return path
