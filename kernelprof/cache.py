@@ -26,13 +26,21 @@ def cache_path(kind: str, *keys: str | None) -> Path:
 def read_cached(path: Path) -> dict[str, Any] | None:
     """The cached JSON document, or None if absent or unreadable (a cache is never authoritative)."""
     try:
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return doc if isinstance(doc, dict) else None  # a list or number is not one of ours
 
 
-def write_cached(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
+def write_cached(path: Path, doc: dict[str, Any]) -> bool:
+    """Write atomically; a cache that cannot be written (read-only, full disk) is a warning, never
+    an error: it runs after a measurement, which must not be lost to it. Returns whether it was written."""
+    from kernelprof.errors import OutputError, warn
+    from kernelprof.outputs.safe_paths import atomic_write_text
+
+    try:
+        atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+        return True
+    except OutputError as exc:
+        warn(f"the result is kept but not cached ({exc})")
+        return False

@@ -342,11 +342,27 @@ def load_profile_inputs(path: str | Path) -> tuple[PowerTrace, Timeline, Interva
 
 
 def load_profile(path: str | Path, *, sensor_profiles: Sequence[SensorProfile] | None = None) -> ProfileResult:
-    """Rebuild a saved profile's result without a GPU, re-running attribution on its trace."""
+    """Rebuild a saved profile's result without a GPU, re-running attribution on its trace with
+    the sensor profiles the run was attributed with. A run saved without them is attributed with
+    its GPU model's shipped profile (or the default), never with whatever this machine's cache
+    holds for that UUID, and says so: the cache may postdate the run."""
+    from dataclasses import replace as _replace
+
+    from kernelprof.attribution.intervals import load_sensor_profile
+
     trace, timeline, window, profiles, payload = load_profile_inputs(path)
-    profs = list(sensor_profiles) if sensor_profiles else (profiles or None)
+    note = None
+    if sensor_profiles:
+        profs = list(sensor_profiles)
+    elif profiles:
+        profs = profiles
+    else:
+        profs = [_replace(load_sensor_profile(None, None, g.name), gpu_uuid=g.uuid) for g in trace.gpus]
+        note = (f"{path} carries no sensor profile; attributed with {profs[0].source if profs else 'the default'} "
+                "profile for its GPU model, not this machine's cached one")
     attr = attribute(trace, timeline, window=window, profiles=profs, driver=payload.get("driver"))
-    return build_result(attr, trace)
+    res = build_result(attr, trace)
+    return _replace(res, notes=tuple(res.notes) + (note,)) if note else res
 
 
 __all__ = ["Profiler", "ProfileResult", "PhaseResult", "ProfileInputs", "load_profile", "load_profile_run",

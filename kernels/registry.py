@@ -26,7 +26,7 @@ from kernels.decode.counts import decode_flops, decode_min_bytes
 from kernels.decode.reference import decode_eager, decode_sdpa
 from kernels.gemm.counts import gemm_flops, gemm_min_bytes
 from kernels.gemm.reference import gemm_cublas
-from kernels.validate import parse_bool, parse_key_values, parse_positive_int
+from kernels.validate import check_head_dim, parse_bool, parse_key_values, parse_positive_int
 
 try:  # the Triton kernels are optional: without triton the registry still offers the references
     from kernels.attention.triton_flash import HAS_TENSOR_DESCRIPTOR as ATTN_HAS_TMA
@@ -92,7 +92,7 @@ _GEMM_EXAMPLE = "4096x4096x4096"
 
 def parse_gemm_shape(text: str) -> GemmShape:
     """'MxNxK' or 'm=..,n=..,k=..'."""
-    if isinstance(text, str) and re.fullmatch(r"\s*\d+\s*[xX]\s*\d+\s*[xX]\s*\d+\s*", text):
+    if isinstance(text, str) and re.fullmatch(r"\s*[0-9]+\s*[xX]\s*[0-9]+\s*[xX]\s*[0-9]+\s*", text):
         m, n, k = (parse_positive_int(p.strip(), key=name, text=text, example=_GEMM_EXAMPLE)
                    for p, name in zip(re.split(r"[xX]", text), "mnk"))
         return GemmShape(m, n, k)
@@ -186,6 +186,7 @@ def parse_attention_shape(text: str) -> AttentionShape:
         raise ShapeError(f"attention shape {text!r} lacks {', '.join(missing)} (expected e.g. {_ATTN_EXAMPLE!r})")
     fields.setdefault("kv_heads", fields["q_heads"])
     fields.setdefault("causal", False)
+    check_head_dim(fields["head_dim"], text=text)
     return AttentionShape(**fields)
 
 
@@ -315,6 +316,7 @@ def parse_decode_shape(text: str) -> DecodeShape:
     if missing:
         raise ShapeError(f"decode shape {text!r} lacks {', '.join(missing)} (expected e.g. {_DECODE_EXAMPLE!r})")
     fields.setdefault("kv_heads", fields["q_heads"])
+    check_head_dim(fields["head_dim"], text=text)
     return DecodeShape(**fields)
 
 

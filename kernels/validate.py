@@ -94,6 +94,8 @@ def parse_key_values(text: str, *, what: str, example: str) -> dict[str, str]:
     """Parse "b=4,h=32,s=4096,d=128,causal" into {"b": "4", ..., "causal": ""}."""
     if not isinstance(text, str) or not text.strip():
         raise ShapeError(f"{what} shape must be a non-empty string like {example!r}, got {text!r}")
+    if len(text) > 200 or not text.isascii():
+        raise ShapeError(f"{what} shape must be a short ASCII string like {example!r}, got {text[:60]!r}")
     out: dict[str, str] = {}
     for part in text.replace(" ", "").split(","):
         if not part:
@@ -106,14 +108,30 @@ def parse_key_values(text: str, *, what: str, example: str) -> dict[str, str]:
     return out
 
 
+MAX_DIM = 2**20  # no dimension of these kernels is near a million; a larger one is a typo (or 10^12)
+
+
 def parse_positive_int(value: str, *, key: str, text: str, example: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise ShapeError(f"{key} in {text!r} must be a positive integer, got {value!r} (expected e.g. {example!r})") from None
+    """ASCII digits only (Python's int() also takes '٤' and '１'), 1..MAX_DIM."""
+    v = value.strip()
+    if not (v.isascii() and v.isdigit()):
+        raise ShapeError(f"{key} in {text!r} must be a positive integer in ASCII digits, got {value!r} "
+                         f"(expected e.g. {example!r})")
+    n = int(v)
     if n <= 0:
         raise ShapeError(f"{key} in {text!r} must be a positive integer, got {n} (expected e.g. {example!r})")
+    if n > MAX_DIM:
+        raise ShapeError(f"{key} in {text!r} must be at most {MAX_DIM} (2^20), got {n}")
     return n
+
+
+HEAD_DIMS = (16, 32, 64, 80, 96, 128, 160, 192, 256)  # what attention kernels (Triton, SDPA backends) take
+
+
+def check_head_dim(d: int, *, text: str) -> int:
+    if d not in HEAD_DIMS:
+        raise ShapeError(f"d (head_dim) in {text!r} must be one of {list(HEAD_DIMS)}, got {d}")
+    return d
 
 
 def parse_bool(value: str, *, key: str, text: str) -> bool:

@@ -6,7 +6,12 @@ import json
 import pytest
 
 from kernelprof.errors import UsageError
-from kernelprof.methods.sweep import SweepPoint, SweepSpec, read_done, run_sweep
+from kernelprof.methods.sweep import SweepPoint, SweepSpec, run_sweep
+from kernelprof.outputs.jsonl_store import read_store
+
+
+def read_done(path):
+    return read_store(path).records
 
 SPEC = SweepSpec("t", tuple(SweepPoint("gemm", v, s, "bf16") for s in ("64x64x64", "128x128x128", "9999x9999x9999")
                             for v in ("triton", "cublas")))

@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             doc = json.loads(Path(args.from_file).read_text())
         except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read {args.from_file}: {exc}") from exc
+            from kernelprof.errors import RunFileError
+
+            raise RunFileError(f"cannot read {args.from_file}: {getattr(exc, 'strerror', None) or exc}") from exc
         cal = suite.refit_results_file(doc)
     else:
         if args.max_seconds <= 0:

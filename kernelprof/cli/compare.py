@@ -11,7 +11,7 @@ from rich.table import Table
 from kernelprof.cli.kernel import add_measure_options, config_from_args
 from kernelprof.cli.output import console, fmt, print_json
 from kernelprof.methods.compare import Comparison, VariantPoint, compare_all
-from kernelprof.errors import UsageError
+from kernelprof.errors import BUG_HINT, InternalError, UsageError, is_internal_bug, points_failed_exit
 from kernelprof.outputs.runfile import save_run, to_jsonable
 
 
@@ -45,7 +45,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown variant(s) {bad} for {op.name}; available: {sorted(op.variants)}")
     if len(variants) < 2:
         raise UsageError("compare needs at least two variants")
-    shape = str(op.parse_shape(args.shape or op.default_shape))
+    shape = str(op.parse_shape(args.shape if args.shape is not None else op.default_shape))
+    from kernelprof.validate import check_dtype
+
+    dtype = check_dtype(args.dtype, op.name)
+    cfg = None if args.from_sweep else config_from_args(args)
+    if args.baseline and args.baseline not in variants:
+        raise UsageError(f"baseline {args.baseline!r} is not among the variants {variants}")
     measured: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     if args.from_sweep:
@@ -53,20 +59,21 @@ def run(args: argparse.Namespace) -> int:
 
         for rec in read_done(Path(args.from_sweep)).values():
             if rec.get("op") == op.name and rec.get("variant") in variants and rec.get("status") == "ok" \
-                    and str(op.parse_shape(rec["shape"])) == shape:
+                    and rec.get("dtype") == dtype and str(op.parse_shape(rec["shape"])) == shape:
                 measured[rec["variant"]] = rec["result"]
     else:
         from kernelprof.gpu.devices import require_gpu
         from kernelprof.methods.kernel_energy import measure_op
 
         require_gpu("kernelprof compare")
-        cfg = config_from_args(args)
         for v in variants:
             console.print(f"measuring {op.name}/{v} at {shape} ...")
             try:
                 measured[v] = measure_op(op.name, v, shape, args.dtype, device=args.device, config=cfg,
                                          seed=args.seed, paper_convention=args.paper_peak).to_json()
             except Exception as exc:  # noqa: BLE001 - one variant failing (OOM, unsupported) must not lose the rest
+                if is_internal_bug(exc):  # kernelprof's own bug is not the variant's failure
+                    raise InternalError(f"variant {v} hit {type(exc).__name__}: {exc}; {BUG_HINT}") from exc
                 failed[v] = f"{type(exc).__name__}: {exc}"
                 console.print(f"[red]{v} failed:[/] {failed[v]}")
     names = [v for v in variants if v in measured]
@@ -93,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         render_compare(payload)
         console.print(f"saved {out} and {png}")
-    return 0
+    return points_failed_exit(len(failed), len(variants), "variants")
 
 
 def render_run(run) -> None:

@@ -119,6 +119,10 @@ def run_utilization(args: argparse.Namespace) -> int:
 def render_counters(run: Any) -> None:
     """Print a saved run of kind 'counters' (a kernelprof.outputs.runfile.RunFile, or its payload dict)."""
     payload = run.payload if hasattr(run, "payload") else run
+    if not any(payload.get(k) for k in ("counters", "utilization", "energy")):
+        from kernelprof.errors import RunFileError
+
+        raise RunFileError("this counters run holds no counters, utilization or energy section; the file is corrupt")
     render_payload(payload)
 
 

@@ -36,8 +36,12 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> MeasureConfig:
-    if not args.precision > 0:
-        raise UsageError(f"--precision must be a positive percentage, got {args.precision}")
+    from kernelprof.validate import check_int_range, check_positive
+
+    check_positive("--precision (%)", args.precision, upper=100)
+    for name in ("run_s", "max_run_s", "burst_s", "max_seconds"):
+        check_positive(f"--{name.replace('_', '-')}", getattr(args, name), upper=86400)
+    check_int_range("--device", args.device, 0, 255)
     return MeasureConfig(state=args.state, run_s=args.run_s, max_run_s=max(args.max_run_s, args.run_s),
                          burst_s=args.burst_s, target_rel_ci=args.precision / 100, max_wall_s=args.max_seconds,
                          seed=args.seed)
@@ -63,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"{op.name}: variants {', '.join(op.variants)}; dtypes "
                       f"{', '.join(str(d).replace('torch.', '') for d in op.dtypes)}; default shape {op.default_shape}")
         return 0
-    variant = args.variant or next(iter(op.variants))
+    from kernelprof.validate import check_kernel_request
+
+    _, variant, _, _ = check_kernel_request(op.name, args.variant, args.shape, args.dtype)
     ke = measure_op(op.name, variant, args.shape, args.dtype, device=args.device, config=config_from_args(args),
                     seed=args.seed, paper_convention=args.paper_peak)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

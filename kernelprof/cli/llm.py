@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from kernelprof.profiler import load_profile_run
     from kernelprof.outputs.runfile import load_run, save_run
 
-    if min(args.batch, args.input, args.output) < 1:
-        raise UsageError("--batch, --input and --output must be >= 1")
+    from kernelprof.validate import check_llm_request
+
+    check_llm_request(args.model, args.batch, args.input, args.output, args.mode)
     if not args.min_inrun_s >= 0:  # also refuses nan
         raise UsageError(f"--min-inrun-s must be >= 0, got {args.min_inrun_s}")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -3,12 +3,15 @@
 Each subcommand lives in its own module under `kernelprof.cli` and exposes
 `register(subparsers)`, which adds its parser and sets `handler` to a function taking the parsed
 arguments and returning an exit code. Errors the user can act on are `KernelprofError`s: they
-become one line on stderr and a non-zero exit, never a traceback.
+become one line on stderr and their exit status (kernelprof/errors.py); anything else is
+kernelprof's own bug: one line with a hint to file it, exit 70, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 
 from kernelprof.errors import KernelprofError
@@ -59,6 +62,36 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kernelprof {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # an output the OS refused (disk full, read-only, no such directory)
+        if exc.errno in _OUTPUT_ERRNOS:
+            where = f" {exc.filename}" if exc.filename else ""
+            print(f"kernelprof {args.command}: error: cannot write{where}: {exc.strerror}", file=sys.stderr)
+            return 8
+        return _internal(args.command, exc)
+    except Exception as exc:  # noqa: BLE001 - anything else is kernelprof's own bug
+        return _internal(args.command, exc)
+
+
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.ENOENT, errno.EPIPE}
+
+
+def _internal(command: str, exc: BaseException) -> int:
+    """One line naming the bug (the full traceback only with KERNELPROF_DEBUG=1), exit 70."""
+    from kernelprof.errors import BUG_HINT
+
+    if os.environ.get("KERNELPROF_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exc()
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+    print(f"kernelprof {command}: internal error: {type(exc).__name__}: {exc}{where}; {BUG_HINT} "
+          "(KERNELPROF_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return 70
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,12 +23,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof.outputs import plots
+    from kernelprof.outputs.runfile import arrays_path
+    from kernelprof.outputs.safe_paths import refuse_overwriting_inputs
 
     path = Path(args.path)
     out = Path(args.out) if args.out else path.with_name(path.name.rsplit(".", 1)[0] + ".png")
+    refuse_overwriting_inputs(out, [path, arrays_path(path)])  # what was asked for, before the suffix
+    if out.suffix.lower() != ".png":
+        out = out.with_name(out.name + ".png")  # the PNG's real name is the one printed below
+    refuse_overwriting_inputs(out, [path, arrays_path(path)])
+    try:
+        _plot(path, out, args)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        if isinstance(exc, (RunFileError, UsageError)):
+            raise
+        raise RunFileError(f"{path} lacks or misstates what a plot reads ({type(exc).__name__}: {exc}); "
+                           "the file is corrupt or from an incompatible kernelprof") from exc
+    console.print(f"wrote {out}")
+    return 0
+
+
+def _plot(path: Path, out: Path, args: argparse.Namespace) -> None:
+    from kernelprof.outputs import plots
+
     if path.suffix == ".jsonl":
+        from kernelprof.cli.workload import is_workload_jsonl
         from kernelprof.methods.sweep import read_done
+
+        if is_workload_jsonl(path):
+            raise RunFileError(f"{path} is a workload's per-bin JSONL; plot takes a sweep's .jsonl "
+                               "(`kernelprof report` prints the bins)")
 
         rows = []
         for rec in read_done(path).values():
@@ -38,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append((f"{rec['variant']} {rec['shape']}", k["measurement"]["energy_per_call_j"],
                          {e["name"]: e["energy_j"] for e in k["estimates"]}))
         if not rows:
-            raise UsageError(f"{path} has no finished points to plot")
+            raise RunFileError(f"{path} has no finished points to plot")
         plots.measured_vs_estimates_png(rows, out, title=f"measured vs estimated energy per call: {path.name}")
     else:
         from kernelprof.outputs.runfile import load_run
@@ -58,5 +82,3 @@ def run(args: argparse.Namespace) -> int:
             plots.energy_vs_time_png(pts, out, title=f"{p['op']} {p['shape']} {p['dtype']} on {p['gpu_name']}")
         else:
             raise RunFileError(f"{path} is a '{r.kind}' run; plot takes profile and compare runs, or a sweep .jsonl")
-    console.print(f"wrote {out}")
-    return 0

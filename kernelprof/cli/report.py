@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 
 from kernelprof.cli.output import console, print_json
-from kernelprof.errors import RunFileError
+from kernelprof.errors import KernelprofError, RunFileError
 from kernelprof.outputs.runfile import load_run
 
 # Run kind -> "module:function" taking the loaded RunFile. Imported lazily: a report of one kind
@@ -48,7 +48,14 @@ def run(args: argparse.Namespace) -> int:
         raise RunFileError(f"{path} is a '{r.kind}' run, which this kernelprof cannot display; "
                            f"known kinds: {sorted(RENDERERS)} (use --json to see its contents)")
     module, func = target.split(":")
-    getattr(importlib.import_module(module), func)(r)
+    try:
+        getattr(importlib.import_module(module), func)(r)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        if isinstance(exc, KernelprofError):
+            raise
+        # A payload that lacks what its kind's renderer reads: the file is corrupt (or hand-edited).
+        raise RunFileError(f"{path} is a '{r.kind}' run that lacks or misstates what its report reads "
+                           f"({type(exc).__name__}: {exc}); the file is corrupt or from an incompatible kernelprof") from exc
     env = r.environment
     gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "no GPU recorded"
     console.print(f"[dim]recorded {env.get('created', '?')} on {gpus}, kernelprof {env.get('git_revision', '?')}, "

@@ -9,8 +9,10 @@ from rich.table import Table
 
 from kernelprof.cli.kernel import add_measure_options, config_from_args
 from kernelprof.cli.output import console, fmt, print_json
-from kernelprof.errors import UsageError
-from kernelprof.methods.sweep import BUILTIN_SUITES, builtin_suite, load_sweep_toml, read_done, run_sweep
+from kernelprof.errors import RunFileError, UsageError, points_failed_exit
+from kernelprof.methods.sweep import BUILTIN_SUITES, builtin_suite, load_sweep_toml, read_done, run_sweep, sweep_config
+from kernelprof.outputs.jsonl_store import prepare
+from kernelprof.outputs.runfile import to_jsonable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,21 +22,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--grid", help="a TOML grid file (see kernelprof.methods.sweep for the format)")
     p.add_argument("--out", help="JSONL results (default runs/sweep-<name>.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue a sweep: skip points already done in --out")
+    p.add_argument("--new-file", action="store_true", help="move an existing --out aside and start a new file")
     add_measure_options(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelprof.gpu.devices import require_gpu
+    from kernelprof.gpu.devices import gpu_facts, require_gpu
     from kernelprof.methods.kernel_energy import measure_op
 
     spec = builtin_suite(args.suite) if args.suite else load_sweep_toml(args.grid)
     if args.dtype != "bf16":
         raise UsageError("sweeps take their dtypes from the grid; --dtype applies to `kernelprof kernel`")
-    require_gpu("kernelprof sweep")
     cfg = config_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{spec.name}.jsonl"
-    done_before = len([r for r in read_done(out).values() if r.get("status") == "ok"]) if args.resume else 0
+    measure_cfg = to_jsonable(cfg)
+    prepare(out, sweep_config(spec, measure_cfg), resume=args.resume, new_file=args.new_file, what="sweep")
+    require_gpu("kernelprof sweep")
+    facts = gpu_facts(args.device)
+    config = sweep_config(spec, measure_cfg, gpu={"gpu_uuid": facts.uuid, "driver": facts.driver_version})
+    done_before = len([r for r in read_done(out, warn_user=False).values() if r.get("status") == "ok"]) \
+        if args.resume else 0
 
     def measure(point):
         return measure_op(point.op, point.variant, point.shape, point.dtype, device=args.device, config=cfg,
@@ -48,19 +56,19 @@ def run(args: argparse.Namespace) -> int:
             status = rec.get("status")
             progress.update(task, advance=1, description=f"{point.key} [{'ok' if status == 'ok' else 'FAILED'}]")
 
-        records = run_sweep(spec, measure, out, resume=args.resume, on_point=on_point)
+        records = run_sweep(spec, measure, out, resume=args.resume, config=config, on_point=on_point)
     failed = [r for r in records if r.get("status") != "ok"]
     console.print(f"{len(records) - len(failed)} points ok ({done_before} from before), {len(failed)} failed; "
                   f"results in {out}")
     render_jsonl(out)
-    return 1 if failed and len(failed) == len(records) else 0
+    return points_failed_exit(len(failed), len(records), "points")
 
 
 def render_jsonl(path: Path, *, as_json: bool = False) -> int:
     """Table of a sweep's JSONL (used by `kernelprof report file.jsonl` too)."""
     records = list(read_done(Path(path)).values())
     if not records:
-        raise UsageError(f"{path} holds no sweep records")
+        raise RunFileError(f"{path} holds no sweep records")
     if as_json:
         print_json(records)
         return 0

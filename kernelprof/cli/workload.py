@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bins-only", action="store_true", help="print the binning (no GPU needed) and exit")
     p.add_argument("--out", help="per-bin JSONL (default runs/workload-<trace>-<model>.jsonl)")
     p.add_argument("--resume", action="store_true", help="skip bins already measured in --out")
+    p.add_argument("--new-file", action="store_true", help="move an existing --out aside and start a new file")
     p.add_argument("--profiles", help="folder for each bin's profile run (default: <out without .jsonl>.bins); "
                                       "the workload's Perfetto trace is built from them")
     p.add_argument("--device", type=int, default=0)
@@ -45,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
             t.add_row(str(b.input_bin), str(b.output_bin), str(b.requests))
         console.print(t)
         return 0
-    if args.max_batch < 1:
+    if not 1 <= args.max_batch <= 4096:
         from kernelprof.errors import UsageError
 
-        raise UsageError("--max-batch must be >= 1")
+        raise UsageError(f"--max-batch must be in 1..4096, got {args.max_batch}")
     from kernelprof.methods.llm.binned import read_bins, run_binned, write_workload_trace
 
     name = Path(args.trace).stem if args.trace.endswith(".csv") else args.trace
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         task = progress.add_task(f"{name} bins", total=len(binning.bins))
         profiles_dir = Path(args.profiles) if args.profiles else Path(f"{out.parent / out.stem}.bins")
         summary = run_binned(args.trace, args.model, mode=args.mode, max_batch=args.max_batch, out=out,
-                             resume=args.resume, device=args.device, profiles_dir=profiles_dir,
+                             resume=args.resume, new_file=args.new_file, device=args.device, profiles_dir=profiles_dir,
                              on_bin=lambda b, rec: progress.update(
                                  task, advance=1, description=f"bin {b.input_bin}/{b.output_bin} [{rec['status']}]"))
     run_path = out.with_suffix(".json")
@@ -66,9 +67,11 @@ def run(args: argparse.Namespace) -> int:
     trace_path = write_workload_trace(
         [(f"{b.input_bin}/{b.output_bin}", profiles_dir / f"bin-{b.input_bin}-{b.output_bin}.profile.json")
          for b in binning.bins], out.with_suffix(".trace.json"), title=f"{name} on {args.model}")
+    from kernelprof.errors import points_failed_exit
+
     if args.json:
         print_json(to_jsonable(summary))
-        return 0
+        return points_failed_exit(len(summary.bins_failed), len(binning.bins), "bins")
     from kernelprof.gpu.devices import gpu_facts
 
     render_summary(to_jsonable(summary), list(read_bins(out).values()), gpu_name=gpu_facts(args.device).name)
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if missing and trace_path:
         console.print(f"[yellow]the trace leaves out {len(missing)} of {len(binning.bins)} bins: their profile runs "
                       f"are not in {profiles_dir}/ (measured by an earlier process)[/]")
-    return 0
+    return points_failed_exit(len(summary.bins_failed), len(binning.bins), "bins")
 
 
 def render_run(run) -> None:
@@ -95,10 +98,10 @@ def render_run(run) -> None:
 
 def is_workload_jsonl(path: Path) -> bool:
     """A workload's per-bin JSONL (records with input_bin/output_bin), not a sweep's."""
-    from kernelprof.methods.llm.binned import read_bins
+    from kernelprof.outputs.jsonl_store import read_store
 
-    first = next(iter(read_bins(path).values()), None)
-    return first is not None and "input_bin" in first and "output_bin" in first
+    first = next(iter(read_store(path).records.values()), None)
+    return first is not None and "input_bin" in first
 
 
 def render_workload_jsonl(path: Path, *, as_json: bool = False) -> int:
@@ -106,6 +109,10 @@ def render_workload_jsonl(path: Path, *, as_json: bool = False) -> int:
     from kernelprof.methods.llm.binned import bin_totals, read_bins
 
     recs = list(read_bins(path).values())
+    if not recs:
+        from kernelprof.errors import RunFileError
+
+        raise RunFileError(f"{path} holds no workload bins")
     if as_json:
         print_json(recs)
         return 0

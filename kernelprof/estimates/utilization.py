@@ -107,6 +107,9 @@ def measure_utilization(op: str, variant: str | None = None, shape: str | None =
     from kernelprof.methods.ops import resolve_kernel
     from kernelprof.gpu.devices import require_gpu
 
+    from kernelprof.validate import check_kernel_request
+
+    check_kernel_request(op, variant, shape, dtype)  # bad input says so, also without a GPU
     require_gpu("kernelprof utilization")
     import torch
 

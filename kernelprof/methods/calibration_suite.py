@@ -252,9 +252,11 @@ def calibrate(device: int = 0, *, max_wall_s: float = 8.0, subjects: bool = True
 
 def refit_results_file(doc: dict[str, Any]) -> CalibrationRun:
     """Refit from a saved `calibration-<gpu>.json` (no GPU): the same measurements, today's fit."""
-    notes = doc.get("notes") or {}
-    if "measurements" not in notes:
-        raise MeasurementError("this file has no calibration measurements (notes.measurements)")
+    from kernelprof.errors import RunFileError
+
+    notes = doc.get("notes") if isinstance(doc, dict) else None
+    if not isinstance(notes, dict) or not isinstance(notes.get("measurements"), list):
+        raise RunFileError("this file is not a calibration results file: it has no notes.measurements list")
     old = notes.get("fit", {})
     fit = fit_from_summaries(list(notes["measurements"]), gpu_name=doc.get("device", {}).get("name", "unknown"),
                              gpu_uuid=doc.get("device", {}).get("uuid"),

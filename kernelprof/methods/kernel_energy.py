@@ -129,6 +129,9 @@ def measure_op(op_name: str, variant: str, shape_text: str | None = None, dtype:
     from kernelprof.gpu.devices import gpu_facts, require_gpu
     from kernels import get_op
 
+    from kernelprof.validate import check_kernel_request
+
+    check_kernel_request(op_name, variant, shape_text, dtype)  # bad input says so, also without a GPU
     require_gpu("kernelprof kernel")
     op = get_op(op_name)
     if variant not in op.variants:

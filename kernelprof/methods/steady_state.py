@@ -114,7 +114,8 @@ def _launch_plan(fn: Callable[..., Any], sets: list[tuple], cfg: MeasureConfig, 
     except Exception as exc:  # noqa: BLE001 - not capturable (host syncs, allocations): launch directly
         msg = (f"the call could not be captured in a CUDA graph ({type(exc).__name__}: {str(exc)[:120]}); "
                f"measured with direct launches at {t_direct * 1e6:.1f} us per call")
-        notes.append(msg)
+        # A flag, not a note: the graph was wanted because direct launches misread calls this short.
+        flags.append(Flag("graph_capture_failed", msg))
         if t_direct < 50e-6:  # so short that Python's launch rate, not the kernel, may set the pace
             flags.append(Flag("launch_bound", msg + ": a call this short may be paced by launch overhead"))
         return direct, t_direct

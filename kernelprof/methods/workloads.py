@@ -13,6 +13,7 @@ any CSV of (input_len, output_len).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -117,10 +118,11 @@ def _check_lengths(name: str, inp: np.ndarray, out: np.ndarray) -> None:
 
 def load_csv(path: str | Path) -> Workload:
     """A CSV with columns input_len,output_len (or the Azure trace's ContextTokens,GeneratedTokens)."""
+    from kernelprof.validate import MAX_WORKLOAD_REQUESTS, read_text_file
+
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"no workload CSV at {path}")
-    with path.open(newline="") as f:
+    text = read_text_file(path, what="workload CSV")
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
         pairs = [("input_len", "output_len"), ("ContextTokens", "GeneratedTokens")]
@@ -129,12 +131,18 @@ def load_csv(path: str | Path) -> Workload:
             raise UsageError(f"{path}: expected columns input_len,output_len (or ContextTokens,GeneratedTokens), got {cols}")
         inp, out = [], []
         for line, row in enumerate(reader, start=2):
-            try:
-                inp.append(int(row[chosen[0]]))
-                out.append(int(row[chosen[1]]))
-            except (TypeError, ValueError):
-                raise UsageError(f"{path}:{line}: lengths must be integers, got "
-                                 f"{row.get(chosen[0])!r}, {row.get(chosen[1])!r}") from None
+            if line - 1 > MAX_WORKLOAD_REQUESTS:
+                raise UsageError(f"{path} holds more than {MAX_WORKLOAD_REQUESTS} requests; split it")
+            pair = (row.get(chosen[0]), row.get(chosen[1]))
+            if not all(isinstance(v, str) and v.strip().isascii() and v.strip().removeprefix("-").isdigit()
+                       for v in pair):
+                raise UsageError(f"{path}:{line}: lengths must be integers (ASCII digits, in tokens), got "
+                                 f"{pair[0]!r}, {pair[1]!r}")
+            i, o = int(pair[0]), int(pair[1])
+            if max(i, o) > 2**31:
+                raise UsageError(f"{path}:{line}: a length of {max(i, o)} tokens is beyond any model (max 2^31)")
+            inp.append(i)
+            out.append(o)
     w = Workload(path.stem, np.asarray(inp, np.int64), np.asarray(out, np.int64), f"CSV file {path}")
     _check_lengths(w.name, w.input_lens, w.output_lens)
     return w
@@ -173,6 +181,8 @@ def load_workload(spec: str) -> Workload:
         return azure(spec)
     if spec == "burstgpt-fitted":
         return burstgpt_fitted()
-    if spec.endswith(".csv") or Path(spec).is_file():
+    if not isinstance(spec, str):
+        raise UsageError(f"workload must be a name or a CSV path, got {spec!r}")
+    if spec.endswith(".csv") or Path(spec).exists():
         return load_csv(spec)
     raise UsageError(f"unknown workload {spec!r}; expected azure-code, azure-conv, burstgpt-fitted or a CSV path")

@@ -157,5 +157,7 @@ def write_chrome_trace(path: str | Path, trace: PowerTrace, timeline: Timeline, 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = chrome_trace(trace, timeline, title=title, kernels=kernels)
-    path.write_text(json.dumps(doc, separators=(",", ":")))  # compact: kernel traces run to millions of events
+    from kernelprof.outputs.safe_paths import atomic_write_text
+
+    atomic_write_text(path, json.dumps(doc, separators=(",", ":")))  # compact: kernel traces run to millions of events
     return path

@@ -23,10 +23,13 @@ def _finish(fig, ax, path: str | Path, title: str) -> Path:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    from kernelprof.outputs.safe_paths import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    fig.clf()
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))  # a crash leaves no half PNG
+    finally:
+        fig.clf()
     _pyplot().close(fig)
     return path
 

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,9 @@ def save_run(path: str | Path, kind: str, payload: Any, *, arrays: dict[str, np.
         from kernelprof.outputs.environment import collect_environment
 
         environment = collect_environment()
+    from kernelprof.outputs.safe_paths import atomic_write_bytes, atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind,
                            "environment": to_jsonable(environment), "payload": to_jsonable(payload)}
     if arrays:
@@ -74,14 +76,10 @@ def save_run(path: str | Path, kind: str, payload: Any, *, arrays: dict[str, np.
         np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
         blob = buf.getvalue()
         side = arrays_path(path)
-        tmp = side.with_name(side.name + ".tmp")
-        tmp.write_bytes(blob)
-        tmp.replace(side)
+        atomic_write_bytes(side, blob)
         doc["arrays"] = {"file": side.name, "sha256": hashlib.sha256(blob).hexdigest(),
                          "names": sorted(arrays)}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
     return path
 
 
@@ -91,7 +89,7 @@ def load_run(path: str | Path, *, kind: str | tuple[str, ...] | None = None) -> 
     if not path.is_file():
         raise RunFileError(f"no run file at {path}")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunFileError(f"{path} is not valid JSON ({exc}); the file is corrupt or truncated") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -105,22 +103,47 @@ def load_run(path: str | Path, *, kind: str | tuple[str, ...] | None = None) -> 
     if version < 1:
         raise RunFileError(f"{path} is format version {version}, which no kernelprof release wrote")
     run_kind = doc.get("kind")
+    if isinstance(version, bool):
+        raise RunFileError(f"{path} has no integer format version (got {version!r})")
     wanted = (kind,) if isinstance(kind, str) else kind
     if wanted is not None and run_kind not in wanted:
         raise RunFileError(f"{path} is a '{run_kind}' run; expected {' or '.join(wanted)}")
     for key in ("payload", "environment"):
         if not isinstance(doc.get(key), dict):
             raise RunFileError(f"{path} lacks its '{key}' section; the file is corrupt")
-    arrays: dict[str, np.ndarray] = {}
-    meta = doc.get("arrays")
-    if meta:
-        side = path.with_name(meta["file"])
-        if not side.is_file():
-            raise RunFileError(f"{path} needs its arrays file {side.name}, which is missing; copy it beside the run")
-        blob = side.read_bytes()
-        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-            raise RunFileError(f"{side} does not match the checksum in {path.name}; it is corrupt or from another run")
-        with np.load(io.BytesIO(blob)) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+    if not isinstance(run_kind, str):
+        raise RunFileError(f"{path} has no run kind; the file is corrupt")
+    arrays = _load_arrays(path, doc.get("arrays"))
     return RunFile(kind=run_kind, payload=doc["payload"], environment=doc["environment"],
                    arrays=arrays, version=version, path=path)
+
+
+def _load_arrays(path: Path, meta: Any) -> dict[str, np.ndarray]:
+    """The side arrays a run lists: a plain file name beside the run (never a path out of its
+    folder), matching its SHA-256, loaded without pickles, holding every listed name."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict) or not isinstance(meta.get("file"), str) or not isinstance(meta.get("sha256"), str) \
+            or not isinstance(meta.get("names", []), list):
+        raise RunFileError(f"{path}: its 'arrays' entry must name a file, a sha256 and a list of names; the file is corrupt")
+    name = meta["file"]
+    if name != Path(name).name or name in ("", ".", "..") or "\\" in name:
+        raise RunFileError(f"{path}: its arrays file {name!r} is not a plain file name beside the run; refused")
+    side = path.with_name(name)
+    if side.resolve().parent != path.resolve().parent:
+        raise RunFileError(f"{path}: its arrays file {name!r} resolves outside the run's folder; refused")
+    if not side.is_file():
+        raise RunFileError(f"{path} needs its arrays file {side.name}, which is missing; copy it beside the run")
+    blob = side.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+        raise RunFileError(f"{side} does not match the checksum in {path.name}; it is corrupt or from another run")
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise RunFileError(f"{side} is not a numpy array file kernelprof can read ({exc}); it is corrupt") from None
+    missing = [n for n in meta.get("names", []) if n not in arrays]
+    if missing:
+        raise RunFileError(f"{side} lacks {len(missing)} of the arrays {path.name} lists (e.g. {missing[0]!r}); "
+                           "it is corrupt or from another run")
+    return arrays

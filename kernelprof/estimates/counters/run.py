@@ -129,6 +129,9 @@ def measure_counters(op: str, variant: str | None = None, shape: str | None = No
     spec, shape_obj, variant, _ = resolve_kernel(op, variant, shape, dtype)
     if cache_control not in ("all", "none"):
         raise UsageError(f"cache_control must be 'all' or 'none', got {cache_control!r}")
+    from kernelprof.validate import check_kernel_request
+
+    check_kernel_request(op, variant, shape, dtype)  # before looking for ncu or a GPU
     ncu_path = _ncu.find_ncu(ncu)
     from kernelprof.gpu.devices import require_gpu
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from kernelprof.errors import MeasurementError, UsageError
+from kernelprof.errors import UsageError
 from kernelprof.estimates.energy import paper_estimate_j
 from kernelprof.methods.llm.generate import GenerateShape, memory_needed_bytes
 from kernelprof.methods.llm.config import LlamaConfig, get_config
@@ -95,14 +94,13 @@ def largest_batch(cfg: LlamaConfig, input_len: int, output_len: int, mode: str, 
     return lo
 
 
-def _bin_key(b: Bin) -> str:
-    return f"{b.input_bin}/{b.output_bin}"
-
-
 def read_bins(path: Path) -> dict[str, dict[str, Any]]:
-    from kernelprof.methods.sweep import read_done
+    """A workload's bin records by key (jsonl_store's rules); warnings go to stderr."""
+    from kernelprof.methods.llm.bin_store import read_bin_store
 
-    return read_done(path)
+    read = read_bin_store(Path(path))
+    read.emit_warnings()
+    return read.records
 
 
 def predicted_request_s(cfg: LlamaConfig, batch: int, input_len: int, output_len: int, sheet: Any) -> float | None:
@@ -118,116 +116,127 @@ def predicted_request_s(cfg: LlamaConfig, batch: int, input_len: int, output_len
 
 
 def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch: int = 64, out: str | Path,
-               resume: bool = False, device: int = 0, profiles_dir: str | Path | None = None,
+               resume: bool = False, new_file: bool = False, device: int = 0, profiles_dir: str | Path | None = None,
                on_bin: Callable[[Bin, dict[str, Any]], None] | None = None) -> BinnedSummary:
     """Measure every occupied bin (see the module docstring). One model's weights serve every bin;
     bins predicted under 1 s are warmed up by a whole request and repeated for >= 1 s of in-run
     time, longer ones are warmed up by one prefill of the batch and measured once. With `profiles_dir`, each
-    bin's profile run is saved there as bin-<input>-<output>.profile.json."""
-    import torch
-
+    bin's profile run is saved there as bin-<input>-<output>.profile.json. A resume must match the
+    file's configuration (bin_store.workload_config), checked before the GPU is touched."""
     from kernelprof.gpu.devices import gpu_facts, require_gpu
-    from kernelprof.methods.llm.generate import build_model
-    from kernelprof.methods.llm.run import run_llm
-    from kernelprof.methods.sweep import _drop_torn_tail
+    from kernelprof.methods.llm.bin_store import prepare_bins, stream_bins, workload_config
+    from kernelprof.outputs.jsonl_store import check_resume
     from kernelprof.estimates.datasheets import datasheet_for
 
-    require_gpu("kernelprof workload")
+    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or not 1 <= max_batch <= 4096:
+        raise UsageError(f"max_batch must be an integer in 1..4096, got {max_batch!r}")
+    if mode not in ("optimized", "eager"):
+        raise UsageError(f"mode must be 'optimized' or 'eager', got {mode!r}")
     cfg = get_config(model)
     w = load_workload(workload)
     binning = bin_workload(w)
     if not binning.bins:
         raise UsageError(f"workload {workload}: every request is longer than the largest bin; nothing to measure")
     out = Path(out)
-    if out.exists() and not resume:
-        raise UsageError(f"{out} exists: pass --resume to continue that workload, or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if resume:
-        _drop_torn_tail(out)
-    done = {k: r for k, r in read_bins(out).items() if r.get("status") == "ok"} if resume else {}
+    read = prepare_bins(out, workload_config(w, model, mode, max_batch), resume=resume, new_file=new_file)
+    require_gpu("kernelprof workload")
     facts = gpu_facts(device)
+    config = workload_config(w, model, mode, max_batch,
+                             gpu={"gpu_uuid": facts.uuid, "driver": facts.driver_version})
+    check_resume(read, config)
     sheet = datasheet_for(facts.name)
     wall0 = time.perf_counter()
-    records: list[dict[str, Any]] = []
+    if profiles_dir is not None:
+        profiles_dir = Path(profiles_dir)
+        profiles_dir.mkdir(parents=True, exist_ok=True)
+    measure_bin = _bin_measurer(cfg, model, mode, max_batch, device, sheet, profiles_dir, out)
+    import torch
+
+    with torch.cuda.device(device):
+        records = stream_bins(binning, measure_bin, out, read, config, on_bin)
+    return summarize_bins(w, binning, records, model, mode, sheet, wall_s=time.perf_counter() - wall0)
+
+
+def _bin_measurer(cfg: LlamaConfig, model: str, mode: str, max_batch: int, device: int, sheet: Any,
+                  profiles_dir: Path | None, out: Path) -> Callable[[Bin], dict[str, Any]]:
+    """measure_bin(b) for stream_bins: size the batch, generate in-run, return the record's fields."""
+    import torch
+
+    from kernelprof.methods.llm.bin_store import FatalBinError, bin_key
+    from kernelprof.methods.llm.generate import build_model
+    from kernelprof.methods.llm.run import run_llm
+
+    state: dict[str, Any] = {"llama": None}
+
+    def measure_bin(b: Bin) -> dict[str, Any]:
+        if state["llama"] is None:
+            state["llama"] = build_model(cfg, GenerateShape(1, 1, 1), mode, seed=0)  # weights once
+        llama = state["llama"]
+        # Drop the previous bin's cache and graphs and hand their blocks back to the driver, so
+        # that they count as free when this bin's batch size is chosen; the resident weights are
+        # part of what memory_needed_bytes counts.
+        llama.resize_cache(1, 2)
+        gc.collect()
+        torch.cuda.empty_cache()
+        free, _ = torch.cuda.mem_get_info(device)
+        bs = largest_batch(cfg, b.input_bin, b.output_bin, mode, free + weight_bytes(cfg), max_batch)
+        if bs == 0:
+            return {"batch": 0, "status": "failed",
+                    "error": f"not even one request of {b.input_bin}+{b.output_bin} tokens fits"}
+        predicted = predicted_request_s(cfg, bs, b.input_bin, b.output_bin, sheet)
+        short = predicted is None or predicted < 1.0
+        profile = (str(profiles_dir / f"bin-{b.input_bin}-{b.output_bin}.profile.json")
+                   if profiles_dir is not None else None)
+        try:
+            r = run_llm(model, bs, b.input_bin, b.output_bin, mode=mode, steady=False,
+                        min_inrun_s=1.0 if short else 0.0, warmup="full" if short else "prefill",
+                        device=device, model=llama, profile_path=profile)
+        except Exception as exc:  # noqa: BLE001 - OOM or a failed measurement: record it, unless the GPU is gone
+            oom = isinstance(exc, torch.cuda.OutOfMemoryError)
+            rec = {"batch": bs, "status": "failed", "error": "out of memory" if oom else f"{type(exc).__name__}: {exc}"}
+            try:
+                torch.cuda.empty_cache()
+                torch.cuda.synchronize(device)
+            except Exception as dead:  # noqa: BLE001 - a sticky CUDA error ends this process's GPU use
+                raise FatalBinError(
+                    f"bin {bin_key(b)} left the GPU unusable ({type(dead).__name__}: {str(dead).splitlines()[0]}); "
+                    f"the finished bins are in {out}: rerun with --resume in a new process", rec) from exc
+            if oom:
+                return rec
+            raise
+        e = sum(p.energy_inrun_j for p in r.phases if p.energy_inrun_j is not None) / r.requests
+        ef = [p.energy_fit_j for p in r.phases]
+        flops = batch_flops(cfg, bs, b.input_bin, b.output_bin)
+        return dict(batch=bs, status="ok", energy_per_batch_j=e,
+                    energy_fit_per_batch_j=sum(ef) / r.requests if None not in ef else None,
+                    phases={p.name: {"time_s": p.time_s / r.requests,
+                                     "energy_j": None if p.energy_inrun_j is None else p.energy_inrun_j / r.requests,
+                                     "flags": list(p.flags)} for p in r.phases},
+                    time_per_batch_s=sum(p.time_s for p in r.phases) / r.requests,
+                    measured_requests=r.requests, wall_s=r.wall_s, flops_per_batch=flops,
+                    paper_estimate_per_batch_j=paper_estimate_j(flops, "bf16", sheet),
+                    paper_peak_convention="headline", flags=list(r.flags))
+
+    return measure_bin
+
+
+def summarize_bins(w: Any, binning: Any, records: list[dict[str, Any]], model: str, mode: str, sheet: Any,
+                   wall_s: float | None = None) -> BinnedSummary:
+    """The workload's totals from its bin records (ok ones only; the others are listed)."""
     energies: dict[tuple[int, int], float] = {}
     batches: dict[tuple[int, int], int] = {}
     paper_total = 0.0
     failed = []
-    llama = None
-    if profiles_dir is not None:
-        profiles_dir = Path(profiles_dir)
-        profiles_dir.mkdir(parents=True, exist_ok=True)
-    with out.open("a") as f, torch.cuda.device(device):
-        for b in binning.bins:
-            key = _bin_key(b)
-            rec = done.get(key)
-            if rec is None:
-                if llama is None:
-                    llama = build_model(cfg, GenerateShape(1, 1, 1), mode, seed=0)  # weights once, a token of cache
-                # Drop the previous bin's cache and graphs and hand their blocks back to the driver, so
-                # that they count as free when this bin's batch size is chosen; the resident weights are
-                # part of what memory_needed_bytes counts.
-                llama.resize_cache(1, 2)
-                gc.collect()
-                torch.cuda.empty_cache()
-                free, _ = torch.cuda.mem_get_info(device)
-                bs = largest_batch(cfg, b.input_bin, b.output_bin, mode, free + weight_bytes(cfg), max_batch)
-                rec = {"key": key, "input_bin": b.input_bin, "output_bin": b.output_bin, "requests": b.requests,
-                       "batch": bs}
-                if bs == 0:
-                    rec.update(status="failed", error=f"not even one request of {b.input_bin}+{b.output_bin} tokens fits")
-                else:
-                    predicted = predicted_request_s(cfg, bs, b.input_bin, b.output_bin, sheet)
-                    short = predicted is None or predicted < 1.0
-                    profile = (str(profiles_dir / f"bin-{b.input_bin}-{b.output_bin}.profile.json")
-                               if profiles_dir is not None else None)
-                    try:
-                        r = run_llm(model, bs, b.input_bin, b.output_bin, mode=mode, steady=False,
-                                    min_inrun_s=1.0 if short else 0.0, warmup="full" if short else "prefill",
-                                    device=device, model=llama, profile_path=profile)
-                        e = sum(p.energy_inrun_j for p in r.phases if p.energy_inrun_j is not None) / r.requests
-                        ef = [p.energy_fit_j for p in r.phases]
-                        flops = batch_flops(cfg, bs, b.input_bin, b.output_bin)
-                        rec.update(status="ok", energy_per_batch_j=e,
-                                   energy_fit_per_batch_j=sum(ef) / r.requests if None not in ef else None,
-                                   phases={p.name: {"time_s": p.time_s / r.requests,
-                                                    "energy_j": None if p.energy_inrun_j is None
-                                                    else p.energy_inrun_j / r.requests,
-                                                    "flags": list(p.flags)} for p in r.phases},
-                                   time_per_batch_s=sum(p.time_s for p in r.phases) / r.requests,
-                                   measured_requests=r.requests, wall_s=r.wall_s,
-                                   flops_per_batch=flops,
-                                   paper_estimate_per_batch_j=paper_estimate_j(flops, "bf16", sheet),
-                                   paper_peak_convention="headline",
-                                   flags=list(r.flags))
-                    except Exception as exc:  # noqa: BLE001 - one bin failing (OOM) must not lose the others
-                        oom = isinstance(exc, torch.cuda.OutOfMemoryError)
-                        rec.update(status="failed", error="out of memory" if oom else f"{type(exc).__name__}: {exc}")
-                        try:
-                            torch.cuda.empty_cache()
-                            torch.cuda.synchronize(device)
-                        except Exception as dead:  # noqa: BLE001 - a sticky CUDA error ends this process's GPU use
-                            f.write(json.dumps(rec) + "\n")
-                            f.flush()
-                            os.fsync(f.fileno())
-                            raise MeasurementError(
-                                f"bin {key} left the GPU unusable ({type(dead).__name__}: {str(dead).splitlines()[0]}); "
-                                f"the finished bins are in {out}: rerun with --resume in a new process") from exc
-                f.write(json.dumps(rec) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            records.append(rec)
-            if rec["status"] == "ok":
-                k = (b.input_bin, b.output_bin)
-                energies[k] = rec["energy_per_batch_j"]
-                batches[k] = rec["batch"]
-                paper = paper_estimate_j(rec["flops_per_batch"], "bf16", sheet)
-                if paper is not None:
-                    paper_total += b.requests / rec["batch"] * paper
-            else:
-                failed.append(key)
-            if on_bin:
-                on_bin(b, rec)
+    for rec in records:
+        k = (rec["input_bin"], rec["output_bin"])
+        if rec["status"] == "ok":
+            energies[k] = rec["energy_per_batch_j"]
+            batches[k] = rec["batch"]
+            paper = paper_estimate_j(rec["flops_per_batch"], "bf16", sheet) if rec.get("flops_per_batch") else None
+            if paper is not None:
+                paper_total += rec["requests"] / rec["batch"] * paper
+        else:
+            failed.append(rec["key"])
     total, missing = workload_energy_j(binning, energies, batches)
     notes = list(binning.notes) + [f"source: {w.source}",
                                    "paper estimate: TDP / headline bf16 peak (the datasheet's with-sparsity figure, "
@@ -241,7 +250,7 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
                          ratio=total / paper_total if paper_total else None, notes=tuple(notes),
                          prefill_energy_j=tot.prefill_energy_j, decode_energy_j=tot.decode_energy_j,
                          gpu_time_s=tot.gpu_time_s, j_per_request=total / tot.requests if tot.requests else None,
-                         wall_s=time.perf_counter() - wall0)
+                         wall_s=wall_s)
 
 
 def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, title: str) -> Path | None:
@@ -281,5 +290,7 @@ def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, 
                          # bins measured in an earlier process whose profile runs are not here
                          "bins_without_profile": [label for label, p in profiles if not p.exists()]}}
     path = Path(path)
-    path.write_text(json.dumps(out))
+    from kernelprof.outputs.safe_paths import atomic_write_text
+
+    atomic_write_text(path, json.dumps(out))
     return path

@@ -129,6 +129,9 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
     """
     import torch
 
+    from kernelprof.validate import check_llm_request
+
+    check_llm_request(model_name, batch, input_len, output_len, mode)
     from kernelprof.gpu.devices import gpu_facts, require_gpu
     from kernelprof.methods.llm.cycle import cycle_profile_path, measure_cycle, summarize_phases
     from kernelprof.methods.steady_state import MeasureConfig, measure_kernel
