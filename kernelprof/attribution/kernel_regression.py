@@ -287,7 +287,7 @@ def fit_kernel_energy(power_fn: Any, names: Sequence[str], name_index: np.ndarra
         kernels.append(KernelEnergy(names[i], c.name, calls[i], own,
                                     c.power_w * own if c.identifiable else None,
                                     "class_power" if c.grouped else "own_class"))
-    kernels.sort(key=lambda k: -(k.energy_j if k.energy_j is not None else -1.0))
+    kernels.sort(key=lambda k: (k.energy_j is None, -(k.energy_j or 0.0), -k.busy_s))  # unidentifiable last
     if any(c.grouped for c in classes):
         notes.append("a grouped kernel's energy is its group's power x its own busy time (class_power)")
     residual = measured - float(sum(c.energy_j for c in classes)) - p_idle * idle_s
