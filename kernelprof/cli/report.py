@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise RunFileError(f"{path} is a '{r.kind}' run, which this kernelprof cannot display; "
                            f"known kinds: {sorted(RENDERERS)} (use --json to see its contents)")
     module, func = target.split(":")
-    getattr(importlib.import_module(module), func)(r, **({"by": args.by} if args.by else {}))
+    getattr(importlib.import_module(module), func)(r, **({"by": args.by} if getattr(args, "by", None) else {}))
     env = r.environment
     gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "no GPU recorded"
     console.print(f"[dim]recorded {env.get('created', '?')} on {gpus}, kernelprof {env.get('git_revision', '?')}, "
