@@ -23,6 +23,7 @@ _LAZY = {
     "ProfileResult": "kernelprof.profiler",
     "load_profile": "kernelprof.profiler",
     "PowerSampler": "kernelprof.sampling.runners",
+    "phase": "kernelprof.methods.program_nvtx",  # a named phase under `kernelprof run`; elsewhere an NVTX range
 }
 
 

@@ -256,6 +256,21 @@ class Profiler:
             self._clock.anchor()  # drift anchor, only between top-level phases (it synchronizes)
         self._sampler.check()
 
+    def begin_phase(self, name: str, kind: str = "phase") -> tuple[Any, ...]:
+        """Start a phase imperatively (NVTX push/pop capture, kernelprof.methods.program_nvtx); returns the
+        token that end_phase takes. Phases must end innermost first. No NVTX range of its own."""
+        if self._sampler is None or self._result is not None:
+            raise UsageError("begin_phase() is only valid inside `with Profiler(...) as prof:`")
+        name = name.replace("/", "|")  # '/' separates a path's levels
+        token = (name, "/".join([*self._stack, name]), len(self._stack), kind, self._clock.event())
+        self._stack.append(name)
+        return token
+
+    def end_phase(self, token: tuple[Any, ...]) -> None:
+        name, path, depth, kind, start = token
+        self._stack.pop()
+        self._clock.add(name, path, depth, kind, start, self._clock.event())
+
     def _edge(self) -> None:
         if self.counter_marks:
             self.torch.cuda.synchronize(self.gpus[0])  # the host mark must be the GPU's phase edge

@@ -17,7 +17,8 @@ from kernelprof.outputs.runfile import save_run, to_jsonable
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare variants of one op: energy, time and power ratios with a verdict")
-    p.add_argument("op", help="gemm, attention or decode")
+    p.add_argument("op", nargs="?", help="gemm, attention or decode")
+    p.add_argument("--fn", help="your own kernel instead: MODULE:FUNCTION (kernelprof.methods.user_case), variant=...")
     p.add_argument("--variants", help="comma-separated (default: all of the op's variants)")
     p.add_argument("--baseline", help="variant the others are compared with (default: the first)")
     p.add_argument("--shape", help="shape to measure at (default: the op's default shape)")
@@ -38,7 +39,9 @@ def point_of(name: str, k: dict[str, Any]) -> VariantPoint:
 def run(args: argparse.Namespace) -> int:
     from kernels import get_op
 
-    op = get_op(args.op)
+    from kernelprof.methods.user_case import user_op
+
+    op = user_op(args.fn, args.variants, probe=not args.from_sweep) if args.fn else get_op(args.op or "")
     variants = args.variants.split(",") if args.variants else list(op.variants)
     bad = [v for v in variants if v not in op.variants]
     if bad:

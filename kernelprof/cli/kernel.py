@@ -49,7 +49,8 @@ def config_from_args(args: argparse.Namespace) -> MeasureConfig:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("kernel", help="measure time and energy per call of one kernel, with estimates beside it")
-    p.add_argument("op", help="gemm, attention or decode")
+    p.add_argument("op", nargs="?", help="gemm, attention or decode (or --fn for your own kernel)")
+    p.add_argument("--fn", help="your own kernel: MODULE:FUNCTION returning a UserCase (kernelprof.methods.user_case)")
     p.add_argument("--variant", help="implementation (default: the op's first; see --list)")
     p.add_argument("--shape", help="e.g. 4096x4096x4096, 'b=4,h=32,s=4096,d=128,causal', 'b=16,h=32,kv=8,ctx=8192,d=128'")
     p.add_argument("--list", action="store_true", help="list the op's variants, dtypes and default shape, then exit")
@@ -62,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kernels import get_op
 
+    if args.fn or not args.op:
+        return run_user_case(args)
     op = get_op(args.op)
     if args.list:
         console.print(f"{op.name}: variants {', '.join(op.variants)}; dtypes "
@@ -80,6 +83,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         render_kernel(ke)
         console.print(f"saved {out}")
+    return 0
+
+
+def run_user_case(args: argparse.Namespace) -> int:
+    """`kernelprof kernel --fn MODULE:FUNCTION`: the same measurement and tables for a user's case."""
+    from kernelprof.methods.user_case import USER_PREFIX
+
+    if not args.fn:
+        raise UsageError("give an op (gemm, attention, decode) or --fn MODULE:FUNCTION")
+    if args.op:
+        raise UsageError(f"give an op or --fn, not both (got {args.op!r} and --fn {args.fn})")
+    ke = measure_op(USER_PREFIX + args.fn, args.variant, args.shape, args.dtype, device=args.device,
+                    config=config_from_args(args), seed=args.seed, paper_convention=args.paper_peak)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs") / f"kernel-fn-{args.fn.rpartition(':')[2]}-{stamp}.json"
+    save_run(out, "kernel", ke.to_json())
+    print_json(ke.to_json()) if args.json else (render_kernel(ke), console.print(f"saved {out}"))
     return 0
 
 

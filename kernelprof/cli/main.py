@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "kernelprof.cli.compare",
     "kernelprof.cli.calibrate",
     "kernelprof.cli.llm",
+    "kernelprof.cli.run",
     "kernelprof.cli.workload",
     "kernelprof.cli.demo",
     "kernelprof.cli.plot",

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="print the tables of a saved run file (or a sweep's .jsonl); no GPU needed")
     p.add_argument("path", help="a run file (.json) or a sweep's results (.jsonl)")
     p.add_argument("--json", action="store_true", help="print the run's payload as JSON")
+    p.add_argument("--by", choices=("range", "kernel", "class"), help="`kernelprof run` files: one table only")
     p.set_defaults(handler=run)
 
 
@@ -43,13 +44,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"kind": r.kind, "version": r.version, "environment": r.environment, "payload": r.payload})
         return 0
-    target = RENDERERS.get(r.kind)
+    target = "kernelprof.cli.program_view:render_run" if "program" in r.payload else RENDERERS.get(r.kind)
     if target is None:
         raise RunFileError(f"{path} is a '{r.kind}' run, which this kernelprof cannot display; "
                            f"known kinds: {sorted(RENDERERS)} (use --json to see its contents)")
     module, func = target.split(":")
     try:
-        getattr(importlib.import_module(module), func)(r)
+        getattr(importlib.import_module(module), func)(r, **({"by": args.by} if getattr(args, "by", None) else {}))
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         if isinstance(exc, KernelprofError):
             raise

@@ -124,6 +124,11 @@ def measure_op(op_name: str, variant: str, shape_text: str | None = None, dtype:
                device: int = 0, config: MeasureConfig | None = None, seed: int = 0,
                paper_convention: str = "headline") -> KernelEnergy:
     """Measure one registered op variant at one shape (the library behind `kernelprof kernel`)."""
+    if op_name.startswith("fn:"):  # a user's own case (kernelprof.methods.user_case)
+        from kernelprof.methods.user_case import measure_user_op
+
+        return measure_user_op(op_name, variant, shape_text, dtype, device=device, config=config, seed=seed,
+                               paper_convention=paper_convention)
     import torch
 
     from kernelprof.gpu.devices import gpu_facts, require_gpu

@@ -38,7 +38,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SWEEP_KEYS = {"name", "op", "variants", "dtypes", "shapes", "grid"}
+SWEEP_KEYS = {"name", "op", "fn", "variants", "dtypes", "shapes", "grid"}  # fn: a user's MODULE:FUNCTION
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ def spec_from_dict(doc: dict[str, Any], *, source: str = "sweep") -> SweepSpec:
     unknown = set(doc) - SWEEP_KEYS
     if unknown:
         raise UsageError(f"{source}: unknown key(s) {sorted(unknown)} in [sweep]; allowed: {sorted(SWEEP_KEYS)}")
-    if "op" not in doc:
-        raise UsageError(f"{source}: [sweep] needs 'op'")
+    if ("op" in doc) == ("fn" in doc):
+        raise UsageError(f"{source}: [sweep] needs 'op' (a built-in op) or 'fn' (MODULE:FUNCTION), one of them")
     for k in ("variants", "dtypes", "shapes"):
         v = doc.get(k, [])
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
@@ -96,11 +96,17 @@ def spec_from_dict(doc: dict[str, Any], *, source: str = "sweep") -> SweepSpec:
     if not isinstance(doc.get("name", ""), str):
         raise UsageError(f"{source}: sweep.name must be a string, got {doc['name']!r}")
     from kernels import get_op
+    from kernelprof.methods.user_case import user_op
     from kernelprof.validate import MAX_SWEEP_POINTS, check_dtype
 
-    if not isinstance(doc["op"], str):
-        raise UsageError(f"{source}: sweep.op must be gemm, attention or decode, got {doc['op']!r}")
-    op = get_op(doc["op"])
+    if "fn" in doc:
+        if not isinstance(doc["fn"], str):
+            raise UsageError(f"{source}: sweep.fn must be a string MODULE:FUNCTION, got {doc['fn']!r}")
+        op = user_op(doc["fn"], doc.get("variants"), probe=False)
+    else:
+        if not isinstance(doc["op"], str):
+            raise UsageError(f"{source}: sweep.op must be gemm, attention or decode, got {doc['op']!r}")
+        op = get_op(doc["op"])
     variants = doc.get("variants") or list(op.variants)
     bad = [v for v in variants if v not in op.variants]
     if bad:
@@ -117,7 +123,7 @@ def spec_from_dict(doc: dict[str, Any], *, source: str = "sweep") -> SweepSpec:
     for s in shapes:
         op.parse_shape(s)  # fail now, not an hour into the sweep
     points = tuple(SweepPoint(op.name, v, s, d) for s in shapes for d in dtypes for v in variants)
-    return SweepSpec(name=doc.get("name", op.name), points=points)
+    return SweepSpec(name=doc.get("name", op.name.replace(":", "-")), points=points)
 
 
 def load_sweep_toml(path: str | Path) -> SweepSpec:

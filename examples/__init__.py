@@ -1,0 +1,1 @@
+"""Examples of kernelprof used from outside: a user's own Triton kernel, a program to profile."""
