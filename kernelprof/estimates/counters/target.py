@@ -46,6 +46,13 @@ def tile_config(op: str, variant: str, inputs: tuple) -> dict[str, Any]:
     if op == "gemm" and variant in ("triton", "triton-persistent"):
         from kernels.gemm import triton_gemm
 
+        if variant == "triton":
+            a, b = inputs[0], inputs[1]
+            cfg = triton_gemm._dispatch(a.shape[0], b.shape[1], a.shape[1], a.dtype, a.device)
+            if not isinstance(cfg, str):  # the dispatcher's explicit config (skinny M or tuned table)
+                return {"BLOCK_M": cfg.block_m, "BLOCK_N": cfg.block_n, "BLOCK_K": cfg.block_k,
+                        "GROUP_SIZE_M": cfg.group_m, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
+                        "split_k": cfg.split_k, "source": f"gemm dispatcher ({cfg.source})"}
         return _autotuned(triton_gemm._gemm_tuned if variant == "triton" else triton_gemm._persistent_tuned)
     if op == "attention" and variant in ("triton", "triton-tma"):
         from kernels.attention import triton_flash
