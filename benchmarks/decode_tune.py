@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Tune the decode dispatcher on this GPU and compare it with the SDPA backends.
 
-    PYTHONPATH=. python benchmarks/decode_tune.py [--out DIR] [--budget-s 240]
+    PYTHONPATH=. python benchmarks/decode_tune.py [--out DIR] [--budget-s 210]
 
 Grid: batch {1, 4, 16, 64} x context {1k, 8k, 32k, 128k} x heads (Hq/Hkv) {32/8, 64/8, 32/32},
 head_dim 128, bf16, every cache full. Per point (benchmarks/decode_points.py): the SM-count rule's
@@ -65,7 +65,7 @@ def record(run: TuneRun, point: tuple, rec: dict) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--out", type=Path, default=None, help="also copy the results file and table here")
-    ap.add_argument("--budget-s", type=float, default=240.0, help="stop starting new points after this")
+    ap.add_argument("--budget-s", type=float, default=210.0, help="stop starting new points after this")
     ap.add_argument("--table", type=Path, default=TABLE_PATH)
     ap.add_argument("--points", type=int, default=None, help="only the first N points (smoke runs)")
     args = ap.parse_args()

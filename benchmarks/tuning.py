@@ -90,6 +90,7 @@ class TuneRun:
     table_path: Path
     out_dir: Path | None
     budget_s: float
+    results_dir: Path | None = None  # None: benchmarks/results
     started: float = field(default_factory=time.monotonic)
     cases: list[Case] = field(default_factory=list)
     table_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -109,7 +110,7 @@ class TuneRun:
         name = torch.cuda.get_device_name()
         self.notes["elapsed_s"] = round(self.elapsed_s(), 1)
         self.notes["driver"] = device.get("driver")
-        write_results(self.benchmark, self.cases, device=device, notes=self.notes)
+        write_results(self.benchmark, self.cases, device=device, notes=self.notes, results_dir=self.results_dir)
         if self.out_dir is not None:
             write_results(self.benchmark, self.cases, device=device, notes=self.notes, results_dir=self.out_dir)
         doc = {"version": 1, "gpus": {name: {
