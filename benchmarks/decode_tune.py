@@ -13,7 +13,8 @@ is skipped, and so is every point left when --budget-s runs out (both noted).
 
 Writes after every point: benchmarks/results/decode-tune-<gpu>.json (TB/s of minimum bytes, best
 config, ratio vs best SDPA, the rule's TB/s) and kernels/decode/tuned_h200.json (best config per
-bucket, read by kernels/decode/dispatch.py); copies of both in --out.
+bucket, read by kernels/decode/dispatch.py); copies of both in --out (the table as
+decode-tuned_h200.json).
 """
 from __future__ import annotations
 

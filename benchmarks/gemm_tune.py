@@ -14,7 +14,7 @@ start would pass --budget-s are skipped (noted).
 Writes after every point: benchmarks/results/gemm-tune-<gpu>.json (TFLOP/s, TB/s, ratio vs cuBLAS
 of the best Triton variant and of the rule) and kernels/gemm/tuned_h200.json (the best explicit
 config per bucket where it beats the autotuned tiled kernel; read by kernels/gemm/dispatch.py);
-copies of both in --out.
+copies of both in --out (the table as gemm-tuned_h200.json).
 """
 from __future__ import annotations
 

@@ -117,7 +117,9 @@ class TuneRun:
             "entries": self.table_entries, "written_by": f"benchmarks/{self.benchmark.replace('-', '_')}.py",
             "git_revision": git_revision(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "torch": torch.__version__, "triton": _triton_version(), "driver": device.get("driver")}}}
-        for path in [self.table_path] + ([self.out_dir / self.table_path.name] if self.out_dir else []):
+        # The copy in out_dir is named by op ('decode-tuned_h200.json'): both tuners share one folder.
+        copy = self.out_dir / f"{self.table_path.parent.name}-{self.table_path.name}" if self.out_dir else None
+        for path in [self.table_path] + ([copy] if copy else []):
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")

@@ -53,14 +53,14 @@ def test_tune_run_writes_results_and_a_table_the_dispatcher_reads(tmp_path, monk
 
     monkeypatch.setattr(tuning.torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
     monkeypatch.setattr(tuning, "device_record", lambda: {"name": "NVIDIA H200", "driver": "x"})
-    run = tuning.TuneRun("decode-tune", tmp_path / "tuned.json", tmp_path / "out", 10.0, results_dir=tmp_path / "res")
+    run = tuning.TuneRun("decode-tune", tmp_path / "decode" / "tuned.json", tmp_path / "out", 10.0, results_dir=tmp_path / "res")
     run.cases.append(Case(name="decode/bf16/x", metric="tb_s", value=3.0, baseline="sdpa-best", baseline_value=1.5))
     run.table_entries["hq32-hkv8-d128-b1-ctx32768"] = {"num_splits": 32, "block_n": 64, "num_warps": 4,
                                                        "num_stages": 4, "block_g": 16, "tb_s": 3.0}
     run.write()
     assert (tmp_path / "res" / "decode-tune-h200.json").exists()
-    assert (tmp_path / "out" / "decode-tune-h200.json").exists() and (tmp_path / "out" / "tuned.json").exists()
-    table = load_table(tmp_path / "tuned.json")
+    assert (tmp_path / "out" / "decode-tune-h200.json").exists() and (tmp_path / "out" / "decode-tuned.json").exists()
+    table = load_table(tmp_path / "decode" / "tuned.json")
     assert table.note == ""
     cfg = choose_decode_config(1, 32, 8, 32768, 128, 132, gpu_name="NVIDIA H200", table=table)
     assert (cfg.source, cfg.num_splits, cfg.block_n, cfg.num_stages) == ("table", 32, 64, 4)
