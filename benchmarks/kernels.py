@@ -258,8 +258,7 @@ def _measure_attention(b: Bench, text, name, fn, inputs, ref0, rtol, flops):
 # ---------------------------------------------------------------------------------------------- decode
 def bench_decode(b: Bench) -> None:
     from kernels import get_op
-    from kernels.decode import decode_attention, decode_eager, decode_sdpa, default_num_splits
-    from kernels.decode import triton_decode as td
+    from kernels.decode import decode_attention, decode_eager, decode_sdpa, resolve_decode_config
 
     op = get_op("decode")
     shapes = ["b=16,h=32,kv=8,ctx=8192,d=128", "b=1,h=32,kv=8,ctx=32768,d=128", "b=64,h=32,kv=8,ctx=1024,d=128"]
@@ -292,16 +291,18 @@ def bench_decode(b: Bench) -> None:
             "triton-nosplit": b.measure(f"decode/bf16/{text}/triton-nosplit",
                                         lambda: op.variants["triton-nosplit"](*inputs), ref, rtol, nbytes, "tb_s"),
         }
-        splits = default_num_splits(shape.batch, shape.kv_heads, shape.cache_len, q.device)
         for name, r in triton_rows.items():
             if r is not None:
+                cfg, _ = resolve_decode_config(shape.batch, shape.q_heads, shape.kv_heads, shape.cache_len,
+                                               shape.head_dim, q.device,
+                                               num_splits=1 if name == "triton-nosplit" else None)
                 b.add(f"decode/bf16/{text}/{name}", "tb_s", r, "sdpa-best", best, sdpa_best_backend=baseline,
-                      num_splits=splits if name == "triton-splitk" else 1, config=autotuned_config(td._decode_tuned))
+                      num_splits=cfg.num_splits, config=cfg.to_json())
         for backend, r in sdpa_results.items():
             if r is not None:
                 b.add(f"decode/bf16/{text}/sdpa-{backend}", "tb_s", r)
         if not b.quick and text == shapes[0]:
-            # How the split count moves bandwidth (to tune default_num_splits; the default is above).
+            # How the split count moves bandwidth (benchmarks/decode_tune.py tunes the dispatcher).
             for n in (2, 4, 8, 16, 32):
                 r = b.measure(f"decode/bf16/{text}/triton-splitk-s{n}",
                               lambda n=n: decode_attention(q, k, v, lengths, num_splits=n), ref, rtol, nbytes, "tb_s")

@@ -10,16 +10,20 @@ read once for the group: the group's queries form the rows of a tl.dot (padded t
 smallest MMA tile). Split-K ("flash-decoding") cuts the cache into chunks processed by separate
 programs, each leaving a partial output normalized by its own softmax sum plus its log-sum-exp;
 a second kernel merges the chunks. The no-split variant has one program walk the whole cache.
+The split count and tiles come from kernels/decode/dispatch.py (a tuned table per GPU, else an
+SM-count rule); the kernel is launched with that config directly, not autotuned.
 """
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import replace
 
 import torch
 import triton
 import triton.language as tl
 
+from kernels.decode.dispatch import DecodeConfig, choose_decode_config, chunk_tokens
 from kernels.errors import ShapeError
 from kernels.validate import INTERPRET, check_out, check_tensor, check_triton_device
 
@@ -96,63 +100,90 @@ def _decode_chunk_kernel(Q, K, V, Lengths, O_part, LSE_part, O, qk_scale,
 def _decode_merge_kernel(O_part, LSE_part, O,
                          stride_pb, stride_ph, stride_ps, stride_lb, stride_lh, stride_ob, stride_oh,
                          Q_HEADS, NUM_SPLITS,
-                         HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr):
+                         HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr, SPLIT_STEP: tl.constexpr):
     """o = sum_s w_s o_s / sum_s w_s with w_s = 2^(lse_s - max lse): each chunk's output was
-    normalized by its own sum, and lse_s carries that sum at the common scale."""
+    normalized by its own sum, and lse_s carries that sum at the common scale. The partial outputs
+    are summed SPLIT_STEP chunks at a time, so 256 splits do not need 256 x HEAD_DIM registers."""
     pid = tl.program_id(0)
     b = pid // Q_HEADS
     h = pid % Q_HEADS
-    offs_s = tl.arange(0, BLOCK_S)
-    offs_d = tl.arange(0, HEAD_DIM)
-    s_valid = offs_s < NUM_SPLITS
-    lse = tl.load(LSE_part + b.to(tl.int64) * stride_lb + h * stride_lh + offs_s, mask=s_valid, other=float("-inf"))
-    m = tl.max(lse, 0)
+    lse_base = LSE_part + b.to(tl.int64) * stride_lb + h * stride_lh
+    p_base = O_part + b.to(tl.int64) * stride_pb + h * stride_ph
+    offs_all = tl.arange(0, BLOCK_S)
+    lse_all = tl.load(lse_base + offs_all, mask=offs_all < NUM_SPLITS, other=float("-inf"))
+    m = tl.max(lse_all, 0)
     m = tl.where(m == float("-inf"), 0.0, m)
-    w = tl.math.exp2(lse - m)  # 0 for empty chunks
-    o_part = tl.load(O_part + b.to(tl.int64) * stride_pb + h * stride_ph + offs_s[:, None] * stride_ps
-                     + offs_d[None, :], mask=s_valid[:, None], other=0.0)
-    total = tl.sum(w, 0)
-    out = tl.sum(o_part * w[:, None], 0) / tl.where(total > 0, total, 1.0)
+    total = tl.sum(tl.math.exp2(lse_all - m), 0)  # 0 for empty chunks
+    offs_d = tl.arange(0, HEAD_DIM)
+    offs_s0 = tl.arange(0, SPLIT_STEP)
+    acc = tl.zeros([HEAD_DIM], dtype=tl.float32)
+    for s0 in range(0, NUM_SPLITS, SPLIT_STEP):
+        offs_s = s0 + offs_s0
+        s_valid = offs_s < NUM_SPLITS
+        w = tl.math.exp2(tl.load(lse_base + offs_s, mask=s_valid, other=float("-inf")) - m)
+        o_part = tl.load(p_base + offs_s[:, None] * stride_ps + offs_d[None, :], mask=s_valid[:, None], other=0.0)
+        acc += tl.sum(o_part * w[:, None], 0)
+    out = acc / tl.where(total > 0, total, 1.0)
     tl.store(O + b.to(tl.int64) * stride_ob + h * stride_oh + offs_d, out.to(O.dtype.element_ty))
 
 
-def _decode_configs() -> list[triton.Config]:
-    if INTERPRET:
-        return [triton.Config({"BLOCK_N": 16})]
-    # Memory-bound: enough loads in flight matters more than tile shape.
-    return [
-        triton.Config({"BLOCK_N": 64}, num_stages=3, num_warps=4),
-        triton.Config({"BLOCK_N": 64}, num_stages=4, num_warps=4),
-        triton.Config({"BLOCK_N": 128}, num_stages=3, num_warps=4),
-        triton.Config({"BLOCK_N": 128}, num_stages=3, num_warps=8),
-    ]
-
-
-_decode_tuned = triton.autotune(configs=_decode_configs(), key=["KV_HEADS", "GROUP", "CHUNK", "HEAD_DIM", "SPLIT"])(
-    _decode_chunk_kernel)
-
-# Split chunks start on multiples of this many tokens (the largest BLOCK_N on the GPU).
-_CHUNK_ALIGN = 16 if INTERPRET else 128
+# Under the interpreter the dispatcher's tiles are swapped for 16-token blocks: small test caches
+# then still span several blocks and chunks (explicit configs are run as given).
+_INTERPRET_BLOCK_N = 16
 
 
 @functools.lru_cache(maxsize=None)
-def _num_sms(device_index: int) -> int:
-    return torch.cuda.get_device_properties(device_index).multi_processor_count
+def _device_facts(device_index: int) -> tuple[int, str]:
+    props = torch.cuda.get_device_properties(device_index)
+    return props.multi_processor_count, props.name
 
 
-def default_num_splits(batch: int, kv_heads: int, max_len: int, device: torch.device) -> int:
-    """Enough chunks that batch*kv_heads*splits fills the SMs about once, but no chunk shorter than
-    512 tokens (each program must stream enough cache to hide its start-up and its merge share).
+def resolve_decode_config(batch: int, q_heads: int, kv_heads: int, max_len: int, head_dim: int,
+                          device: torch.device, *, num_splits: int | None = None,
+                          config: DecodeConfig | None = None) -> tuple[DecodeConfig, int]:
+    """(config, chunk tokens) that `decode_attention` launches with. config given: run as given
+    (num_splits re-rounded to whole chunks); else the dispatcher's choice for this GPU, with
+    num_splits overriding its split count when given."""
+    if config is None:
+        if num_splits is not None and (not isinstance(num_splits, int) or isinstance(num_splits, bool)
+                                       or num_splits < 1):
+            raise ShapeError(f"num_splits must be a positive integer, got {num_splits!r}")
+        index = (device.index if device.index is not None else torch.cuda.current_device()) \
+            if device.type == "cuda" else -1
+        return _dispatched(batch, q_heads, kv_heads, max_len, head_dim, index, num_splits)
+    return _checked(config, q_heads, kv_heads, max_len)
 
-    One wave, not several: on an H100 (2026-11-26, B=16, 8 KV heads, 8192 tokens, bf16) 1, 2, 4, 8,
-    16 and 32 splits read 2.82, 2.77, 2.72, 2.70, 2.67 and 2.61 TB/s: every extra split adds partial
-    outputs to write and merge, and 128 programs already cover 132 SMs. A single sequence (B=1,
-    32k tokens) needs the splits: 0.42 TB/s unsplit against 2.01 TB/s at ~8 programs per SM."""
-    sms = _num_sms(device.index if device.index is not None else torch.cuda.current_device()) \
-        if device.type == "cuda" else 4
-    want = triton.cdiv(sms, batch * kv_heads)
-    most = max(1, triton.cdiv(max_len, 512))
-    return max(1, min(want, most))
+
+@functools.lru_cache(maxsize=4096)
+def _dispatched(batch: int, q_heads: int, kv_heads: int, max_len: int, head_dim: int, device_index: int,
+                num_splits: int | None) -> tuple[DecodeConfig, int]:
+    """Cached: a decode step calls this once per layer, and the rule scans up to 256 split counts."""
+    # CPU tensors (the interpreter): a few "SMs" and no GPU name, so the rule with several chunks.
+    sms, name = _device_facts(device_index) if device_index >= 0 else (4, None)
+    config = choose_decode_config(batch, q_heads, kv_heads, max_len, head_dim, sms, gpu_name=name)
+    if INTERPRET:
+        config = replace(config, block_n=_INTERPRET_BLOCK_N)
+    if num_splits is not None:
+        config = replace(config, num_splits=num_splits, source="caller")
+    return _checked(config, q_heads, kv_heads, max_len)
+
+
+def _checked(config: DecodeConfig, q_heads: int, kv_heads: int, max_len: int) -> tuple[DecodeConfig, int]:
+    problems = config.problems()
+    if problems:
+        raise ShapeError(f"decode config {config}: {'; '.join(problems)}")
+    if config.block_g < q_heads // kv_heads:
+        raise ShapeError(f"block_g={config.block_g} is smaller than the GQA group {q_heads // kv_heads}")
+    chunk, splits = chunk_tokens(max_len, config.num_splits, config.block_n)
+    return replace(config, num_splits=splits), chunk
+
+
+def default_num_splits(batch: int, kv_heads: int, max_len: int, device: torch.device, q_heads: int | None = None,
+                       head_dim: int = 128) -> int:
+    """The dispatcher's split count for this shape on `device` (kept for callers of the old API;
+    q_heads defaults to kv_heads)."""
+    cfg, _ = resolve_decode_config(batch, q_heads or kv_heads, kv_heads, max_len, head_dim, device)
+    return cfg.num_splits
 
 
 def _check_decode_inputs(q, k_cache, v_cache, lengths):
@@ -180,27 +211,24 @@ def _check_decode_inputs(q, k_cache, v_cache, lengths):
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor, *,
                      num_splits: int | None = None, sm_scale: float | None = None,
-                     out: torch.Tensor | None = None) -> torch.Tensor:
+                     out: torch.Tensor | None = None, config: DecodeConfig | None = None) -> torch.Tensor:
     """Decode attention with the Triton kernels, split-K over the cache (flash-decoding).
 
     q: [batch, q_heads, head_dim]; k_cache, v_cache: [batch, kv_heads, max_len, head_dim];
     lengths: int32 [batch], each in 1..max_len (not checked: that would sync with the device).
     q_heads a multiple of kv_heads; bf16, fp16 or fp32; head_dim contiguous. num_splits: chunks of
-    the cache per (sequence, KV head); None picks ~8 programs per SM (1 gives the no-split path).
-    out: optional [batch, q_heads, head_dim] tensor. Returns o [batch, q_heads, head_dim].
+    the cache per (sequence, KV head), 1 gives the no-split path; None lets the dispatcher
+    (kernels/decode/dispatch.py: tuned table, else the SM-count rule) choose. config: a full
+    DecodeConfig to run as given (overrides num_splits). out: optional [batch, q_heads, head_dim]
+    tensor. Returns o [batch, q_heads, head_dim].
     """
     B, Hq, Hkv, max_len, D = _check_decode_inputs(q, k_cache, v_cache, lengths)
     o = check_out(out, (B, Hq, D), q.dtype, q.device)
     if B == 0 or Hq == 0:
         return o
-    if num_splits is None:
-        num_splits = default_num_splits(B, Hkv, max_len, q.device)
-    if not isinstance(num_splits, int) or num_splits < 1:
-        raise ShapeError(f"num_splits must be a positive integer, got {num_splits!r}")
-    chunk = triton.cdiv(triton.cdiv(max_len, num_splits), _CHUNK_ALIGN) * _CHUNK_ALIGN
-    num_splits = triton.cdiv(max_len, chunk)  # rounding the chunk up can leave fewer chunks
+    cfg, chunk = resolve_decode_config(B, Hq, Hkv, max_len, D, q.device, num_splits=num_splits, config=config)
+    num_splits = cfg.num_splits
     group = Hq // Hkv
-    block_g = max(16, triton.next_power_of_2(group))
     scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
     split = num_splits > 1
     if split:
@@ -216,16 +244,15 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
             lse_part.stride(0) if split else 0, lse_part.stride(1) if split else 0,
             o.stride(0), o.stride(1),
             Hkv, group, chunk)
-    grid = (B * Hkv, num_splits)
-    if INTERPRET:
-        _decode_chunk_kernel[grid](*args, HEAD_DIM=D, BLOCK_G=block_g, SPLIT=split, **_decode_configs()[0].kwargs)
-    else:
-        _decode_tuned[grid](*args, HEAD_DIM=D, BLOCK_G=block_g, SPLIT=split)
+    _decode_chunk_kernel[(B * Hkv, num_splits)](*args, HEAD_DIM=D, BLOCK_G=cfg.block_g, BLOCK_N=cfg.block_n,
+                                                SPLIT=split, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if split:
+        block_s = triton.next_power_of_2(num_splits)
         _decode_merge_kernel[(B * Hq,)](o_part, lse_part, o,
                                         o_part.stride(0), o_part.stride(1), o_part.stride(2),
                                         lse_part.stride(0), lse_part.stride(1), o.stride(0), o.stride(1),
-                                        Hq, num_splits, HEAD_DIM=D, BLOCK_S=triton.next_power_of_2(num_splits))
+                                        Hq, num_splits, HEAD_DIM=D, BLOCK_S=block_s, SPLIT_STEP=min(block_s, 16),
+                                        num_warps=4)
     return o
 
 

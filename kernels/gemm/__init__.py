@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from kernels.gemm.counts import gemm_flops, gemm_min_bytes
+from kernels.gemm.dispatch import GemmConfig, choose_gemm_config
 from kernels.gemm.reference import gemm_cublas, gemm_reference
 
 try:  # the Triton kernels need triton; the references and counts do not
@@ -10,4 +11,4 @@ except ImportError:  # pragma: no cover - only where triton is missing
     pass
 
 __all__ = ["gemm", "gemm_persistent", "gemm_cublas", "gemm_reference", "gemm_flops", "gemm_min_bytes",
-           "HAS_TENSOR_DESCRIPTOR"]
+           "HAS_TENSOR_DESCRIPTOR", "GemmConfig", "choose_gemm_config"]

@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from kernels.errors import NotSupportedError, ShapeError
+from kernels.gemm.dispatch import GemmConfig, choose_gemm_config
 from kernels.validate import INTERPRET, check_out, check_tensor, check_triton_device, dtype_name
 
 FP8_DTYPE = getattr(torch, "float8_e4m3fn", None)
@@ -278,13 +279,16 @@ def _out_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def gemm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor | None = None,
-         scale_b: torch.Tensor | None = None, *, out: torch.Tensor | None = None) -> torch.Tensor:
+         scale_b: torch.Tensor | None = None, *, out: torch.Tensor | None = None,
+         config: GemmConfig | str | None = None) -> torch.Tensor:
     """C = A @ B (times scale_a * scale_b when given) with the tiled Triton kernel.
 
     a: [M, K], b: [K, N] (any strides), both bf16, fp16, fp32 or fp8 e4m3 (same dtype).
     scale_a, scale_b: float32 tensors of one element; required for fp8, optional otherwise.
     out: optional [M, N] tensor to write into (bf16 for fp8 inputs, else the input dtype).
-    Returns C [M, N].
+    config: None lets kernels/gemm/dispatch.py choose (tuned table, else the skinny-M rule with
+    split-K for M <= 64, else the autotuner); a GemmConfig runs as given; 'autotune' forces the
+    autotuned path. fp8 always autotunes unless given a config. Returns C [M, N].
     """
     has_scales = _check_gemm_inputs(a, b, scale_a, scale_b) or scale_a is not None
     M, K = a.shape
@@ -296,6 +300,15 @@ def gemm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor | None = None,
         return c.zero_()
     sa = scale_a if has_scales else c  # placeholders: never read when HAS_SCALES is False
     sb = scale_b if has_scales else c
+    cfg = _dispatch(M, N, K, a.dtype, a.device) if config is None else config
+    if isinstance(cfg, GemmConfig):
+        if cfg.problems():
+            raise ShapeError(f"gemm config {cfg}: {'; '.join(cfg.problems())}")
+        from kernels.gemm.triton_splitk import gemm_configured
+
+        return gemm_configured(a, b, c, sa, sb, has_scales, cfg)
+    if cfg != "autotune":
+        raise ShapeError(f"config must be a GemmConfig, 'autotune' or None, got {cfg!r}")
     args = (a, b, c, sa, sb, M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1))
 
     def grid(meta):
@@ -306,6 +319,25 @@ def gemm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor | None = None,
     else:
         _gemm_tuned[grid](*args, HAS_SCALES=has_scales)
     return c
+
+
+@functools.lru_cache(maxsize=4096)
+def _dispatch_cached(m: int, n: int, k: int, dtype_name_: str, device_index: int) -> GemmConfig | str:
+    if device_index < 0:  # CPU tensors (the interpreter): the rule at a few "SMs", no table
+        cfg = choose_gemm_config(m, n, k, dtype_name_, 4)
+    else:
+        props = torch.cuda.get_device_properties(device_index)
+        cfg = choose_gemm_config(m, n, k, dtype_name_, props.multi_processor_count, gpu_name=props.name)
+    return "autotune" if cfg is None else cfg
+
+
+def _dispatch(m: int, n: int, k: int, dtype: torch.dtype, device: torch.device) -> GemmConfig | str:
+    """The dispatcher's choice (cached per shape: the LLM calls this for every matmul)."""
+    if dtype not in FLOAT_DTYPES:
+        return "autotune"  # fp8: the wgmma tiles of the autotuner (small-M fp8 tl.dot is not tested)
+    index = (device.index if device.index is not None else torch.cuda.current_device()) \
+        if device.type == "cuda" else -1
+    return _dispatch_cached(m, n, k, dtype_name(dtype), index)
 
 
 def gemm_persistent(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor | None = None,

@@ -46,26 +46,31 @@ def tile_config(op: str, variant: str, inputs: tuple) -> dict[str, Any]:
     if op == "gemm" and variant in ("triton", "triton-persistent"):
         from kernels.gemm import triton_gemm
 
+        if variant == "triton":
+            a, b = inputs[0], inputs[1]
+            cfg = triton_gemm._dispatch(a.shape[0], b.shape[1], a.shape[1], a.dtype, a.device)
+            if not isinstance(cfg, str):  # the dispatcher's explicit config (skinny M or tuned table)
+                return {"BLOCK_M": cfg.block_m, "BLOCK_N": cfg.block_n, "BLOCK_K": cfg.block_k,
+                        "GROUP_SIZE_M": cfg.group_m, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
+                        "split_k": cfg.split_k, "source": f"gemm dispatcher ({cfg.source})"}
         return _autotuned(triton_gemm._gemm_tuned if variant == "triton" else triton_gemm._persistent_tuned)
     if op == "attention" and variant in ("triton", "triton-tma"):
         from kernels.attention import triton_flash
 
         return _autotuned(triton_flash._attn_tuned)
     if op == "decode" and variant in ("triton-splitk", "triton-nosplit"):
-        import triton
-
         from kernels.decode import triton_decode
 
-        cfg = _autotuned(triton_decode._decode_tuned)
         q, k_cache = inputs[0], inputs[1]
-        batch, q_heads, _ = q.shape
+        batch, q_heads, head_dim = q.shape
         kv_heads, max_len = k_cache.shape[1], k_cache.shape[2]
-        # Mirrors decode_attention's choice of chunks (default num_splits, rounded chunk).
-        splits = 1 if variant == "triton-nosplit" else triton_decode.default_num_splits(batch, kv_heads, max_len, q.device)
-        chunk = _cdiv(_cdiv(max_len, splits), triton_decode._CHUNK_ALIGN) * triton_decode._CHUNK_ALIGN
-        cfg.update(BLOCK_G=max(16, triton.next_power_of_2(q_heads // kv_heads)), chunk=chunk,
-                   num_splits=_cdiv(max_len, chunk))
-        return cfg
+        # The config decode_attention launches with (the dispatcher's, no autotuner).
+        cfg, chunk = triton_decode.resolve_decode_config(
+            batch, q_heads, kv_heads, max_len, head_dim, q.device,
+            num_splits=1 if variant == "triton-nosplit" else None)
+        return {"BLOCK_N": cfg.block_n, "BLOCK_G": cfg.block_g, "num_warps": cfg.num_warps,
+                "num_stages": cfg.num_stages, "chunk": chunk, "num_splits": cfg.num_splits,
+                "source": f"decode dispatcher ({cfg.source})"}
     return {}
 
 

@@ -100,6 +100,7 @@ class Llama:
             from kernels.pointwise import triton_pointwise as fused
 
             self._prefill_attn = lambda q, k, v: flash_attention(q, k, v, causal=True)
+            # num_splits left to kernels/decode/dispatch.py: the tuned table for this GPU, else the SM rule.
             self._decode_attn = decode_attention
             self._rms_norm, self._rope, self._swiglu = fused.rms_norm, fused.apply_rope, fused.swiglu
         else:

@@ -1,0 +1,134 @@
+"""What the tuners (decode_tune.py, gemm_tune.py) share: CUDA-event timing with the L2 flushed,
+a wall-clock budget, progress lines, and writing the results file and the tuned table after every
+point (a run cut short keeps what it measured)."""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from kernelprof.outputs.benchfile import Case, device_record, write_results  # noqa: E402
+from kernelprof.outputs.environment import git_revision  # noqa: E402
+
+# Inputs smaller than this are followed by an L2 flush before every timed call (H200 L2: 50 MB;
+# a 256 MB write evicts it whole). Larger inputs stream from HBM anyway.
+FLUSH_BELOW_BYTES = 256 << 20
+_FLUSH_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class Timing:
+    """CUDA-event times of `reps` calls, each after an L2 flush when `flushed`."""
+
+    median_ms: float
+    p20_ms: float
+    p80_ms: float
+    reps: int
+    flushed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"median_us": round(self.median_ms * 1e3, 3), "p20_us": round(self.p20_ms * 1e3, 3),
+                "p80_us": round(self.p80_ms * 1e3, 3), "reps": self.reps, "l2_flushed": self.flushed}
+
+
+class Timer:
+    """Times a callable with CUDA events; the flush buffer is allocated once."""
+
+    def __init__(self, max_reps: int = 30, min_reps: int = 5, target_ms: float = 40.0):
+        self.max_reps, self.min_reps, self.target_ms = max_reps, min_reps, target_ms
+        self._flush = torch.empty(_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
+
+    def time(self, fn: Callable[[], Any], input_bytes: int) -> Timing:
+        flush = input_bytes < FLUSH_BELOW_BYTES
+        # Two untimed calls (first-touch, allocator), then one to size the repetitions.
+        fn()
+        fn()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        est_ms = max(start.elapsed_time(end), 1e-3)
+        reps = int(min(self.max_reps, max(self.min_reps, self.target_ms / est_ms)))
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+        for i in range(reps):
+            if flush:
+                self._flush.zero_()  # also gives the host time to queue the call behind it
+            starts[i].record()
+            fn()
+            ends[i].record()
+        torch.cuda.synchronize()
+        ms = sorted(s.elapsed_time(e) for s, e in zip(starts, ends))
+        q = statistics.quantiles(ms, n=10, method="inclusive") if len(ms) > 1 else [ms[0]] * 9
+        return Timing(statistics.median(ms), q[1], q[7], reps, flush)
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    ref = ref.to(torch.float64)
+    return float((out.to(torch.float64) - ref).norm() / ref.norm())
+
+
+def error_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:240]}" if text else type(exc).__name__
+
+
+@dataclass
+class TuneRun:
+    """The results file and tuned table of one tuner run, rewritten after every point."""
+
+    benchmark: str
+    table_path: Path
+    out_dir: Path | None
+    budget_s: float
+    results_dir: Path | None = None  # None: benchmarks/results
+    started: float = field(default_factory=time.monotonic)
+    cases: list[Case] = field(default_factory=list)
+    table_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=lambda: {"skipped": [], "failures": []})
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def over_budget(self) -> bool:
+        return self.elapsed_s() > self.budget_s
+
+    def log(self, msg: str) -> None:
+        print(f"[{self.elapsed_s():6.1f} s] {msg}", flush=True)
+
+    def write(self) -> None:
+        device = device_record()
+        name = torch.cuda.get_device_name()
+        self.notes["elapsed_s"] = round(self.elapsed_s(), 1)
+        self.notes["driver"] = device.get("driver")
+        write_results(self.benchmark, self.cases, device=device, notes=self.notes, results_dir=self.results_dir)
+        if self.out_dir is not None:
+            write_results(self.benchmark, self.cases, device=device, notes=self.notes, results_dir=self.out_dir)
+        doc = {"version": 1, "gpus": {name: {
+            "entries": self.table_entries, "written_by": f"benchmarks/{self.benchmark.replace('-', '_')}.py",
+            "git_revision": git_revision(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "torch": torch.__version__, "triton": _triton_version(), "driver": device.get("driver")}}}
+        # The copy in out_dir is named by op ('decode-tuned_h200.json'): both tuners share one folder.
+        copy = self.out_dir / f"{self.table_path.parent.name}-{self.table_path.name}" if self.out_dir else None
+        for path in [self.table_path] + ([copy] if copy else []):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+            tmp.replace(path)
+
+
+def _triton_version() -> str | None:
+    try:
+        import triton
+    except ImportError:
+        return None
+    return triton.__version__
