@@ -54,6 +54,7 @@ def main() -> int:
     p.add_argument("--output", type=int, default=128)
     p.add_argument("--requests", type=int, default=3)
     p.add_argument("--runs-dir", default=os.environ.get("OUT", "runs") + "/multigpu")
+    p.add_argument("--results-dir", default=None, help="default benchmarks/results (a smoke run: $OUT)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tp-one", type=int, help=argparse.SUPPRESS)
     p.add_argument("--batch-one", type=int, help=argparse.SUPPRESS)
@@ -106,7 +107,7 @@ def main() -> int:
         "paper_figures": {f"tp{k}": v for k, v in PAPER.items()}, "paper_label": PAPER_LABEL,
         "method": "in-run: every rank's own sampler over its GPU, phases by CUDA events, all GPUs summed; "
                   "a request is one generate call of `batch` sequences; NCCL_NVLS_ENABLE=0",
-        "runs_dir": str(runs)})
+        "runs_dir": str(runs)}, results_dir=a.results_dir)
     print(f"wrote {out}")
     for c in cases:
         print(c.name, f"{c.value:.4g} {c.metric}", "" if c.ratio is None else f"(TP1 / this = {c.ratio:.3f})")

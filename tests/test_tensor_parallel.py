@@ -34,16 +34,21 @@ def _prompt(cfg: LlamaConfig) -> torch.Tensor:
     return torch.randint(0, cfg.vocab_size, (SHAPE.batch, SHAPE.input_len), generator=g)
 
 
-def _worker(rank: int, world: int, port: int, cfg: LlamaConfig, out: str) -> None:
+def _worker(rank: int, world: int, port: int, cfg: LlamaConfig, out: str, device: str = "cpu") -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    backend = "gloo" if device == "cpu" else "nccl"
+    dev = device if device == "cpu" else f"cuda:{rank}"
+    if backend == "nccl":
+        torch.cuda.set_device(rank)
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        m = TPLlama(cfg, tp=world, rank=rank, batch=SHAPE.batch, max_len=SHAPE.max_len, **KW)
-        prompt = _prompt(cfg)
+        m = TPLlama(cfg, tp=world, rank=rank, batch=SHAPE.batch, max_len=SHAPE.max_len, **{**KW, "device": dev})
+        prompt = _prompt(cfg).to(dev)
         logits = m.prefill(prompt)
         m.resize_cache(SHAPE.batch, SHAPE.max_len)
         tokens = generate(m, prompt, SHAPE, "eager")
-        torch.save({"logits": logits, "tokens": tokens, "kv_heads": m.k_cache[0].shape[1]}, f"{out}.{rank}")
+        torch.save({"logits": logits.cpu(), "tokens": tokens.cpu(), "kv_heads": m.k_cache[0].shape[1]},
+                   f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
 
@@ -75,3 +80,23 @@ def test_indivisible_split_is_refused():
     with pytest.raises(UsageError, match=r"n_heads=32.*not divisible by 3"):
         check_tp(get_config("llama-3.1-8b"), 3)
     check_tp(get_config("llama-3.1-8b"), 8)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_tp2_nccl_matches_single_gpu(tmp_path, monkeypatch):
+    """The same check over NCCL on two GPUs (eager fp32; weights drawn on each GPU from the seed)."""
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "0")
+    cfg = get_config("tiny")
+    ref = Llama(cfg, batch=SHAPE.batch, max_len=SHAPE.max_len, **{**KW, "device": "cuda:0"})
+    prompt = _prompt(cfg).to("cuda:0")
+    ref_logits = ref.prefill(prompt).cpu()
+    ref.resize_cache(SHAPE.batch, SHAPE.max_len)
+    ref_tokens = generate(ref, prompt, SHAPE, "eager").cpu()
+    out = str(tmp_path / "r")
+    mp.spawn(_worker, args=(2, free_port(), cfg, out, "cuda"), nprocs=2, join=True)
+    for rank in range(2):
+        got = torch.load(f"{out}.{rank}")
+        # TF32 is off for fp32 matmuls by default; the tolerance is the CPU one's reason.
+        torch.testing.assert_close(got["logits"], ref_logits, rtol=RTOL, atol=ATOL)
+        assert torch.equal(got["tokens"], ref_tokens)

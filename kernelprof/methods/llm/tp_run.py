@@ -106,7 +106,8 @@ def run_tp_llm(model_name: str, tp: int, batch: int, input_len: int, output_len:
         shape = GenerateShape(batch, input_len, output_len)
         model = build_tp_model(cfg, tp=tp, rank=rank, batch=batch, max_len=shape.max_len, device=f"cuda:{local}",
                                seed=seed, attention="triton" if mode == "optimized" else "eager", gemm=gemm)
-        prompt = random_prompt(cfg, shape, device=f"cuda:{local}", seed=seed)  # same on every rank
+        prompt = random_prompt(cfg, shape, device=f"cuda:{local}", seed=seed)
+        dist.broadcast(prompt, src=0)  # one prompt for all ranks, whatever each GPU's generator drew
         graph = DecodeGraph(model, input_len, shape.decode_steps) if mode == "optimized" and shape.decode_steps else None
         generate(model, prompt, shape, mode, graph=graph)  # warm-up: compile, autotune, NCCL communicators
         torch.cuda.synchronize()
