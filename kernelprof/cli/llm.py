@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="repeat the request in-run for at least this long (at most 20 times; 0: one request). The "
                         "phase fit needs many short phases: with 2 s, a batch-1 prefill read 7%% off the steady "
                         "state, with 10 s 0.7%%")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel over N GPUs, launched through torchrun "
+                   "(NCCL_NVLS_ENABLE=0); per-GPU energy per phase, in-run only")
+    p.add_argument("--tp-requests", type=int, default=3, help="with --tp: generate calls measured")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run)
 
@@ -51,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--min-inrun-s must be >= 0, got {args.min_inrun_s}")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     prefix = Path(args.out) if args.out else Path("runs") / f"llm-{args.model}-{stamp}"
+    if args.tp != 1:
+        from kernelprof.cli.llm_tp import run_tp
+
+        return run_tp(args, prefix)
     results = []
     for mode in parse_mode(args.mode):
         # Names by concatenation: model names hold dots ("llama-3.1-8b") that with_suffix would cut.

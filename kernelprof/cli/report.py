@@ -18,6 +18,7 @@ RENDERERS = {
     "sensor": "kernelprof.cli.sensor:render_run",
     "counters": "kernelprof.cli.counters:render_counters",
     "llm": "kernelprof.cli.llm:render_run",
+    "llm-tp": "kernelprof.cli.llm_tp:render_run",
     "workload": "kernelprof.cli.workload:render_run",
 }
 
