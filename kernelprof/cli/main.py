@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "kernelprof.cli.calibrate",
     "kernelprof.cli.llm",
     "kernelprof.cli.workload",
+    "kernelprof.cli.ladder",
     "kernelprof.cli.demo",
     "kernelprof.cli.plot",
     "kernelprof.cli.report",
