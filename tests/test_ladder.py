@@ -140,3 +140,13 @@ def test_cli_help_and_bad_input():
     assert bad.returncode == 2 and "unknown rung 'nope'" in bad.stderr + bad.stdout
     zero = _cli("--batch", "0")
     assert zero.returncode == 2 and "--batch" in zero.stderr + zero.stdout
+
+
+def test_ladder_png(tmp_path):
+    from kernelprof.outputs.plots import ladder_png
+
+    rungs = link([rung("hf-eager", [200.0], [20.0]), rung("kp-triton", [50.0], [2.0])])
+    p = ladder_png(rungs, tmp_path / "ladder.png", title="t")
+    assert p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="no measured rung"):
+        ladder_png([RungResult("kp-fp8", "fp8", False, "tiny", 8, 512, 128)], tmp_path / "x.png", title="t")

@@ -99,14 +99,27 @@ def _measure_kp(cfg: LadderConfig, mode: str, batch: int, model_cache: dict[str,
 
 
 def _measure_hf(cfg: LadderConfig, compiled: bool) -> tuple[list[Repeat], dict[str, Any]]:
-    from kernelprof.methods.llm.hf_baseline import run_hf
+    import torch
 
+    from kernelprof.gpu.devices import require_gpu
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.generate import GenerateShape, check_fits
+    from kernelprof.methods.llm.hf_baseline import hf_model_for, run_hf
+
+    require_gpu("the transformers rungs")
+    lcfg = get_config(cfg.model)
+    check_fits(lcfg, GenerateShape(cfg.batch, cfg.input_len, cfg.output_len), "eager", cfg.device)
+    with torch.cuda.device(cfg.device):
+        model = hf_model_for(lcfg, cfg.device, cfg.seed, compiled)  # once: repeats reuse weights and compilation
     reps, ver = [], {}
     for _ in range(cfg.repeats):
         h = run_hf(cfg.model, cfg.batch, cfg.input_len, cfg.output_len, device=cfg.device, seed=cfg.seed,
-                   min_inrun_s=cfg.min_inrun_s, compiled=compiled)
+                   min_inrun_s=cfg.min_inrun_s, compiled=compiled, model=model)
         reps.append(_repeat_from_hf(h))
         ver = {"transformers": h.transformers_version, "attn_implementation": h.attn_implementation}
+    del model
+    gc.collect()
+    torch.cuda.empty_cache()
     return reps, ver
 
 

@@ -65,11 +65,23 @@ def hf_model(cfg: LlamaConfig, device: str = "cuda", seed: int = 0, dtype: Any =
     return model
 
 
+def hf_model_for(cfg: LlamaConfig, device: int, seed: int, compiled: bool) -> Any:
+    """The eager baseline, or SDPA with a compiled forward (reduce-overhead: CUDA graphs per shape)."""
+    import torch
+
+    model = hf_model(cfg, device=f"cuda:{device}", seed=seed, attn_implementation="sdpa" if compiled else "eager")
+    if compiled:
+        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+    return model
+
+
 def run_hf(model_name: str, batch: int, input_len: int, output_len: int, *, device: int = 0, seed: int = 0,
-           min_inrun_s: float = 2.0, max_requests: int = 10, compiled: bool = False) -> HFResult:
+           min_inrun_s: float = 2.0, max_requests: int = 10, compiled: bool = False,
+           model: Any = None) -> HFResult:
     """`compiled`: SDPA attention, a static KV cache and torch.compile(mode="reduce-overhead") of the
     forward (transformers' documented recipe), the paper's torch.compile rung; else eager attention
-    with the dynamic cache."""
+    with the dynamic cache. `model`: one returned by `hf_model_for` to reuse (repeats then skip the
+    weights' initialization and, compiled, the recompilation)."""
     import torch
 
     from kernelprof.gpu.devices import require_gpu
@@ -80,14 +92,13 @@ def run_hf(model_name: str, batch: int, input_len: int, output_len: int, *, devi
     wall0 = time.perf_counter()
     cfg = get_config(model_name)
     shape = GenerateShape(batch, input_len, output_len)
-    check_fits(cfg, shape, "eager", device)
+    if model is None:  # a passed model already holds its weights: the estimate would count them twice
+        check_fits(cfg, shape, "eager", device)
     with torch.cuda.device(device):
         attn = "sdpa" if compiled else "eager"
-        model = hf_model(cfg, device=f"cuda:{device}", seed=seed, attn_implementation=attn)
-        extra: dict[str, Any] = {}
-        if compiled:
-            extra["cache_implementation"] = "static"
-            model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+        if model is None:
+            model = hf_model_for(cfg, device, seed, compiled)
+        extra: dict[str, Any] = {"cache_implementation": "static"} if compiled else {}
         prompt = random_prompt(cfg, shape, device=f"cuda:{device}", seed=seed)
         mask = torch.ones_like(prompt)
 
