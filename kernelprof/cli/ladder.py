@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-inrun-s", type=float, default=1.0, help="in-run time per repeat")
     p.add_argument("--workload", help="azure-conv, azure-code or burstgpt-fitted: first and last kernelprof rung "
                                       "over the binned trace instead of the single-batch ladder")
+    p.add_argument("--only", choices=["first", "last"], help="with --workload: measure one rung (split a trace over "
+                                                              "device calls; the other is read from its file)")
     p.add_argument("--device", type=int, default=0)
     p.add_argument("--out", help="JSONL of finished rungs (default runs/ladder-<model>.jsonl); rerun resumes")
     p.add_argument("--fresh", action="store_true", help="discard finished rungs in --out instead of resuming")
@@ -66,7 +68,7 @@ def _workload(args: argparse.Namespace) -> int:
     from kernelprof.methods.ladder_workload import run_workload_ladder, write_ladder_results
 
     w = run_workload_ladder(args.workload, args.model, out_dir=Path(args.out or f"runs/ladder-{args.workload}"),
-                            device=args.device)
+                            device=args.device, only=args.only)
     if args.results:
         console.print(f"wrote {write_ladder_results([], [w], device=args.device, merge=True)}")
     if args.json:

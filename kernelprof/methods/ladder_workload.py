@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from kernelprof.errors import UsageError
 from kernelprof.methods.ladder import RungResult
 
 WORKLOADS = ("azure-conv", "azure-code", "burstgpt-fitted")
@@ -81,17 +82,30 @@ def bin_savings(first: dict[str, dict[str, Any]], last: dict[str, dict[str, Any]
 
 
 def run_workload_ladder(workload: str, model: str, *, out_dir: Path, device: int = 0,
-                        max_batch: int = 64) -> WorkloadLadder:
-    """Both rungs over the binned trace; each rung's bins stream to out_dir/<mode>.jsonl and resume."""
+                        max_batch: int = 64, only: str | None = None) -> WorkloadLadder:
+    """Both rungs over the binned trace; each rung's bins stream to out_dir/<mode>.jsonl and resume
+    (a finished file costs no GPU work: run_binned builds the model only for a missing bin).
+    `only` ("first"|"last"): measure that rung alone, reading the other from its file if present,
+    so one trace can be split over device calls of under 10 minutes."""
     from kernelprof.methods.llm.binned import read_bins, run_binned
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    summaries = {}
-    for mode in (FIRST_MODE, LAST_MODE):
+    if only not in (None, "first", "last"):
+        raise UsageError(f"only must be 'first' or 'last', got {only!r}")
+    summaries: dict[str, Any] = {}
+    for mode, which in ((FIRST_MODE, "first"), (LAST_MODE, "last")):
         path = out_dir / f"{mode}.jsonl"
+        if only is not None and only != which and not path.exists():
+            summaries[mode] = None
+            continue
         summaries[mode] = run_binned(workload, model, mode=mode, max_batch=max_batch, out=path,
                                      resume=path.exists(), device=device)
     f, l = summaries[FIRST_MODE], summaries[LAST_MODE]
+    if f is None or l is None:
+        done = f or l
+        return WorkloadLadder(workload, model, "kp-eager", "kp-triton", f and f.energy_j, l and l.energy_j,
+                              f and f.ratio, l and l.ratio, (), ("one rung measured so far; rerun with the other",)
+                              + done.notes)
     notes = ["first rung kp-eager, last kp-triton (each bin at the largest batch its mode fits): the transformers "
              "rungs are measured only in the single-batch ladder",
              "measured / estimate: the paper's TDP / headline bf16 peak x FLOPs"]
