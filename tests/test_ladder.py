@@ -88,10 +88,12 @@ def test_resume_reads_finished_rungs_and_ignores_torn_line(tmp_path):
     append_rung(p, rung("hf-eager", [1.0], [1.0]))
     other = RungResult("kp-eager", "x", True, "tiny", 8, 512, 128, extra={"ladder_key": {**KEY, "batch": 4}})
     append_rung(p, other)
+    append_rung(p, RungResult("kp-triton", "x", False, "tiny", 8, 512, 128, flags=("failed",),
+                              extra={"ladder_key": KEY}))  # failed: retried on resume
     with p.open("a") as f:
         f.write('{"name": "kp-triton", "extra": {"ladder')  # a crash mid-write
     done = read_done(p, KEY)
-    assert list(done) == ["hf-eager"]  # other config and the torn line left out
+    assert list(done) == ["hf-eager"]  # other config, the failed rung and the torn line left out
 
 
 def test_select_rungs():

@@ -273,7 +273,8 @@ def read_done(path: Path, key: dict[str, Any]) -> dict[str, RungResult]:
             d = json.loads(line)
         except json.JSONDecodeError:
             continue  # a crash mid-write leaves at most one torn line
-        if (d.get("extra") or {}).get("ladder_key") == key:
+        # A rung that failed (a compile error, say) is measured again; out of memory is not transient.
+        if (d.get("extra") or {}).get("ladder_key") == key and "failed" not in d.get("flags", ()):
             done[d["name"]] = RungResult.from_json(d)
     return done
 

@@ -90,10 +90,12 @@ def _measure_kp(cfg: LadderConfig, mode: str, batch: int, model_cache: dict[str,
         check_fits(lcfg, shape, mode, cfg.device)
         model = model_cache[mode] = build_model(lcfg, shape, mode, seed=cfg.seed)
     reps = []
-    for i in range(cfg.repeats):
+    for _ in range(cfg.repeats):
+        # warmup="full" each time: it repeats a short request to min_inrun_s, so a 0.3 s batch is not
+        # read from ~15 power samples of 20 ms.
         r = run_llm(cfg.model, batch, cfg.input_len, cfg.output_len, mode=mode, steady=False,
                     min_inrun_s=cfg.min_inrun_s, device=cfg.device, seed=cfg.seed, model=model,
-                    warmup="full" if i == 0 else "prefill", cycle_reference=False)
+                    warmup="full", cycle_reference=False)
         reps.append(_repeat_from_llm(r))
     return reps
 
@@ -106,7 +108,7 @@ def _measure_hf(cfg: LadderConfig, compiled: bool) -> tuple[list[Repeat], dict[s
     from kernelprof.methods.llm.generate import GenerateShape, check_fits
     from kernelprof.methods.llm.hf_baseline import hf_model_for, run_hf
 
-    require_gpu("the transformers rungs")
+    require_gpu("the transformers rung")
     lcfg = get_config(cfg.model)
     check_fits(lcfg, GenerateShape(cfg.batch, cfg.input_len, cfg.output_len), "eager", cfg.device)
     with torch.cuda.device(cfg.device):
@@ -164,14 +166,16 @@ def measure_rung(spec: RungSpec, cfg: LadderConfig, model_cache: dict[str, Any])
             raise UsageError(f"no measurement for rung {spec.name!r}")
     except (NotSupportedError, ImportError) as exc:
         return replace(base, supported=False, flags=("skipped",), notes=(f"skipped: {exc}",))
-    except Exception as exc:  # an out-of-memory rung: record it and keep climbing
+    except Exception as exc:  # noqa: BLE001 - one rung failing (OOM, a compile error) must not lose the climb
         import torch
-        if not isinstance(exc, torch.cuda.OutOfMemoryError):
-            raise
+
         model_cache.clear()
         gc.collect()
-        torch.cuda.empty_cache()
-        return replace(base, supported=False, flags=("out_of_memory",), notes=(str(exc).splitlines()[0],))
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        code = "out_of_memory" if isinstance(exc, torch.cuda.OutOfMemoryError) else "failed"
+        first = (str(exc).splitlines() or [""])[0]
+        return replace(base, supported=False, flags=(code,), notes=(f"{type(exc).__name__}: {first}",))
     return replace(base, repeats=tuple(reps), extra={**base.extra, "wall_s": time.perf_counter() - t0})
 
 
