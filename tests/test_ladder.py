@@ -152,3 +152,34 @@ def test_ladder_png(tmp_path):
     assert p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="no measured rung"):
         ladder_png([RungResult("kp-fp8", "fp8", False, "tiny", 8, 512, 128)], tmp_path / "x.png", title="t")
+
+
+def test_render_ladder_shows_verdicts_and_flags(capsys):
+    from kernelprof.cli.ladder import render_ladder
+    from kernelprof.cli.output import console
+
+    rows = link([rung("hf-eager", [200.0], [20.0]),
+                 RungResult("kp-fp8", "fp8", False, "tiny", 8, 512, 128, flags=("not_supported",)),
+                 rung("kp-triton", [50.0], [2.0])])
+    width = console.width
+    console.width = 300  # one line per row, so the cells can be matched whole
+    try:
+        with console.capture() as cap:
+            render_ladder([r.to_json() for r in rows])
+    finally:
+        console.width = width
+    text = cap.get()
+    assert "saves energy" in text and "not_supported" in text and "-75.0% energy" in text
+
+
+@pytest.mark.gpu
+def test_tiny_ladder_on_gpu(tmp_path):
+    from kernelprof.methods.ladder_run import LadderConfig, run_ladder
+
+    cfg = LadderConfig("tiny", batch=2, input_len=64, output_len=8, repeats=2, min_inrun_s=0.5)
+    out = tmp_path / "l.jsonl"
+    rows = run_ladder(cfg, select_rungs("kp-eager,kp-fp8,kp-triton"), out=out)
+    assert [r.name for r in rows] == ["kp-eager", "kp-fp8", "kp-triton"]
+    assert rows[0].j_per_request > 0 and rows[2].change is not None and rows[2].change.below == "kp-eager"
+    again = run_ladder(cfg, select_rungs("kp-eager,kp-fp8,kp-triton"), out=out)  # resumes: nothing re-measured
+    assert [r.repeats for r in again] == [r.repeats for r in rows]
