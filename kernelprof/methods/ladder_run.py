@@ -85,8 +85,11 @@ def _measure_kp(cfg: LadderConfig, mode: str, batch: int, model_cache: dict[str,
     shape = GenerateShape(batch, cfg.input_len, cfg.output_len)
     model = model_cache.get(mode)
     if model is None:
+        import torch
+
         model_cache.clear()  # one model's weights at a time (16 GB at 8B)
         gc.collect()
+        torch.cuda.empty_cache()  # hand the freed blocks back, so check_fits sees them as free
         check_fits(lcfg, shape, mode, cfg.device)
         model = model_cache[mode] = build_model(lcfg, shape, mode, seed=cfg.seed)
     reps = []
@@ -131,6 +134,8 @@ def max_batch(cfg: LadderConfig) -> int:
     from kernelprof.methods.llm.binned import largest_batch
     from kernelprof.methods.llm.config import get_config
 
+    gc.collect()
+    torch.cuda.empty_cache()  # the last rung's graphs and activations count as free
     free, _ = torch.cuda.mem_get_info(cfg.device)
     # The optimized model already holds its weights; the estimate counts them again, so add them back.
     from kernelprof.methods.llm.model import weight_bytes
