@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "kernelprof.cli.llm",
     "kernelprof.cli.run",
     "kernelprof.cli.workload",
+    "kernelprof.cli.ladder",
     "kernelprof.cli.demo",
     "kernelprof.cli.plot",
     "kernelprof.cli.report",

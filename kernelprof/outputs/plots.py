@@ -113,3 +113,34 @@ def power_timeline_png(trace, timeline, path: str | Path, *, title: str, depth: 
     ax.set_ylabel("power (W)")
     ax.set_xlim(0, trace.duration_s)
     return _finish(fig, ax, path, title)
+
+
+def ladder_png(rungs, path: str | Path, *, title: str) -> Path:
+    """Energy per request against time per request for each measured rung (`RungResult`), with
+    iso-power lines: a step down and to the left saves energy; a step left along or above its
+    iso-power line saves only time."""
+    plt = _pyplot()
+    pts = [r for r in rungs if r.repeats and r.j_per_request and r.time_per_request_s]
+    if not pts:
+        raise ValueError("no measured rung to plot")
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    t_s = np.array([r.time_per_request_s for r in pts])
+    e_j = np.array([r.j_per_request for r in pts])
+    t_lo, t_hi, e_lo, e_hi = t_s.min() * 0.5, t_s.max() * 1.5, e_j.min() * 0.5, e_j.max() * 1.5
+    grid = np.geomspace(t_lo, t_hi, 50)
+    for watts in (100.0, 200.0, 300.0, 400.0, 500.0, 700.0, 1000.0):
+        ax.plot(grid, watts * grid, color="0.85", lw=0.8, zorder=0)  # W x s = J
+        t_exit = min(t_hi, e_hi / watts)
+        if t_exit > t_lo and watts * t_exit > e_lo:
+            ax.annotate(f"{watts:.0f} W", (t_exit, watts * t_exit), fontsize=7, color="0.5",
+                        xytext=(-22, -9), textcoords="offset points")
+    ax.plot(t_s, e_j, color="0.6", lw=0.8, zorder=1)  # the climb, rung to rung
+    for r in pts:
+        ax.plot(r.time_per_request_s, r.j_per_request, "o", label=f"{r.name} (b{r.batch}, {r.mean_power_w:.0f} W)")
+    ax.set_xlim(t_lo, t_hi)
+    ax.set_ylim(e_lo, e_hi)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("GPU time per request (s)")
+    ax.set_ylabel("energy per request (J)")
+    return _finish(fig, ax, path, title)

@@ -34,9 +34,10 @@ class HFResult:
     wall_s: float
 
 
-def hf_model(cfg: LlamaConfig, device: str = "cuda", seed: int = 0, dtype: Any = None) -> Any:
-    """A randomly initialized LlamaForCausalLM with this shape, eager attention, bf16 (or `dtype`),
-    made directly on `device`."""
+def hf_model(cfg: LlamaConfig, device: str = "cuda", seed: int = 0, dtype: Any = None,
+             attn_implementation: str = "eager") -> Any:
+    """A randomly initialized LlamaForCausalLM with this shape, eager (or `attn_implementation`)
+    attention, bf16 (or `dtype`), made directly on `device`."""
     try:
         import transformers
         from transformers import LlamaConfig as HFLlamaConfig
@@ -49,7 +50,7 @@ def hf_model(cfg: LlamaConfig, device: str = "cuda", seed: int = 0, dtype: Any =
                            num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
                            num_key_value_heads=cfg.n_kv_heads, rope_theta=cfg.rope_theta, rms_norm_eps=cfg.norm_eps,
                            max_position_embeddings=131072, tie_word_embeddings=False)
-    hf_cfg._attn_implementation = "eager"
+    hf_cfg._attn_implementation = attn_implementation
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype or torch.bfloat16)  # initialize in bf16 on the GPU: no fp32 copy, no CPU init
@@ -64,8 +65,23 @@ def hf_model(cfg: LlamaConfig, device: str = "cuda", seed: int = 0, dtype: Any =
     return model
 
 
+def hf_model_for(cfg: LlamaConfig, device: int, seed: int, compiled: bool) -> Any:
+    """The eager baseline, or SDPA with a compiled forward (reduce-overhead: CUDA graphs per shape)."""
+    import torch
+
+    model = hf_model(cfg, device=f"cuda:{device}", seed=seed, attn_implementation="sdpa" if compiled else "eager")
+    if compiled:
+        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+    return model
+
+
 def run_hf(model_name: str, batch: int, input_len: int, output_len: int, *, device: int = 0, seed: int = 0,
-           min_inrun_s: float = 2.0, max_requests: int = 10) -> HFResult:
+           min_inrun_s: float = 2.0, max_requests: int = 10, compiled: bool = False,
+           model: Any = None) -> HFResult:
+    """`compiled`: SDPA attention, a static KV cache and torch.compile(mode="reduce-overhead") of the
+    forward (transformers' documented recipe), the paper's torch.compile rung; else eager attention
+    with the dynamic cache. `model`: one returned by `hf_model_for` to reuse (repeats then skip the
+    weights' initialization and, compiled, the recompilation)."""
     import torch
 
     from kernelprof.gpu.devices import require_gpu
@@ -76,17 +92,24 @@ def run_hf(model_name: str, batch: int, input_len: int, output_len: int, *, devi
     wall0 = time.perf_counter()
     cfg = get_config(model_name)
     shape = GenerateShape(batch, input_len, output_len)
-    check_fits(cfg, shape, "eager", device)
+    if model is None:  # a passed model already holds its weights: the estimate would count them twice
+        check_fits(cfg, shape, "eager", device)
     with torch.cuda.device(device):
-        model = hf_model(cfg, device=f"cuda:{device}", seed=seed)
+        attn = "sdpa" if compiled else "eager"
+        if model is None:
+            model = hf_model_for(cfg, device, seed, compiled)
+        extra: dict[str, Any] = {"cache_implementation": "static"} if compiled else {}
         prompt = random_prompt(cfg, shape, device=f"cuda:{device}", seed=seed)
         mask = torch.ones_like(prompt)
 
         def gen(n: int):
             with torch.no_grad():
                 return model.generate(prompt, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
-                                      do_sample=False)
+                                      do_sample=False, **extra)
 
+        if compiled:  # compile both shapes (the 1-token prefill call, the whole request) before timing
+            gen(1)
+            gen(output_len)
         t0 = time.perf_counter()
         out = gen(output_len)  # warm-up, and the fixed-length check below
         torch.cuda.synchronize()
@@ -116,6 +139,6 @@ def run_hf(model_name: str, batch: int, input_len: int, output_len: int, *, devi
                     request_energy_j=None if req_e is None else req_e / requests,
                     j_per_request=None if req_e is None else req_e / requests / batch,
                     transformers_version=getattr(model, "_kernelprof_transformers", "?"),
-                    attn_implementation="eager",
+                    attn_implementation=attn + ("+static+compile" if compiled else ""),
                     flags=tuple(sorted({f.code for p in (*pre, *req) for f in p.flags})),
                     wall_s=time.perf_counter() - wall0)

@@ -1,0 +1,106 @@
+"""`kernelprof ladder [--rungs a,b] [--batch 8 --input 512 --output 128 --repeats 3]`: which optimization
+saves joules, and why; `--workload azure-conv` runs the first and last rung over a binned trace."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from kernelprof.cli.output import console, fmt, print_json
+from kernelprof.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from kernelprof.methods.ladder import RUNG_NAMES
+    from kernelprof.methods.llm.config import CONFIGS
+
+    p = sub.add_parser("ladder", help="the optimization ladder: J per request rung by rung, split into time and power")
+    p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS), help="model shape (random weights)")
+    p.add_argument("--rungs", help=f"comma-separated subset, in ladder order (default all): {', '.join(RUNG_NAMES)}")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--input", type=int, default=512, help="prompt tokens per request")
+    p.add_argument("--output", type=int, default=128, help="generated tokens per request (fixed, no EOS)")
+    p.add_argument("--repeats", type=int, default=3, help="measurements per rung (>= 2 gives confidence intervals)")
+    p.add_argument("--min-inrun-s", type=float, default=1.0, help="in-run time per repeat")
+    p.add_argument("--workload", help="azure-conv, azure-code or burstgpt-fitted: first and last kernelprof rung "
+                                      "over the binned trace instead of the single-batch ladder")
+    p.add_argument("--only", choices=["first", "last"], help="with --workload: measure one rung (split a trace over "
+                                                              "device calls; the other is read from its file)")
+    p.add_argument("--device", type=int, default=0)
+    p.add_argument("--out", help="JSONL of finished rungs (default runs/ladder-<model>.jsonl); rerun resumes")
+    p.add_argument("--fresh", action="store_true", help="discard finished rungs in --out instead of resuming")
+    p.add_argument("--results", action="store_true", help="also write benchmarks/results/ladder-<gpu>.json")
+    p.add_argument("--plot", help="PNG path: energy vs time per rung with iso-power lines")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kernelprof.methods.ladder import select_rungs
+    from kernelprof.methods.ladder_run import LadderConfig, run_ladder
+
+    if min(args.batch, args.input) < 1 or args.output < 2 or args.repeats < 1:
+        raise UsageError(f"--batch, --input and --repeats must be >= 1 and --output >= 2, got "
+                         f"{args.batch}, {args.input}, {args.repeats}, {args.output}")
+    rungs = select_rungs(args.rungs)
+    if args.workload:
+        return _workload(args)
+    cfg = LadderConfig(args.model, args.batch, args.input, args.output, args.repeats, args.min_inrun_s, args.device)
+    out = Path(args.out or f"runs/ladder-{args.model}.jsonl")
+    results = run_ladder(cfg, rungs, out=out, resume=not args.fresh,
+                         on_rung=None if args.json else lambda r: console.print(f"[dim]rung {r.name} done[/]"))
+    if args.results:
+        from kernelprof.methods.ladder_workload import write_ladder_results
+        console.print(f"wrote {write_ladder_results(results, [], device=args.device, merge=True)}")
+    if args.plot:
+        from kernelprof.outputs.plots import ladder_png
+        console.print(f"wrote {ladder_png(results, args.plot, title=f'{args.model} ladder, batch {args.batch}')}")
+    if args.json:
+        print_json([r.to_json() for r in results])
+    else:
+        render_ladder([r.to_json() for r in results])
+    return 0
+
+
+def _workload(args: argparse.Namespace) -> int:
+    from kernelprof.methods.ladder_workload import run_workload_ladder, write_ladder_results
+
+    w = run_workload_ladder(args.workload, args.model, out_dir=Path(args.out or f"runs/ladder-{args.workload}"),
+                            device=args.device, only=args.only)
+    if args.results:
+        console.print(f"wrote {write_ladder_results([], [w], device=args.device, merge=True)}")
+    if args.json:
+        print_json(w.to_json())
+        return 0
+    console.print(f"{w.workload}: first rung {fmt(w.first_energy_j, 'J')} ({fmt(w.first_ratio, 'x')} the TDP/FLOP "
+                  f"estimate), last rung {fmt(w.last_energy_j, 'J')} ({fmt(w.last_ratio, 'x')}): saving "
+                  f"{fmt(w.saving_pct, '%')}")
+    t = Table(title="saving per bin (input x output)")
+    for col in ("bin", "requests", "first J/batch", "last J/batch", "saving"):
+        t.add_column(col, justify="right")
+    for b in w.bins:
+        t.add_row(b.key, str(b.requests), fmt(b.first_j_per_request, "J"), fmt(b.last_j_per_request, "J"),
+                  fmt(b.saving_pct, "%"))
+    console.print(t)
+    for n in w.notes:
+        console.print(f"[dim]note: {n}[/]")
+    return 0
+
+
+def render_ladder(rows: list[dict[str, Any]]) -> None:
+    t = Table(title="optimization ladder (per request; change vs the measured rung below)")
+    for col in ("rung", "batch", "J/request", "prefill J", "decode J", "time/batch", "mean W", "change", "verdict"):
+        t.add_column(col, justify="left" if col in ("rung", "change", "verdict") else "right")
+    for r in rows:
+        ch = r.get("change") or {}
+        t.add_row(r["name"], str(r["batch"]), fmt(r["j_per_request"], "J"), fmt(r["prefill_j"], "J"),
+                  fmt(r["decode_j"], "J"), fmt(r["time_s"], "s"), fmt(r["mean_power_w"], "W"),
+                  ch.get("text", "-"), ch.get("verdict", ",".join(r["flags"]) or "-"))
+    console.print(t)
+    for r in rows:
+        if r.get("reason"):
+            console.print(f"[dim]{r['name']}: {r['reason']}[/]")
+        for n in r.get("notes", []):
+            console.print(f"[dim]{r['name']}: {n}[/]")

@@ -1,0 +1,207 @@
+"""Measuring the ladder's rungs on a GPU (the arithmetic is in `kernelprof.methods.ladder`).
+
+Each kernelprof rung is `run_llm` (in-run Profiler phases) repeated `repeats` times on one model
+instance, without the steady-state references (the ladder compares rungs, not methods, and the
+references would triple the GPU time). The transformers rungs are `run_hf`. Every finished rung is
+appended to a JSONL file at once, so a crash or an out-of-memory rung loses nothing measured and a
+rerun with the same settings resumes.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from kernelprof.errors import NotSupportedError, UsageError
+from kernelprof.methods.ladder import RungResult, RungSpec, Repeat, append_rung, link, read_done
+
+# Memory headroom for the max-batch rung: the estimate in generate.memory_needed_bytes leaves out the
+# allocator's fragmentation and the CUDA graphs' private pools.
+MAX_BATCH_CAP = 64
+
+
+@dataclass(frozen=True)
+class LadderConfig:
+    model: str = "llama-3.1-8b"
+    batch: int = 8
+    input_len: int = 512
+    output_len: int = 128
+    repeats: int = 3
+    min_inrun_s: float = 1.0      # per repeat; the phase fit is not used for the comparison
+    device: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch < 1 or self.input_len < 1 or self.output_len < 2:
+            raise UsageError(f"batch and input must be >= 1 and output >= 2, got {self.batch}, "
+                             f"{self.input_len}, {self.output_len}")
+        if self.repeats < 1:
+            raise UsageError(f"repeats must be >= 1, got {self.repeats}")
+
+    def key(self) -> dict[str, Any]:
+        return {"model": self.model, "batch": self.batch, "input_len": self.input_len,
+                "output_len": self.output_len, "repeats": self.repeats}
+
+
+def _repeat_from_llm(r: Any) -> Repeat:
+    ph = {p.name: p for p in r.phases}
+    n = r.requests * r.batch
+
+    def e(name: str) -> float | None:
+        p = ph.get(name)
+        return None if p is None or p.energy_inrun_j is None else p.energy_inrun_j / n
+
+    def t(name: str) -> float | None:
+        p = ph.get(name)
+        return None if p is None else p.time_s / r.requests
+
+    def clk(name: str) -> float | None:
+        p = ph.get(name)
+        return None if p is None else p.sm_clock_inrun_mhz
+
+    return Repeat(j_per_request=r.j_per_request_inrun, prefill_j_per_request=e("prefill"),
+                  decode_j_per_request=e("decode"), time_per_batch_s=(t("prefill") or 0.0) + (t("decode") or 0.0),
+                  prefill_time_s=t("prefill"), decode_time_s=t("decode"),
+                  sm_clock_prefill_mhz=clk("prefill"), sm_clock_decode_mhz=clk("decode"))
+
+
+def _repeat_from_hf(h: Any) -> Repeat:
+    # transformers has no phase hooks: "prefill" is a separate 1-token generate, decode the rest.
+    pre_j = None if h.prefill_energy_j is None else h.prefill_energy_j / h.batch
+    dec_j = None if pre_j is None or h.j_per_request is None else h.j_per_request - pre_j
+    return Repeat(j_per_request=h.j_per_request, prefill_j_per_request=pre_j, decode_j_per_request=dec_j,
+                  time_per_batch_s=h.request_time_s, prefill_time_s=h.prefill_time_s,
+                  decode_time_s=h.request_time_s - h.prefill_time_s)
+
+
+def _measure_kp(cfg: LadderConfig, mode: str, batch: int, model_cache: dict[str, Any]) -> list[Repeat]:
+    from kernelprof.methods.llm.generate import GenerateShape, build_model, check_fits
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.run import run_llm
+
+    lcfg = get_config(cfg.model)
+    shape = GenerateShape(batch, cfg.input_len, cfg.output_len)
+    model = model_cache.get(mode)
+    if model is None:
+        import torch
+
+        model_cache.clear()  # one model's weights at a time (16 GB at 8B)
+        gc.collect()
+        torch.cuda.empty_cache()  # hand the freed blocks back, so check_fits sees them as free
+        check_fits(lcfg, shape, mode, cfg.device)
+        model = model_cache[mode] = build_model(lcfg, shape, mode, seed=cfg.seed)
+    reps = []
+    for _ in range(cfg.repeats):
+        # warmup="full" each time: it repeats a short request to min_inrun_s, so a 0.3 s batch is not
+        # read from ~15 power samples of 20 ms.
+        r = run_llm(cfg.model, batch, cfg.input_len, cfg.output_len, mode=mode, steady=False,
+                    min_inrun_s=cfg.min_inrun_s, device=cfg.device, seed=cfg.seed, model=model,
+                    warmup="full", cycle_reference=False)
+        reps.append(_repeat_from_llm(r))
+    return reps
+
+
+def _measure_hf(cfg: LadderConfig, compiled: bool) -> tuple[list[Repeat], dict[str, Any]]:
+    import torch
+
+    from kernelprof.gpu.devices import require_gpu
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.generate import GenerateShape, check_fits
+    from kernelprof.methods.llm.hf_baseline import hf_model_for, run_hf
+
+    require_gpu("the transformers rung")
+    lcfg = get_config(cfg.model)
+    check_fits(lcfg, GenerateShape(cfg.batch, cfg.input_len, cfg.output_len), "eager", cfg.device)
+    with torch.cuda.device(cfg.device):
+        model = hf_model_for(lcfg, cfg.device, cfg.seed, compiled)  # once: repeats reuse weights and compilation
+    reps, ver = [], {}
+    for _ in range(cfg.repeats):
+        h = run_hf(cfg.model, cfg.batch, cfg.input_len, cfg.output_len, device=cfg.device, seed=cfg.seed,
+                   min_inrun_s=cfg.min_inrun_s, compiled=compiled, model=model)
+        reps.append(_repeat_from_hf(h))
+        ver = {"transformers": h.transformers_version, "attn_implementation": h.attn_implementation}
+    del model
+    gc.collect()
+    torch.cuda.empty_cache()
+    return reps, ver
+
+
+def max_batch(cfg: LadderConfig) -> int:
+    import torch
+
+    from kernelprof.methods.llm.binned import largest_batch
+    from kernelprof.methods.llm.config import get_config
+
+    gc.collect()
+    torch.cuda.empty_cache()  # the last rung's graphs and activations count as free
+    free, _ = torch.cuda.mem_get_info(cfg.device)
+    # The optimized model already holds its weights; the estimate counts them again, so add them back.
+    from kernelprof.methods.llm.model import weight_bytes
+    lcfg = get_config(cfg.model)
+    return largest_batch(lcfg, cfg.input_len, cfg.output_len, "optimized", free + weight_bytes(lcfg), MAX_BATCH_CAP)
+
+
+def measure_rung(spec: RungSpec, cfg: LadderConfig, model_cache: dict[str, Any]) -> RungResult:
+    base = RungResult(spec.name, spec.adds, spec.supported, cfg.model, cfg.batch, cfg.input_len, cfg.output_len,
+                      extra={"ladder_key": cfg.key()})
+    if not spec.supported:
+        return replace(base, flags=("not_supported",), notes=(spec.why_not,))
+    t0 = time.perf_counter()
+    try:
+        if spec.name in ("hf-eager", "hf-sdpa-static-compile"):
+            model_cache.clear()
+            gc.collect()
+            reps, ver = _measure_hf(cfg, spec.name != "hf-eager")
+            base = replace(base, extra={**base.extra, **ver},
+                           notes=("prefill = a separate 1-token generate; decode J = request - prefill",))
+        elif spec.name == "kp-eager":
+            reps = _measure_kp(cfg, "eager", cfg.batch, model_cache)
+        elif spec.name == "kp-triton":
+            reps = _measure_kp(cfg, "optimized", cfg.batch, model_cache)
+        elif spec.name == "kp-triton-max-batch":
+            b = max_batch(cfg)
+            if b <= cfg.batch:
+                return replace(base, flags=("no_larger_batch_fits",),
+                               notes=(f"largest batch that fits is {b} <= {cfg.batch}",))
+            reps = _measure_kp(cfg, "optimized", b, model_cache)
+            base = replace(base, batch=b)
+        else:
+            raise UsageError(f"no measurement for rung {spec.name!r}")
+    except (NotSupportedError, ImportError) as exc:
+        return replace(base, supported=False, flags=("skipped",), notes=(f"skipped: {exc}",))
+    except Exception as exc:  # noqa: BLE001 - one rung failing (OOM, a compile error) must not lose the climb
+        import torch
+
+        model_cache.clear()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        code = "out_of_memory" if isinstance(exc, torch.cuda.OutOfMemoryError) else "failed"
+        first = (str(exc).splitlines() or [""])[0]
+        return replace(base, supported=False, flags=(code,), notes=(f"{type(exc).__name__}: {first}",))
+    return replace(base, repeats=tuple(reps), extra={**base.extra, "wall_s": time.perf_counter() - t0})
+
+
+def run_ladder(cfg: LadderConfig, rungs: tuple[RungSpec, ...], *, out: str | Path, resume: bool = True,
+               on_rung: Callable[[RungResult], None] | None = None) -> list[RungResult]:
+    """Measure each rung (skipping those finished in `out` with the same config when `resume`),
+    stream each to `out` (JSONL), and return them linked (each compared with the rung below)."""
+    from kernelprof.gpu.devices import require_gpu
+
+    require_gpu("kernelprof ladder")
+    out = Path(out)
+    done = read_done(out, cfg.key()) if resume else {}
+    if not resume and out.exists():
+        out.unlink()
+    results, cache = [], {}
+    for spec in rungs:
+        r = done.get(spec.name)
+        if r is None:
+            r = measure_rung(spec, cfg, cache)
+            append_rung(out, r)
+        results.append(r)
+        if on_rung:
+            on_rung(r)
+    return link(results)

@@ -1,0 +1,160 @@
+"""The ladder over a binned workload, and the ladder's results file.
+
+First rung on a workload: kernelprof's eager model (kp-eager); last: kp-triton; both through
+`run_binned` (one batch per bin, each at the largest batch its mode fits, resumable per bin). The
+transformers rungs are not binned: one HF model build per bin shape with torch.compile would not fit
+the 20-minute budget, so the workload saving is eager kernelprof -> optimized kernelprof, said so in
+the notes (the paper's baseline was native PyTorch, which kp-eager mirrors, not transformers).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from kernelprof.errors import UsageError
+from kernelprof.methods.ladder import RungResult
+
+WORKLOADS = ("azure-conv", "azure-code", "burstgpt-fitted")
+FIRST_MODE, LAST_MODE = "eager", "optimized"
+
+
+@dataclass(frozen=True)
+class BinSaving:
+    key: str                       # "<input bin>/<output bin>"
+    requests: int
+    first_j_per_request: float | None
+    last_j_per_request: float | None
+
+    @property
+    def saving_pct(self) -> float | None:
+        a, b = self.first_j_per_request, self.last_j_per_request
+        return None if not a or b is None else 100.0 * (1.0 - b / a)
+
+
+@dataclass(frozen=True)
+class WorkloadLadder:
+    workload: str
+    model: str
+    first_rung: str
+    last_rung: str
+    first_energy_j: float | None
+    last_energy_j: float | None
+    first_ratio: float | None      # measured / the paper's TDP-FLOP estimate
+    last_ratio: float | None
+    bins: tuple[BinSaving, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def saving_pct(self) -> float | None:
+        return saving_pct(self.first_energy_j, self.last_energy_j)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["saving_pct"] = self.saving_pct
+        for b, o in zip(d["bins"], self.bins):
+            b["saving_pct"] = o.saving_pct
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "WorkloadLadder":
+        names = set(cls.__dataclass_fields__)
+        d = {k: v for k, v in d.items() if k in names}
+        bins = tuple(BinSaving(**{k: v for k, v in b.items() if k != "saving_pct"}) for b in d.pop("bins", ()))
+        return cls(**{**d, "bins": bins, "notes": tuple(d.get("notes", ()))})
+
+
+def saving_pct(first_j: float | None, last_j: float | None) -> float | None:
+    return None if not first_j or last_j is None else 100.0 * (1.0 - last_j / first_j)
+
+
+def bin_savings(first: dict[str, dict[str, Any]], last: dict[str, dict[str, Any]]) -> tuple[BinSaving, ...]:
+    """Per-bin J per request of each rung from run_binned's records (status "ok" only)."""
+    def jpr(rec: dict[str, Any] | None) -> float | None:
+        if not rec or rec.get("status") != "ok":
+            return None
+        return rec["energy_per_batch_j"] / rec["batch"]
+
+    keys = sorted(set(first) | set(last), key=lambda k: tuple(int(x) for x in k.split("/")))
+    return tuple(BinSaving(k, (first.get(k) or last.get(k))["requests"], jpr(first.get(k)), jpr(last.get(k)))
+                 for k in keys)
+
+
+def run_workload_ladder(workload: str, model: str, *, out_dir: Path, device: int = 0,
+                        max_batch: int = 64, only: str | None = None) -> WorkloadLadder:
+    """Both rungs over the binned trace; each rung's bins stream to out_dir/<mode>.jsonl and resume
+    (a finished file costs no GPU work: run_binned builds the model only for a missing bin).
+    `only` ("first"|"last"): measure that rung alone, reading the other from its file if present,
+    so one trace can be split over device calls of under 10 minutes."""
+    from kernelprof.methods.llm.binned import read_bins, run_binned
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if only not in (None, "first", "last"):
+        raise UsageError(f"only must be 'first' or 'last', got {only!r}")
+    summaries: dict[str, Any] = {}
+    for mode, which in ((FIRST_MODE, "first"), (LAST_MODE, "last")):
+        path = out_dir / f"{mode}.jsonl"
+        if only is not None and only != which and not path.exists():
+            summaries[mode] = None
+            continue
+        summaries[mode] = run_binned(workload, model, mode=mode, max_batch=max_batch, out=path,
+                                     resume=path.exists(), device=device)
+    f, l = summaries[FIRST_MODE], summaries[LAST_MODE]
+    if f is None or l is None:
+        done = f or l
+        return WorkloadLadder(workload, model, "kp-eager", "kp-triton", f and f.energy_j, l and l.energy_j,
+                              f and f.ratio, l and l.ratio, (), ("one rung measured so far; rerun with the other",)
+                              + done.notes)
+    notes = ["first rung kp-eager, last kp-triton (each bin at the largest batch its mode fits): the transformers "
+             "rungs are measured only in the single-batch ladder",
+             "measured / estimate: the paper's TDP / headline bf16 peak x FLOPs"]
+    if f.bins_failed or l.bins_failed:
+        notes.append(f"bins without a measurement (left out of the totals): eager {list(f.bins_failed)}, "
+                     f"optimized {list(l.bins_failed)}")
+    return WorkloadLadder(workload, model, "kp-eager", "kp-triton", f.energy_j, l.energy_j, f.ratio, l.ratio,
+                          bin_savings(read_bins(out_dir / f"{FIRST_MODE}.jsonl"), read_bins(out_dir / f"{LAST_MODE}.jsonl")),
+                          tuple(notes) + f.notes)
+
+
+def ladder_cases(rungs: Sequence[RungResult], workloads: Sequence[WorkloadLadder]) -> list[Any]:
+    from kernelprof.outputs.benchfile import Case
+
+    cases = []
+    for r in rungs:
+        if not r.repeats:
+            continue
+        extra = {"batch": r.batch, "input_len": r.input_len, "output_len": r.output_len, "repeats": len(r.repeats)}
+        for metric, value in (("j_per_request", r.j_per_request), ("time_s", r.time_s),
+                              ("mean_power_w", r.mean_power_w)):
+            if value is not None and math.isfinite(value):
+                cases.append(Case(f"rung/{r.name}/{metric}", metric, value, extra=dict(extra)))
+    for w in workloads:
+        if w.saving_pct is not None:
+            cases.append(Case(f"workload/{w.workload}/saving_pct", "saving_pct", w.saving_pct,
+                              extra={"first_energy_j": w.first_energy_j, "last_energy_j": w.last_energy_j,
+                                     "first_ratio": w.first_ratio, "last_ratio": w.last_ratio}))
+    return cases
+
+
+def write_ladder_results(rungs: Sequence[RungResult], workloads: Sequence[WorkloadLadder], *, device: int = 0,
+                         merge: bool = False, results_dir: Path | None = None, device_info: dict | None = None) -> Path:
+    """benchmarks/results/ladder-<gpu>.json; `merge` keeps the rows of cases not rewritten now."""
+    import json
+
+    from kernelprof.outputs.benchfile import RESULTS_DIR, Case, device_record, gpu_slug, write_results
+
+    dev = device_info if device_info is not None else device_record(device)
+    cases = ladder_cases(rungs, workloads)
+    path = Path(results_dir or RESULTS_DIR) / f"ladder-{gpu_slug(dev.get('name', 'unknown'))}.json"
+    if merge and path.exists():
+        new = {c.name for c in cases}
+        for row in json.loads(path.read_text())["cases"]:
+            if row["name"] not in new:
+                base = {k: row[k] for k in ("name", "metric", "value")}
+                cases.append(Case(**base, extra={k: v for k, v in row.items() if k not in base} or None))
+    notes = {"rungs": {r.name: {"change": r.change.text if r.change else None,
+                                "verdict": r.change.verdict if r.change else None, "reason": r.reason,
+                                "flags": list(r.flags), "notes": list(r.notes)} for r in rungs},
+             "workloads": {w.workload: w.to_json() for w in workloads}}
+    return write_results("ladder", cases, device=dev, notes=notes, results_dir=results_dir)
