@@ -39,9 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kernelprof.methods.llm.run import parse_mode, run_llm
-    from kernelprof.outputs.perfetto import write_chrome_trace
+    from kernelprof.outputs.perfetto import trace_of_profile_run
     from kernelprof.methods.llm.cycle import cycle_profile_path
-    from kernelprof.profiler import load_profile_run
     from kernelprof.outputs.runfile import load_run, save_run
 
     if min(args.batch, args.input, args.output) < 1:
@@ -58,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
         r = run_llm(args.model, args.batch, args.input, args.output, mode=mode, gemm=args.gemm,
                     steady=not args.no_steady, device=args.device, profile_path=str(profile),
                     kernel_slices=args.kernel_slices, min_inrun_s=args.min_inrun_s)
-        prof = load_profile_run(profile)
-        write_chrome_trace(trace_path, prof.trace, prof.timeline, kernels=prof.kernels, title=f"{args.model} {mode}")
+        trace_of_profile_run(profile, trace_path, title=f"{args.model} {mode}")
         save_run(run_path, "llm", {"result": r.to_json(), "profile": profile.name},
                  environment=load_run(profile).environment)
         results.append(r.to_json())
