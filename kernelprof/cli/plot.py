@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="PNG of a saved run: power timeline (profile), energy vs time (compare), "
                                     "measured vs estimates (sweep .jsonl)")
     p.add_argument("path", help="a profile or compare run (.json), or a sweep (.jsonl)")
-    p.add_argument("--out", help="PNG path (default: beside the run, .png)")
+    p.add_argument("-o", "--out", help="PNG path (default: beside the run, .png)")
     p.add_argument("--depth", type=int, default=0, help="profile: which nesting level of phases to shade (default 0)")
     p.set_defaults(handler=run)
 
