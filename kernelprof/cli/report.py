@@ -26,11 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="print the tables of a saved run file (or a sweep's .jsonl); no GPU needed")
     p.add_argument("path", help="a run file (.json) or a sweep's results (.jsonl)")
     p.add_argument("--json", action="store_true", help="print the run's payload as JSON")
+    p.add_argument("--csv", action="store_true", help="print one CSV row per phase (profile runs) or point/bin (.jsonl)")
+    p.add_argument("--steps", action="store_true", help="list every repeated phase (decode steps) instead of a summary")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
+    if getattr(args, "csv", False):
+        from kernelprof.outputs.tables import write_csv
+
+        write_csv(path)
+        return 0
     if path.suffix == ".jsonl":
         from kernelprof.cli.sweep import render_jsonl
         from kernelprof.cli.workload import is_workload_jsonl, render_workload_jsonl
@@ -48,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise RunFileError(f"{path} is a '{r.kind}' run, which this kernelprof cannot display; "
                            f"known kinds: {sorted(RENDERERS)} (use --json to see its contents)")
     module, func = target.split(":")
-    getattr(importlib.import_module(module), func)(r)
+    kwargs = {"steps": bool(getattr(args, "steps", False))} if r.kind == "profile" else {}
+    getattr(importlib.import_module(module), func)(r, **kwargs)
     env = r.environment
     gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "no GPU recorded"
     console.print(f"[dim]recorded {env.get('created', '?')} on {gpus}, kernelprof {env.get('git_revision', '?')}, "
