@@ -17,14 +17,39 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# Heavy parts (torch, the sampler) load on first use, so `import kernelprof` stays light (PEP 562).
+# The public API, by where each name lives. Heavy parts (torch, the sampler) load on first use, so
+# `import kernelprof` stays light (PEP 562): `kernelprof --help` must not import torch.
 _LAZY = {
+    # profile named phases of a workload, and re-read saved profiles without a GPU
     "Profiler": "kernelprof.profiler",
     "ProfileResult": "kernelprof.profiler",
+    "PhaseResult": "kernelprof.profiler",
     "load_profile": "kernelprof.profiler",
+    "load_profile_run": "kernelprof.profiler",
+    # one kernel's joules per call by the steady-state method, and CUDA-event timing
+    "measure_kernel": "kernelprof.methods.steady_state",
+    "MeasureConfig": "kernelprof.methods.steady_state_analysis",
+    "KernelMeasurement": "kernelprof.methods.steady_state_analysis",
+    "time_cuda": "kernelprof.timeline.cuda_timing",
+    "Timing": "kernelprof.timeline.cuda_timing",
+    "rotating_input_sets": "kernelprof.timeline.cuda_timing",
+    # power sampling and attribution of joules to intervals
     "PowerSampler": "kernelprof.sampling.runners",
     "phase": "kernelprof.methods.program_nvtx",  # a named phase under `kernelprof run`; elsewhere an NVTX range
+    "PowerTrace": "kernelprof.sampling.powertrace",
+    "SensorProfile": "kernelprof.attribution.intervals",
+    "attribute": "kernelprof.attribution.intervals",
+    # run files and traces
+    "save_run": "kernelprof.outputs.runfile",
+    "load_run": "kernelprof.outputs.runfile",
+    "write_chrome_trace": "kernelprof.outputs.perfetto",
+    # errors
+    "KernelprofError": "kernelprof.errors",
+    "MeasurementError": "kernelprof.errors",
+    "UsageError": "kernelprof.errors",
 }
+
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str):
@@ -38,4 +63,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted({*globals(), *_LAZY})

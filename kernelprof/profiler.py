@@ -68,6 +68,7 @@ class PhaseResult:
 
     @classmethod
     def from_interval(cls, iv: IntervalEnergy) -> "PhaseResult":
+        """One attributed interval's figures, summed over its GPUs."""
         checks = [g.counter for g in iv.gpus]
         have = all(c is not None for c in checks) and checks
         counter_j = sum(c.counter_energy_j for c in checks) if have else None
@@ -107,6 +108,7 @@ class ProfileResult:
     disciplines: tuple[DisciplineSummary | None, ...] = ()  # per GPU; None: raw samples (see notes)
 
     def phase(self, path: str) -> PhaseResult:
+        """The phase at `path` ("decode/step"; the first one where a path repeats); KeyError lists the paths."""
         for p in self.phases:
             if p.path == path:
                 return p
@@ -284,6 +286,7 @@ class Profiler:
 
     # -- results ----------------------------------------------------------------------------
     def result(self) -> ProfileResult:
+        """The attributed result: per-phase time, joules, watts, counter check and flags (cached after the first call)."""
         if self._result is None:
             raise UsageError("prof.result() is available after the `with Profiler(...)` block ends")
         return self._result

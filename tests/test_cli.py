@@ -97,7 +97,7 @@ def test_plot_of_shipped_runs_writes_png(tmp_path, name):
 def test_plot_refuses_a_run_it_cannot_draw():
     from pathlib import Path
 
-    r = kp("plot", str(Path(__file__).resolve().parent.parent / "traces" / "sensor-h100.json"), "--out", "/dev/null")
+    r = kp("plot", str(Path(__file__).resolve().parent.parent / "traces" / "workload-azure-conv-llama-3.1-8b.json"), "--out", "/dev/null")
     assert r.returncode == 6 and "plot takes" in r.stderr
 
 

@@ -45,10 +45,12 @@ class SensorProfile:
     created: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SensorProfile":
+        """From to_json's dict; unknown keys (a newer file) are ignored."""
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 

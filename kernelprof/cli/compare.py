@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", help="shape to measure at (default: the op's default shape)")
     p.add_argument("--from-sweep", dest="from_sweep", help="take the points from a sweep's JSONL instead of measuring")
     add_measure_options(p)
-    p.add_argument("--out", help="run file (default runs/compare-<op>-<time>.json); the plot goes beside it")
+    p.add_argument("-o", "--out", help="run file (default runs/compare-<op>-<time>.json); the plot goes beside it")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(handler=run)
 

@@ -27,7 +27,9 @@ def _kernel_args(p: argparse.ArgumentParser, op_optional: bool = False) -> None:
                                    "(default: the op's default shape)")
     p.add_argument("--dtype", default="bf16", help="bf16, fp16, fp32 or fp8 (default bf16)")
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
-    p.add_argument("--save", metavar="PATH", help="save a run file (kind 'counters') to PATH")
+    p.add_argument("--device", type=int, default=0, help="CUDA device index")
+    p.add_argument("-o", "--out", metavar="PATH", help="save a run file (kind 'counters') to PATH")
+    p.add_argument("--save", dest="out", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
@@ -42,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --energy: take the loads from a saved `kernelprof sensor --out` run (no GPU needed)")
     p.add_argument("--utilization", action="store_true",
                    help="also show NVML's GPU utilization beside the achieved fraction of peak FLOP/s")
-    p.add_argument("--window-s", type=float, default=2.0, help="with --utilization: seconds sampled (default 2)")
+    p.add_argument("--window-s", type=float, default=2.0, help="with --utilization: seconds sampled")
+    p.add_argument("--window", dest="window_s", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--cache-control", choices=("all", "none"), default="all",
                    help="ncu's cache control: 'all' flushes L2 before the kernel (default), 'none' keeps it warm")
     p.add_argument("--ncu", help="path of ncu (default: $KERNELPROF_NCU, else ncu on the PATH)")
@@ -53,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     u = sub.add_parser("utilization", help="NVML's GPU utilization while a kernel runs back to back, beside its "
                                            "achieved fraction of peak FLOP/s and bandwidth")
     _kernel_args(u)
-    u.add_argument("--window-s", type=float, default=2.0, help="seconds sampled after a 1 s ramp (default 2)")
+    u.add_argument("--window-s", type=float, default=2.0, help="seconds sampled after a 1 s ramp")
+    u.add_argument("--window", dest="window_s", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     u.add_argument("--sample-hz", type=float, default=20.0, help="NVML reads per second (default 20)")
     u.set_defaults(handler=run_utilization)
 
@@ -62,8 +66,8 @@ def _finish(args: argparse.Namespace, payload: dict[str, Any]) -> int:
     from kernelprof.outputs.runfile import save_run, to_jsonable
 
     doc = to_jsonable(payload)
-    if args.save:
-        path = save_run(args.save, kind="counters", payload=doc)
+    if args.out:
+        path = save_run(args.out, kind="counters", payload=doc)
         if not args.json:
             console.print(f"saved {path}")
     if args.json:
@@ -86,7 +90,7 @@ def run_counters(args: argparse.Namespace) -> int:
         raise UsageError("counters needs an op (gemm, attention or decode), or --energy")
     from kernelprof.estimates.counters.run import measure_counters
 
-    result = measure_counters(args.op, args.variant, args.shape, args.dtype, ncu=args.ncu,
+    result = measure_counters(args.op, args.variant, args.shape, args.dtype, ncu=args.ncu, device=args.device,
                               cache_control=args.cache_control, timeout_s=args.timeout_s, seed=args.seed,
                               raw_output_path=args.ncu_output)
     util = None
@@ -94,6 +98,7 @@ def run_counters(args: argparse.Namespace) -> int:
         from kernelprof.estimates.utilization import measure_utilization
 
         util = measure_utilization(args.op, result.variant, result.shape, args.dtype, window_s=args.window_s,
+                                   device_index=args.device,
                                    seed=args.seed)
     return _finish(args, {"counters": result, "utilization": util})
 
@@ -109,6 +114,7 @@ def run_utilization(args: argparse.Namespace) -> int:
     from kernelprof.estimates.utilization import measure_utilization
 
     util = measure_utilization(args.op, args.variant, args.shape, args.dtype, window_s=args.window_s,
+                                   device_index=args.device,
                                sample_hz=args.sample_hz, seed=args.seed)
     return _finish(args, {"counters": None, "utilization": util})
 

@@ -14,7 +14,7 @@ SHIPPED = ("llm-llama-3.1-8b-b8-optimized.json", "compare-attention-h100.json", 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job: profile the subject kernels on a GPU, or show a shipped recording")
-    p.add_argument("--out", default="runs", help="where runs go (default runs/)")
+    p.add_argument("-o", "--out", default="runs", help="where runs go (default runs/)")
     p.set_defaults(handler=run)
 
 

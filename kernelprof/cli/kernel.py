@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", help="e.g. 4096x4096x4096, 'b=4,h=32,s=4096,d=128,causal', 'b=16,h=32,kv=8,ctx=8192,d=128'")
     p.add_argument("--list", action="store_true", help="list the op's variants, dtypes and default shape, then exit")
     add_measure_options(p)
-    p.add_argument("--out", help="run file to write (default runs/kernel-<op>-<variant>-<time>.json)")
+    p.add_argument("-o", "--out", help="run file to write (default runs/kernel-<op>-<variant>-<time>.json)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=run)
 

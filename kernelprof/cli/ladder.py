@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS), help="model shape (random weights)")
     p.add_argument("--rungs", help=f"comma-separated subset, in ladder order (default all): {', '.join(RUNG_NAMES)}")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--input", type=int, default=512, help="prompt tokens per request")
-    p.add_argument("--output", type=int, default=128, help="generated tokens per request (fixed, no EOS)")
+    p.add_argument("--input-len", type=int, default=512, help="prompt tokens per request")
+    p.add_argument("--output-len", type=int, default=128, help="generated tokens per request (fixed, no EOS)")
     p.add_argument("--repeats", type=int, default=3, help="measurements per rung (>= 2 gives confidence intervals)")
     p.add_argument("--min-inrun-s", type=float, default=1.0, help="in-run time per repeat")
     p.add_argument("--workload", help="azure-conv, azure-code or burstgpt-fitted: first and last kernelprof rung "
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", choices=["first", "last"], help="with --workload: measure one rung (split a trace over "
                                                               "device calls; the other is read from its file)")
     p.add_argument("--device", type=int, default=0)
-    p.add_argument("--out", help="JSONL of finished rungs (default runs/ladder-<model>.jsonl); rerun resumes")
+    p.add_argument("-o", "--out", help="JSONL of finished rungs (default runs/ladder-<model>.jsonl); rerun resumes")
     p.add_argument("--fresh", action="store_true", help="discard finished rungs in --out instead of resuming")
     p.add_argument("--results", action="store_true", help="also write benchmarks/results/ladder-<gpu>.json")
     p.add_argument("--plot", help="PNG path: energy vs time per rung with iso-power lines")
@@ -41,13 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from kernelprof.methods.ladder import select_rungs
     from kernelprof.methods.ladder_run import LadderConfig, run_ladder
 
-    if min(args.batch, args.input) < 1 or args.output < 2 or args.repeats < 1:
+    if min(args.batch, args.input_len) < 1 or args.output_len < 2 or args.repeats < 1:
         raise UsageError(f"--batch, --input and --repeats must be >= 1 and --output >= 2, got "
-                         f"{args.batch}, {args.input}, {args.repeats}, {args.output}")
+                         f"{args.batch}, {args.input_len}, {args.repeats}, {args.output_len}")
     rungs = select_rungs(args.rungs)
     if args.workload:
         return _workload(args)
-    cfg = LadderConfig(args.model, args.batch, args.input, args.output, args.repeats, args.min_inrun_s, args.device)
+    cfg = LadderConfig(args.model, args.batch, args.input_len, args.output_len, args.repeats, args.min_inrun_s, args.device)
     out = Path(args.out or f"runs/ladder-{args.model}.jsonl")
     results = run_ladder(cfg, rungs, out=out, resume=not args.fresh,
                          on_rung=None if args.json else lambda r: console.print(f"[dim]rung {r.name} done[/]"))

@@ -1,4 +1,4 @@
-"""`kernelprof llm --model llama-3.1-8b --batch 8 --input 512 --output 128 [--mode ...]`."""
+"""`kernelprof llm --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 [--mode ...]`."""
 from __future__ import annotations
 
 import argparse
@@ -17,14 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("llm", help="prefill vs decode energy of batched generation on a Llama-shaped model")
     p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS), help="model shape (random weights)")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--input", type=int, default=512, help="prompt tokens per request")
-    p.add_argument("--output", type=int, default=128, help="generated tokens per request (fixed, no EOS)")
+    p.add_argument("--batch", type=int, default=8, help="requests generated together")
+    p.add_argument("--input-len", type=int, default=512, help="prompt tokens per request")
+    p.add_argument("--input", dest="input_len", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    p.add_argument("--output-len", type=int, default=128, help="generated tokens per request (fixed, no EOS)")
+    p.add_argument("--output", dest="output_len", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--mode", default="optimized", help="optimized (Triton kernels, CUDA-graph decode), eager, or both")
-    p.add_argument("--gemm", default="cublas", choices=["cublas", "triton"])
+    p.add_argument("--gemm", default="cublas", choices=["cublas", "triton"], help="GEMM implementation in the model")
     p.add_argument("--no-steady", action="store_true", help="skip the steady-state cross-check of each phase")
-    p.add_argument("--device", type=int, default=0)
-    p.add_argument("--out", help="run file prefix (default runs/llm-<model>-<time>); a .trace.json goes beside it")
+    p.add_argument("--device", type=int, default=0, help="CUDA device index")
+    p.add_argument("-o", "--out", help="run file prefix (default runs/llm-<model>-<time>); a .trace.json goes beside it")
     p.add_argument("--kernel-slices", action="store_true",
                    help="also record every GPU kernel (torch.profiler / CUPTI, CUDA-graph replays included) and show "
                         "them in the .trace.json on the phases' clock. Off by default: CUPTI tracing slows kernel "
@@ -36,20 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel over N GPUs, launched through torchrun "
                    "(NCCL_NVLS_ENABLE=0); per-GPU energy per phase, in-run only")
     p.add_argument("--tp-requests", type=int, default=3, help="with --tp: generate calls measured")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from kernelprof.methods.llm.run import parse_mode, run_llm
-    from kernelprof.outputs.perfetto import write_chrome_trace
+    from kernelprof.outputs.perfetto import trace_of_profile_run
     from kernelprof.methods.llm.cycle import cycle_profile_path
-    from kernelprof.profiler import load_profile_run
     from kernelprof.outputs.runfile import load_run, save_run
 
     from kernelprof.validate import check_llm_request
 
-    check_llm_request(args.model, args.batch, args.input, args.output, args.mode)
+    check_llm_request(args.model, args.batch, args.input_len, args.output_len, args.mode)
     if not args.min_inrun_s >= 0:  # also refuses nan
         raise UsageError(f"--min-inrun-s must be >= 0, got {args.min_inrun_s}")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -63,11 +64,10 @@ def run(args: argparse.Namespace) -> int:
         # Names by concatenation: model names hold dots ("llama-3.1-8b") that with_suffix would cut.
         stem = prefix.parent / f"{prefix.name}-{mode}"
         run_path, profile, trace_path = (Path(f"{stem}{ext}") for ext in (".json", ".profile.json", ".trace.json"))
-        r = run_llm(args.model, args.batch, args.input, args.output, mode=mode, gemm=args.gemm,
+        r = run_llm(args.model, args.batch, args.input_len, args.output_len, mode=mode, gemm=args.gemm,
                     steady=not args.no_steady, device=args.device, profile_path=str(profile),
                     kernel_slices=args.kernel_slices, min_inrun_s=args.min_inrun_s)
-        prof = load_profile_run(profile)
-        write_chrome_trace(trace_path, prof.trace, prof.timeline, kernels=prof.kernels, title=f"{args.model} {mode}")
+        trace_of_profile_run(profile, trace_path, title=f"{args.model} {mode}")
         save_run(run_path, "llm", {"result": r.to_json(), "profile": profile.name},
                  environment=load_run(profile).environment)
         results.append(r.to_json())

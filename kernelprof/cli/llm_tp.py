@@ -23,7 +23,7 @@ def run_tp(args: argparse.Namespace, prefix: Path) -> int:
     if not under_torchrun():
         # Re-run this same command line under torchrun, NCCL_NVLS_ENABLE=0 in its environment.
         return launch_under_torchrun(args.tp, sys.argv[1:])
-    r = run_tp_llm(args.model, args.tp, args.batch, args.input, args.output, mode=args.mode, gemm=args.gemm,
+    r = run_tp_llm(args.model, args.tp, args.batch, args.input_len, args.output_len, mode=args.mode, gemm=args.gemm,
                    requests=args.tp_requests, kernel_slices=args.kernel_slices, out_prefix=f"{prefix}-tp{args.tp}")
     if r is None:  # ranks other than 0 print nothing
         return 0

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    # Every option shows its default; old names (--gpu, --save, --window, --input, --output) parse
+    # into the new ones with their help suppressed, kept for one release.
+    for p in sub.choices.values():
+        p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     return parser
 
 

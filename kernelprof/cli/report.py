@@ -28,11 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="a run file (.json) or a sweep's results (.jsonl)")
     p.add_argument("--json", action="store_true", help="print the run's payload as JSON")
     p.add_argument("--by", choices=("range", "kernel", "class"), help="`kernelprof run` files: one table only")
+    p.add_argument("--csv", action="store_true", help="print one CSV row per phase (profile runs) or point/bin (.jsonl)")
+    p.add_argument("--steps", action="store_true", help="list every repeated phase (decode steps) instead of a summary")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
+    if getattr(args, "csv", False):
+        from kernelprof.outputs.tables import write_csv
+
+        write_csv(path)
+        return 0
     if path.suffix == ".jsonl":
         from kernelprof.cli.sweep import render_jsonl
         from kernelprof.cli.workload import is_workload_jsonl, render_workload_jsonl
@@ -50,8 +57,11 @@ def run(args: argparse.Namespace) -> int:
         raise RunFileError(f"{path} is a '{r.kind}' run, which this kernelprof cannot display; "
                            f"known kinds: {sorted(RENDERERS)} (use --json to see its contents)")
     module, func = target.split(":")
+    kwargs: dict = {"by": args.by} if getattr(args, "by", None) else {}
+    if target == RENDERERS["profile"]:
+        kwargs["steps"] = bool(getattr(args, "steps", False))
     try:
-        getattr(importlib.import_module(module), func)(r, **({"by": args.by} if getattr(args, "by", None) else {}))
+        getattr(importlib.import_module(module), func)(r, **kwargs)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         if isinstance(exc, KernelprofError):
             raise

@@ -13,10 +13,11 @@ def register(subparsers) -> None:
         "sensor", help="measure the GPU's power sensors (period, window, lag, idle, counter agreement)",
         description="Drive square-wave and step loads (~25 s) and measure how each NVML power source "
                     "behaves; saves a sensor profile that energy attribution uses.")
-    p.add_argument("--gpu", type=int, default=0, help="CUDA device index (default 0)")
+    p.add_argument("--device", type=int, default=0, help="CUDA device index")
+    p.add_argument("--gpu", dest="device", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
     p.add_argument("--segment-seconds", type=float, default=3.0, help="length of each duty-cycle segment")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--out", help="also save a run file (kind 'sensor') with the trace, here")
+    p.add_argument("-o", "--out", help="also save a run file (kind 'sensor') with the trace, here")
     p.add_argument("--no-save", action="store_true", help="do not update the cached sensor profile")
     p.set_defaults(handler=run)
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True)
     with err.status("characterizing power sensors") as status:
-        report, trace, timeline = characterize(args.gpu, segment_s=args.segment_seconds,
+        report, trace, timeline = characterize(args.device, segment_s=args.segment_seconds,
                                                progress=lambda s: status.update(f"sensor: {s}"), save=False)
     saved = None if args.no_save else save_profile_for(report)
     if args.out:

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--suite", choices=sorted(BUILTIN_SUITES), help="a built-in grid")
     src.add_argument("--grid", help="a TOML grid file (see kernelprof.methods.sweep for the format)")
-    p.add_argument("--out", help="JSONL results (default runs/sweep-<name>.jsonl)")
+    p.add_argument("-o", "--out", help="JSONL results (default runs/sweep-<name>.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue a sweep: skip points already done in --out")
     p.add_argument("--new-file", action="store_true", help="move an existing --out aside and start a new file")
     add_measure_options(p)

@@ -16,17 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("workload", help="binned workload energy (Fernandez et al. 2025) on a Llama-shaped model")
     p.add_argument("--trace", required=True, help="azure-code, azure-conv, burstgpt-fitted, or a CSV of input_len,output_len")
-    p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS))
-    p.add_argument("--mode", default="optimized", choices=["optimized", "eager"])
+    p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS), help="model shape (random weights)")
+    p.add_argument("--mode", default="optimized", choices=["optimized", "eager"], help="optimized (Triton kernels, CUDA-graph decode) or eager")
     p.add_argument("--max-batch", type=int, default=64, help="cap on the batch per bin (default: largest that fits, up to 64)")
     p.add_argument("--bins-only", action="store_true", help="print the binning (no GPU needed) and exit")
-    p.add_argument("--out", help="per-bin JSONL (default runs/workload-<trace>-<model>.jsonl)")
+    p.add_argument("-o", "--out", help="per-bin JSONL (default runs/workload-<trace>-<model>.jsonl)")
     p.add_argument("--resume", action="store_true", help="skip bins already measured in --out")
     p.add_argument("--new-file", action="store_true", help="move an existing --out aside and start a new file")
     p.add_argument("--profiles", help="folder for each bin's profile run (default: <out without .jsonl>.bins); "
                                       "the workload's Perfetto trace is built from them")
-    p.add_argument("--device", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", type=int, default=0, help="CUDA device index")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     p.set_defaults(handler=run)
 
 

@@ -131,7 +131,7 @@ def measure_suite(points: tuple[SuitePoint, ...], *, device: int = 0, max_wall_s
             say(sp.name)
             try:
                 fn, args, flops, min_bytes = _build(sp, dev)
-                m = measure_kernel(fn, *args, flops=flops, bytes=min_bytes, dtype=sp.dtype, name=sp.name,
+                m = measure_kernel(fn, *args, flops=flops, min_bytes=min_bytes, dtype=sp.dtype, name=sp.name,
                                    device=device, config=cfg)
             except ImportError as exc:
                 skipped.append(f"{sp.name}: {exc}")

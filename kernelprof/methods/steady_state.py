@@ -180,14 +180,18 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, min_bytes: 
         if input_sets is not None:
             sets = [tuple(s) for s in input_sets]
         elif cfg.rotate and 0 < _tensor_bytes(args) < 4 * l2:
-            sets = rotating_input_sets(tuple(args), min_total_bytes=4 * l2, max_sets=4096)
+            sets = rotating_input_sets(tuple(args), min_total_bytes=4 * l2)
         else:
             sets = [tuple(args)]
         rotated = sum(_tensor_bytes(s) for s in sets)
-        if len(sets) > 1:
-            notes.append(f"rotating {len(sets)} input copies ({rotated / 2**20:.0f} MiB, {rotated / l2:.1f}x L2) "
-                         "so the inputs are not served from L2")
         launcher, t_launch = _launch_plan(fn, sets, cfg, notes, flags)
+        if len(sets) > 1:
+            # A CUDA graph replays the same k calls, so it cycles min(k, sets) of the copies.
+            cycled = len(sets) if launcher.graph is None else min(len(sets), launcher.k)
+            cycled_bytes = rotated * cycled / len(sets)
+            notes.append(f"rotating {cycled} input copies ({cycled_bytes / 2**20:.1f} MiB, {cycled_bytes / l2:.2f}x L2)"
+                         + (" so the inputs are not served from L2" if cycled_bytes >= l2 else
+                            ": less than L2, so some inputs may be served from L2"))
         launch_facts = LaunchFacts(name or getattr(fn, "__name__", "kernel"), flops, min_bytes, dtype, launcher.k,
                                    len(sets), rotated, (), (), facts.name)
         profile = load_sensor_profile(facts.uuid, facts.driver_version, facts.name)

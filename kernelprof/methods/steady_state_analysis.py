@@ -89,6 +89,7 @@ class MeasureConfig:
             raise UsageError("; ".join(problems))
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
         return asdict(self)
 
 
@@ -155,22 +156,27 @@ class KernelMeasurement:
 
     @property
     def energy_rel_ci(self) -> float | None:
+        """Half-width of the 95% CI of the energy per call, as a fraction of it (None without a CI)."""
         if not self.energy_per_call_j or self.energy_ci_j is None:
             return None
         return self.energy_ci_j / self.energy_per_call_j
 
     @property
     def achieved_flop_s(self) -> float:
+        """FLOP/s achieved: the analytic FLOPs of one call over its median time."""
         return self.flops / self.time_per_call_s
 
     @property
     def achieved_bytes_s(self) -> float:
+        """Bytes/s achieved: the minimum bytes of one call over its median time."""
         return self.min_bytes / self.time_per_call_s
 
     def flag_codes(self) -> list[str]:
+        """The flags' codes, in order."""
         return [f.code for f in self.flags]
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field, with the flags as {code, message}."""
         from kernelprof.outputs.runfile import to_jsonable
 
         d = to_jsonable(self)

@@ -21,17 +21,9 @@ def _pyplot():
 def _finish(fig, ax, path: str | Path, title: str) -> Path:
     """Title, legend, layout, write the PNG and free the figure."""
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside the data
     fig.tight_layout()
-    from kernelprof.outputs.safe_paths import atomic_write
-
-    path = Path(path)
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))  # a crash leaves no half PNG
-    finally:
-        fig.clf()
-    _pyplot().close(fig)
-    return path
+    return _save(fig, path)
 
 
 def energy_vs_time_png(points: Sequence[VariantPoint], path: str | Path, *, title: str) -> Path:
@@ -85,34 +77,119 @@ def measured_vs_estimates_png(rows: Sequence[tuple[str, float, dict[str, float |
     return _finish(fig, ax, path, title)
 
 
-def power_timeline_png(trace, timeline, path: str | Path, *, title: str, depth: int = 0) -> Path:
-    """Power over time (buffered samples as the ~20 ms windows they average, the instant field as
-    points) with the phases of `depth` shaded and named, and the SM clock on a second axis."""
+def power_timeline_png(trace, timeline, path: str | Path, *, title: str, depth: int = 0,
+                       power_limit_w: float | None = None, idle_w: float | None = None,
+                       phase_energy_j: Sequence[float | None] | None = None, lag_s: float = 0.0) -> Path:
+    """Power over time with the phases of `depth` shaded, named and (given `phase_energy_j`, one per
+    interval of the timeline) annotated with their joules; the power limit and the idle power as
+    lines; the SM clock in its own panel with its real range; the legend outside the data.
+
+    Buffered samples are drawn as the window each averages: a step that ends `lag_s` before its stamp."""
     plt = _pyplot()
     g = trace.gpus[0]
     t0 = trace.start_t_us
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=120)
+    fig, (ax, axc) = plt.subplots(2, 1, figsize=(11, 5.5), dpi=120, sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1]})
     if len(g.samples_t_us):
-        ax.step((g.samples_t_us - t0) / 1e6, g.samples_w, where="pre", lw=1.0, label="buffered samples (20 ms)")
+        ax.step((g.samples_t_us - t0) / 1e6 - lag_s, g.samples_w, where="pre", lw=1.0,
+                label="buffered samples (~20 ms means)")
     if len(g.instant_t_us):
         ax.plot((g.instant_t_us - t0) / 1e6, g.instant_w, ".", ms=3, alpha=0.6, label="instant field")
+    if power_limit_w:
+        ax.axhline(power_limit_w, color="tab:red", lw=1, ls="--", label=f"power limit ({power_limit_w:.0f} W)")
+    if idle_w:
+        ax.axhline(idle_w, color="0.5", lw=1, ls=":", label=f"idle ({idle_w:.0f} W)")
     colors = ("#d9e8fb", "#fde2cf", "#dff3dc", "#efdff7")
     names: dict[str, str] = {}
-    for iv in timeline.intervals:
+    energies = list(phase_energy_j) if phase_energy_j is not None else [None] * len(timeline.intervals)
+    span_s = max(trace.duration_s, 1e-9)
+    for iv, e_j in zip(timeline.intervals, energies):
         if iv.depth != depth:
             continue
         c = names.setdefault(iv.name, colors[len(names) % len(colors)])
-        ax.axvspan((iv.t0_ns / 1e3 - t0) / 1e6, (iv.t1_ns / 1e3 - t0) / 1e6, color=c, zorder=0, lw=0)
+        a, b = (iv.t0_ns / 1e3 - t0) / 1e6, (iv.t1_ns / 1e3 - t0) / 1e6
+        ax.axvspan(a, b, color=c, zorder=0, lw=0)
+        if e_j is not None and (b - a) > 0.03 * span_s:  # only where the label fits
+            ax.annotate(f"{e_j:.3g} J", ((a + b) / 2, 1.0), xycoords=("data", "axes fraction"), ha="center",
+                        va="bottom", fontsize=7)
     for name, c in names.items():
         ax.fill_between([], [], color=c, label=name)  # legend entries for the shaded phases
-    if len(g.state_t_us) and np.isfinite(g.sm_clock_mhz).any():
-        ax2 = ax.twinx()
-        ax2.plot((g.state_t_us - t0) / 1e6, g.sm_clock_mhz, color="0.4", lw=0.8, ls="--")
-        ax2.set_ylabel("SM clock (MHz, dashed)")
-    ax.set_xlabel("time (s, NVML clock, from the trace start)")
+    sm = g.sm_clock_mhz
+    if len(g.state_t_us) and np.isfinite(sm).any():
+        axc.plot((g.state_t_us - t0) / 1e6, sm, color="0.3", lw=0.8)
+        lo, hi = float(np.nanmin(sm)), float(np.nanmax(sm))
+        pad = max(5.0, 0.1 * (hi - lo))
+        axc.set_ylim(lo - pad, hi + pad)  # its real range: a 15 MHz dip shows as 15 MHz
+    axc.set_ylabel("SM clock (MHz)")
+    axc.set_xlabel("time (s, NVML clock, from the trace start)")
     ax.set_ylabel("power (W)")
     ax.set_xlim(0, trace.duration_s)
-    return _finish(fig, ax, path, title)
+    ax.set_title(title, fontsize=10, pad=14)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Write the PNG (temp file + rename: a crash leaves no half PNG) and free the figure."""
+    from kernelprof.outputs.safe_paths import atomic_write
+
+    path = Path(path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
+    finally:
+        fig.clf()
+    _pyplot().close(fig)
+    return path
+
+
+def llm_phases_png(result: dict, path: str | Path, *, title: str) -> Path:
+    """Bars of an llm run: joules per request of prefill and decode, in-run and (where measured)
+    looped alone and cycled."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    phases = result["phases"]
+    kinds = [("energy_inrun_j", "in-run"), ("energy_steady_j", "looped alone"), ("energy_cycle_j", "cycled"),
+             ("paper_estimate_j", "paper estimate")]
+    kinds = [(k, label) for k, label in kinds if any(p.get(k) is not None for p in phases)]
+    width = 0.8 / max(len(kinds), 1)
+    x = np.arange(len(phases))
+    for i, (k, label) in enumerate(kinds):
+        vals = [p.get(k) if p.get(k) is not None else np.nan for p in phases]
+        bars = ax.bar(x + i * width, vals, width, label=label)
+        ax.bar_label(bars, fmt="%.3g", fontsize=7)
+    ax.set_xticks(x + width * (len(kinds) - 1) / 2, [p["name"] for p in phases])
+    ax.set_ylabel("energy per generate call (J)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def workload_heatmap_png(bins: Sequence[dict], path: str | Path, *, title: str) -> Path:
+    """Joules per request by input-length bin x output-length bin (Fernandez et al.'s figures);
+    bins not measured are blank."""
+    plt = _pyplot()
+    ins = sorted({b["input_bin"] for b in bins})
+    outs = sorted({b["output_bin"] for b in bins})
+    grid = np.full((len(ins), len(outs)), np.nan)
+    for b in bins:
+        if b.get("status") == "ok" and b.get("energy_per_batch_j") and b.get("batch"):
+            grid[ins.index(b["input_bin"]), outs.index(b["output_bin"])] = b["energy_per_batch_j"] / b["batch"]
+    fig, ax = plt.subplots(figsize=(1.0 * len(outs) + 3, 0.6 * len(ins) + 2), dpi=120)
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    for (i, j), v in np.ndenumerate(grid):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7,
+                    color="white" if v < np.nanmedian(grid) else "black")
+    ax.set_xticks(range(len(outs)), [str(o) for o in outs])
+    ax.set_yticks(range(len(ins)), [str(i) for i in ins])
+    ax.set_xlabel("output tokens (bin)")
+    ax.set_ylabel("input tokens (bin)")
+    fig.colorbar(im, ax=ax, label="J per request")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def ladder_png(rungs, path: str | Path, *, title: str) -> Path:

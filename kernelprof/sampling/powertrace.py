@@ -155,9 +155,11 @@ class PowerTrace:
 
     @property
     def duration_s(self) -> float:
+        """Seconds from the trace start to its stop."""
         return (self.stop_t_us - self.start_t_us) / 1e6
 
     def gpu(self, nvml_index: int) -> GPUTrace:
+        """The readings of the GPU with this NVML index."""
         for g in self.gpus:
             if g.gpu == nvml_index:
                 return g
@@ -181,6 +183,7 @@ class PowerTrace:
 
     @classmethod
     def from_run_parts(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "PowerTrace":
+        """Rebuild a trace from a run file's metadata and arrays (see to_run_parts)."""
         prefix = meta.get("array_prefix", "trace")
         gpus = []
         for k, mg in enumerate(meta["gpus"]):
@@ -197,4 +200,5 @@ class PowerTrace:
                    provenance=meta.get("provenance", "measured"))
 
     def with_provenance(self, provenance: str) -> "PowerTrace":
+        """A copy saying where its readings came from ("nvml", "replay", "synthetic")."""
         return replace(self, provenance=provenance)

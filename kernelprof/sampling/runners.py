@@ -58,6 +58,7 @@ class PowerSampler:
         self._runner: _ThreadRunner | _ProcessRunner | None = None
 
     def start(self) -> "PowerSampler":
+        """Start sampling in the background (a thread or a child process, by `mode`); returns self."""
         if self._runner is not None:
             raise errors.UsageError("this PowerSampler was already started")
         if self.mode == "thread":
@@ -83,6 +84,7 @@ class PowerSampler:
         return runner.core.samples_so_far(k) if isinstance(runner, _ThreadRunner) else None
 
     def stop(self) -> PowerTrace:
+        """Stop sampling, drain the buffers once more and return everything read as a PowerTrace."""
         runner = self._require_running()
         trace = runner.stop()
         empty = not any(len(g.samples_t_us) or len(g.instant_t_us) or len(g.average_t_us) or len(g.counter_j)

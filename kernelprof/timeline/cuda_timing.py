@@ -46,6 +46,7 @@ class Timing:
 
     @property
     def median_s(self) -> float:
+        """The median time per call, in seconds."""
         return self.median_ms / 1e3
 
     @property
@@ -54,6 +55,7 @@ class Timing:
         return (self.p80_ms - self.p20_ms) / self.median_ms if self.median_ms else math.nan
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
         return asdict(self)
 
 
@@ -90,9 +92,18 @@ def _tensor_bytes(obj: Any) -> int:
     return 0
 
 
-def rotating_input_sets(args: tuple, *, min_total_bytes: int | None = None, max_sets: int = 64) -> list[tuple]:
+# Enough copies that a 1 KiB input still rotates 64 MiB, past a 50-60 MB L2 (H100/H200); the old cap of
+# 64 left a 256 KB input rotating 16 MiB, inside L2.
+MAX_INPUT_SETS = 65_536
+
+
+def rotating_input_sets(args: tuple, *, min_total_bytes: int | None = None,
+                        max_sets: int = MAX_INPUT_SETS) -> list[tuple]:
     """Copies of `args` (tensors cloned, other values shared) whose total size is at least
-    `min_total_bytes` (default 4 x L2), so that cycling through them defeats L2 reuse."""
+    `min_total_bytes` (default 4 x L2), so that cycling through them defeats L2 reuse.
+
+    At most `max_sets` copies: for tiny inputs the total can fall short of `min_total_bytes`, so a
+    caller should report the coverage it got (`sum of tensor bytes / L2`), as measure_kernel does."""
     import torch
 
     if min_total_bytes is None:

@@ -121,7 +121,7 @@ def _raise_target_error(info: dict[str, Any]) -> None:
 
 def measure_counters(op: str, variant: str | None = None, shape: str | None = None, dtype: str = "bf16", *,
                      ncu: str | None = None, cache_control: str = "all", timeout_s: float = 600.0, seed: int = 0,
-                     raw_output_path: str | Path | None = None) -> CountersResult:
+                     raw_output_path: str | Path | None = None, device: int = 0) -> CountersResult:
     """Profile one call of `op`/`variant` at `shape` under ncu and compare its counters with the counts.
 
     Raises NcuNotFoundError (no ncu), NcuPermissionError (ERR_NVGPUCTRPERM), NoKernelsProfiledError,
@@ -137,6 +137,11 @@ def measure_counters(op: str, variant: str | None = None, shape: str | None = No
 
     require_gpu("kernelprof counters")
     env = dict(os.environ)
+    # The target process profiles its cuda:0: make that CUDA device `device` (of those already visible).
+    visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if device >= len(visible) > 0:
+        raise UsageError(f"--device {device}: only {len(visible)} device(s) are visible (CUDA_VISIBLE_DEVICES)")
+    env["CUDA_VISIBLE_DEVICES"] = visible[device] if visible else str(device)
     env["PYTHONPATH"] = os.pathsep.join([str(_repo_root())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kernelprof-counters-") as tmp:

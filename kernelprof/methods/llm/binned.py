@@ -258,14 +258,17 @@ def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, 
     and power/clock/temperature counters on the common NVML epoch clock, from the bins' profile runs.
     Between bins (sizing, warm-up) the counters have no samples: the sampler runs only while a bin is
     measured."""
-    from kernelprof.outputs.perfetto import chrome_trace
+    from kernelprof.outputs.perfetto import chrome_trace, power_limits_by_uuid
+    from kernelprof.outputs.runfile import load_run
     from kernelprof.profiler import load_profile_run
 
     parts = []
     for label, p in profiles:
         if p.exists():
             r = load_profile_run(p)
-            parts.append((label, chrome_trace(r.trace, r.timeline, title=title, kernels=r.kernels)))
+            parts.append((label, chrome_trace(r.trace, r.timeline, title=title, kernels=r.kernels,
+                                              profiles=r.sensor_profiles or None,
+                                              power_limit_w=power_limits_by_uuid(load_run(p).environment))))
     if not parts:
         return None
     t0_us = min(d["otherData"]["start_t_us"] for _, d in parts)
@@ -286,6 +289,7 @@ def write_workload_trace(profiles: list[tuple[str, Path]], path: str | Path, *, 
             events.append(ev)
     out = {"traceEvents": events, "displayTimeUnit": "ms",
            "otherData": {"clock": "NVML epoch microseconds minus the first bin's start", "start_t_us": t0_us,
+                         "power_placement": parts[0][1]["otherData"]["power_placement"],
                          "bins": [label for label, _ in parts],
                          # bins measured in an earlier process whose profile runs are not here
                          "bins_without_profile": [label for label, p in profiles if not p.exists()]}}
