@@ -269,6 +269,7 @@ class Profiler:
         return token
 
     def end_phase(self, token: tuple[Any, ...]) -> None:
+        """End the phase that begin_phase returned `token` for (the innermost open one)."""
         name, path, depth, kind, start = token
         self._stack.pop()
         self._clock.add(name, path, depth, kind, start, self._clock.event())

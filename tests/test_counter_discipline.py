@@ -106,10 +106,12 @@ def test_periodic_pins_land_on_the_counter_updates_with_a_few_reads_each():
     reads = []
     counter_j = reader.counter_j
 
-    def timed_read(k):
-        clock.t_us += 3_000
+    def timed_read(k):  # a 3 ms call that reads the counter at its midpoint, as NVML's does
+        clock.t_us += 1_500
         reads.append(clock.t_us)
-        return counter_j(k)
+        e = counter_j(k)
+        clock.t_us += 1_500
+        return e
 
     reader.counter_j = timed_read
     core = SamplerCore(reader, [0], SamplerConfig(counter_interval_s=0.5))

@@ -344,33 +344,34 @@ class SamplerCore:
         The counter updates every ~100 ms, so one read is stale by up to a period; reading until
         the value changes (each read ~4 ms) pins the update to within one call.
         """
-        def read() -> tuple[float, int, int]:
-            t0 = time.time_ns()
+        # Stamps come from the reader's own clock around each read (the host clock for NVML, the
+        # driven clock in replays): mapping host time into a replay's clock moved pins by however
+        # long the host was descheduled, which made the pin tests fail under load.
+        def read() -> tuple[float, int, int, int]:  # (J, host mid ns, reader start us, reader end us)
+            t0, r0 = time.time_ns(), self.reader.now_us()
             e = self._timed(f"{g.ident.gpu}:counter", self.reader.counter_j, k)
-            return e, t0, time.time_ns()
+            return e, (t0 + time.time_ns()) // 2, r0, self.reader.now_us()
 
         try:
-            e0, a0, b0 = read()
+            e0, a0, ra0, rb0 = read()
             if not precise:
-                g.counter.append((self._reader_mid_us(a0, b0), e0, False))
+                g.counter.append(((ra0 + rb0) // 2, e0, False))
                 return
             deadline = a0 + int(self.config.precise_mark_timeout_s * 1e9)
-            prev_mid = (a0 + b0) // 2
-            reader_t0 = self.reader.now_us()
+            prev_mid_ns, prev_mid_us = a0, (ra0 + rb0) // 2
             while True:
-                e, a, b = read()
-                mid = (a + b) // 2
-                if e == e0 and self.reader.now_us() == reader_t0:  # a driven clock (tests): no step will come
-                    g.counter.append((self._reader_mid_us(a, b), e, False))
+                e, a, ra, rb = read()
+                mid_us = (ra + rb) // 2
+                if e == e0 and rb == rb0:  # a driven clock (tests): no step will come
+                    g.counter.append((mid_us, e, False))
                     return
                 if e != e0:
-                    step_ns = (prev_mid + mid) // 2
-                    g.counter.append((self._reader_mid_us(step_ns, step_ns), e, True))
-                    g.last_precise_host_ns = step_ns
+                    g.counter.append(((prev_mid_us + mid_us) // 2, e, True))
+                    g.last_precise_host_ns = (prev_mid_ns + a) // 2  # host time, for phase-edge checks
                     return
-                prev_mid = mid
-                if b > deadline:
-                    g.counter.append((self._reader_mid_us(a, b), e, False))
+                prev_mid_ns, prev_mid_us = a, mid_us
+                if time.time_ns() > deadline:
+                    g.counter.append((mid_us, e, False))
                     return
         except (NotSupportedError, NVMLUnavailableError) as exc:
             self._source_failed(g, "counter", exc, self.reader.now_us())
@@ -400,11 +401,6 @@ class SamplerCore:
             step = next_update_us(pins, now + interval_us - int(COUNTER_PERIOD_S * 5e5))
             due.append(int(step - lead_us) if step is not None else now + interval_us)
         return max(min(due), now + 1_000) if due else now + interval_us
-
-    def _reader_mid_us(self, a_ns: int, b_ns: int) -> int:
-        """Midpoint of a host call in the reader's clock (differs from time.time_ns in replays)."""
-        now_host = time.time_ns()
-        return int(self.reader.now_us() - (now_host - (a_ns + b_ns) // 2) / 1000)
 
     def _state_all(self, now: int) -> None:
         for k, g in enumerate(self._g):
