@@ -13,7 +13,7 @@ cp benchmarks/results/kernel-attribution-h200.json "$OUT/" 2>/dev/null
 timeout 35 python -m kernelprof run -o "$OUT/runs/demo.json" -- python examples/program_demo.py --seconds 8 > "$OUT/demo.log" 2>&1
 echo "demo rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
 timeout 10 python -m kernelprof report "$OUT/runs/demo.json" --by kernel > "$OUT/demo-report.txt" 2>&1
-left=$((165 - (SECONDS - t0)))
+left=$((150 - (SECONDS - t0)))
 if [ $left -gt 30 ]; then
   timeout $left python benchmarks/decode_tune.py --out "$OUT/tune" --budget-s $((left - 25)) > "$OUT/tune/decode.log" 2>&1
   echo "decode rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"

@@ -27,5 +27,5 @@ def test_each_shipped_recording_plots_to_a_png(path, tmp_path):
 
 def test_plot_refuses_to_overwrite_its_input(tmp_path):
     src = ROOT / "traces" / "demo-profile.json"
-    with pytest.raises(UsageError, match="never overwrites"):
+    with pytest.raises(UsageError, match="is an input of this command"):
         plot_run(src, src)

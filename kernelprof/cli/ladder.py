@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ladder", help="the optimization ladder: J per request rung by rung, split into time and power")
     p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS), help="model shape (random weights)")
     p.add_argument("--rungs", help=f"comma-separated subset, in ladder order (default all): {', '.join(RUNG_NAMES)}")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8, help="requests per generate call")
     p.add_argument("--input-len", type=int, default=512, help="prompt tokens per request")
     p.add_argument("--output-len", type=int, default=128, help="generated tokens per request (fixed, no EOS)")
     p.add_argument("--repeats", type=int, default=3, help="measurements per rung (>= 2 gives confidence intervals)")
@@ -28,12 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "over the binned trace instead of the single-batch ladder")
     p.add_argument("--only", choices=["first", "last"], help="with --workload: measure one rung (split a trace over "
                                                               "device calls; the other is read from its file)")
-    p.add_argument("--device", type=int, default=0)
+    p.add_argument("--device", type=int, default=0, help="CUDA device index")
     p.add_argument("-o", "--out", help="JSONL of finished rungs (default runs/ladder-<model>.jsonl); rerun resumes")
     p.add_argument("--fresh", action="store_true", help="discard finished rungs in --out instead of resuming")
     p.add_argument("--results", action="store_true", help="also write benchmarks/results/ladder-<gpu>.json")
     p.add_argument("--plot", help="PNG path: energy vs time per rung with iso-power lines")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     p.set_defaults(handler=run)
 
 

@@ -49,16 +49,28 @@ def plot_run(path: str | Path, out: str | Path | None = None, *, depth: int = 0)
     """Write the figure(s) of a saved run; returns the paths written."""
     from kernelprof.outputs import plots
 
+    from kernelprof.outputs.runfile import arrays_path
+    from kernelprof.outputs.safe_paths import refuse_overwriting_inputs
+
     path = Path(path)
     out = Path(out) if out else default_out(path)
-    if out.resolve() == path.resolve():
-        raise UsageError(f"--out {out} is the input file; plot never overwrites its input")
+    inputs = [path] if path.suffix == ".jsonl" else [path, arrays_path(path)]
+    refuse_overwriting_inputs(out, inputs)  # what was asked for, before the suffix is added
+    if out.suffix.lower() != ".png":
+        out = out.with_name(out.name + ".png")  # the PNG's real name, which is the one printed
+    refuse_overwriting_inputs(out, inputs)
     if path.suffix == ".jsonl":
+        from kernelprof.outputs.jsonl_store import read_store
+
+        recs = list(read_store(path).records.values())
+        if recs and "input_bin" in recs[0]:
+            from kernelprof.methods.llm.bin_store import read_bin_store
+
+            recs = list(read_bin_store(path).records.values())  # every bin checked, as report does
+            return [plots.workload_heatmap_png(recs, out, title=f"J per request by bin: {path.name}")]
         from kernelprof.methods.sweep import read_done
 
         recs = list(read_done(path).values())
-        if recs and "input_bin" in recs[0]:
-            return [plots.workload_heatmap_png(recs, out, title=f"J per request by bin: {path.name}")]
         rows = [(f"{r['variant']} {r['shape']}", r["result"]["measurement"]["energy_per_call_j"],
                  {e["name"]: e["energy_j"] for e in r["result"]["estimates"]}) for r in recs if r.get("status") == "ok"]
         if not rows:
