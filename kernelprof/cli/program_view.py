@@ -5,7 +5,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kernelprof.cli.output import console, fmt
-from kernelprof.cli.profile_view import short_kernel_name
+from kernelprof.cli.profile_view import core_kernel_name, short_kernel_name
 
 BY = ("range", "kernel", "class")
 
@@ -32,30 +32,37 @@ def render_ranges(s) -> None:
         console.print("[dim]no NVTX ranges or kernelprof.phase() in the program[/]")
         return
     t = Table(title="Energy per range (buffered samples integrated; instances of a path summed)")
-    for col in ("range", "instances", "time", "energy", "% of run", "mean power", "flags"):
-        t.add_column(col, justify="left" if col in ("range", "flags") else "right")
+    for col in ("range", "instances", "time", "energy", "% of run", "mean power"):
+        t.add_column(col, justify="left" if col == "range" else "right")
+    by_flags: dict[tuple[str, ...], list[str]] = {}
     for r in s.ranges:
         t.add_row("  " * r.depth + escape(r.name), str(r.instances), fmt(r.time_s, "s"), fmt(r.energy_j, "J"),
-                  _pct(r.energy_j, s.energy_j), fmt(r.mean_power_w, "W"), ",".join(r.flags))
+                  _pct(r.energy_j, s.energy_j), fmt(r.mean_power_w, "W"))
+        if r.flags:
+            by_flags.setdefault(tuple(r.flags), []).append(r.name)
     console.print(t)
+    for flags, names in by_flags.items():  # below the table: a flags column folds into a tower at 80 columns
+        console.print(f"[yellow]flags[/] {escape(', '.join(names))}: {escape(', '.join(flags))}")
 
 
 def render_classes(fit, run_j: float | None, top: int) -> None:
     t = Table(title=f"GPU {fit.gpu}: energy per kernel class (window regression over {fit.span_s:.1f} s, "
                     f"{fit.windows} windows)")
-    for col in ("class", "kernels", "calls", "energy", "± 1σ", "% of run", "J/call", "W while running",
-                "time share"):
-        t.add_column(col, justify="left" if col == "class" else "right")
+    # short headers and unwrapped numbers: the table fits 80 columns, the name column folds
+    t.add_column("class", overflow="fold", min_width=12, ratio=1)
+    for col in ("calls", "energy ± 1σ", "% run", "J/call", "W busy", "time %"):
+        t.add_column(col, justify="right", no_wrap=True)
     for c in fit.classes[:top]:
         if c.identifiable:
-            vals = (fmt(c.energy_j, "J"), fmt(c.energy_se_j, "J"), _pct(c.energy_j, run_j),
+            vals = (f"{fmt(c.energy_j, 'J')[:-2]} ± {fmt(c.energy_se_j, 'J')}", _pct(c.energy_j, run_j),
                     fmt(c.energy_per_call_j, "J"), fmt(c.power_w, "W"))
         else:
-            vals = (f"[yellow]not identifiable[/]", "", "", "", "")
-        t.add_row(escape(c.name[:60]), str(len(c.members)), str(c.calls), *vals, f"{100 * c.busy_s / fit.span_s:.1f}%")
-    t.add_row("(idle: no kernel)", "", "", fmt(fit.idle_energy_j, "J"), "", _pct(fit.idle_energy_j, run_j), "",
+            vals = ("[yellow]n/i[/]", "", "", "")
+        label = core_kernel_name(c.name) if len(c.members) == 1 else f"{escape(c.name[:40])} ({len(c.members)})"
+        t.add_row(label, str(c.calls), *vals, f"{100 * c.busy_s / fit.span_s:.1f}%")
+    t.add_row("(idle: no kernel)", "", fmt(fit.idle_energy_j, "J"), _pct(fit.idle_energy_j, run_j), "",
               fmt(fit.idle_power_w, "W"), f"{100 * fit.idle_s / fit.span_s:.1f}%")
-    t.add_row("(residual)", "", "", fmt(fit.residual_j, "J"), "", _pct(fit.residual_j, run_j), "", "", "")
+    t.add_row("(residual)", "", fmt(fit.residual_j, "J"), _pct(fit.residual_j, run_j), "", "", "")
     console.print(t)
     for c in fit.classes:
         if not c.identifiable:
@@ -65,18 +72,19 @@ def render_classes(fit, run_j: float | None, top: int) -> None:
 
 def render_kernels(fit, run_j: float | None, top: int) -> None:
     t = Table(title=f"GPU {fit.gpu}: top kernels by energy (window regression over {fit.span_s:.1f} s)")
-    for col in ("kernel", "class", "calls", "energy", "% of run", "J/call", "W while running", "time share"):
-        t.add_column(col, justify="left" if col in ("kernel", "class") else "right")
+    t.add_column("kernel", overflow="fold", min_width=14, ratio=2)
+    t.add_column("class", overflow="fold", min_width=8, max_width=12, ratio=1)
+    for col in ("calls", "energy", "J/call", "W busy", "time %"):
+        t.add_column(col, justify="right", no_wrap=True)
     power = {c.name: c for c in fit.classes}
     for k in fit.kernels[:top]:
         c = power[k.class_name]
         mark = "" if k.method == "own_class" else " *"
         if k.energy_j is None:
-            vals = ("[yellow]n/i[/]", "", "", "")
+            vals = ("[yellow]n/i[/]", "", "")
         else:
-            vals = (fmt(k.energy_j, "J") + mark, _pct(k.energy_j, run_j), fmt(k.energy_per_call_j, "J"),
-                    fmt(c.power_w, "W"))
-        t.add_row(short_kernel_name(k.name, 70), escape(k.class_name[:24]), str(k.calls), *vals,
+            vals = (fmt(k.energy_j, "J") + mark, fmt(k.energy_per_call_j, "J"), fmt(c.power_w, "W"))
+        t.add_row(core_kernel_name(k.name), escape(k.class_name[:24]) if k.class_name != k.name else "(itself)", str(k.calls), *vals,
                   f"{100 * k.busy_s / fit.span_s:.1f}%")
     console.print(t)
     unknown = [k for k in fit.kernels if k.energy_j is None]
