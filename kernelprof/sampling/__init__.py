@@ -7,7 +7,7 @@ on NVML's epoch clock, with the gaps it noticed.
 
 - `readers`: the `Reader` protocol (one NVML question per call) and `NVMLReader`, `make_reader`.
 - `replay`: `ReplayReader`, a recorded trace served as NVML would have; `synthetic_trace` for tests.
-- `core`: `SamplerConfig` and `SamplerCore`, what to read when and gap detection (no threads: replayable).
+- `core`: `SamplerCore`, what to read when and gap detection (no threads: replayable); `core_state`: `SamplerConfig` (re-exported by `core`) and the per-GPU accumulation state.
 - `runners`: `PowerSampler`, which runs a core in a thread or a child process (and their frame protocol).
 - `powertrace`: the `PowerTrace` record and its run-file arrays.
 """
