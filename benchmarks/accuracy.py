@@ -33,7 +33,7 @@ from kernelprof.outputs.benchfile import RESULTS_DIR, Case, device_record, gpu_s
 from kernelprof.gpu.devices import require_gpu  # noqa: E402
 
 
-def _registry_case(op: str, variant: str, shape: str, dtype: str = "bf16"):
+def registry_case(op: str, variant: str, shape: str, dtype: str = "bf16"):
     def build():
         import torch
 
@@ -64,13 +64,13 @@ def _fma_case():
 
 
 CASES: dict[str, Callable[[], tuple]] = {
-    "gemm-bf16-4096": _registry_case("gemm", "cublas", "4096x4096x4096"),
-    "gemm-bf16-8192": _registry_case("gemm", "cublas", "8192x8192x8192"),
-    "gemm-fp8-8192": _registry_case("gemm", "cublas", "8192x8192x8192", "fp8"),
-    "attention-causal-s4096": _registry_case("attention", "sdpa-cudnn", "b=4,h=32,s=4096,d=128,causal"),
-    "decode-b16-ctx8192": _registry_case("decode", "sdpa", "b=16,h=32,kv=8,ctx=8192,d=128"),
-    "decode-b1-ctx32768": _registry_case("decode", "sdpa", "b=1,h=32,kv=8,ctx=32768,d=128"),
-    "decode-b1-ctx1024-short": _registry_case("decode", "triton-splitk", "b=1,h=32,kv=8,ctx=1024,d=128"),
+    "gemm-bf16-4096": registry_case("gemm", "cublas", "4096x4096x4096"),
+    "gemm-bf16-8192": registry_case("gemm", "cublas", "8192x8192x8192"),
+    "gemm-fp8-8192": registry_case("gemm", "cublas", "8192x8192x8192", "fp8"),
+    "attention-causal-s4096": registry_case("attention", "sdpa-cudnn", "b=4,h=32,s=4096,d=128,causal"),
+    "decode-b16-ctx8192": registry_case("decode", "sdpa", "b=16,h=32,kv=8,ctx=8192,d=128"),
+    "decode-b1-ctx32768": registry_case("decode", "sdpa", "b=1,h=32,kv=8,ctx=32768,d=128"),
+    "decode-b1-ctx1024-short": registry_case("decode", "triton-splitk", "b=1,h=32,kv=8,ctx=1024,d=128"),
     "copy-1gib": _copy_case,
     "fma-fp32-lowpower": _fma_case,
 }

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from benchmarks.decode_points import measure_point  # noqa: E402
-from benchmarks.tuning import Timer, TuneRun, error_line  # noqa: E402
+from benchmarks.tuning import Timer, TuneRun  # noqa: E402
 from kernelprof.outputs.benchfile import Case  # noqa: E402
 from kernels.decode.dispatch import TABLE_PATH  # noqa: E402
 
@@ -91,17 +91,9 @@ def main() -> int:
             run.log(f"({i + 1}/{len(points)}) {label}: skipped, K+V {cache_bytes / 2**30:.0f} GiB")
             continue
         run.log(f"({i + 1}/{len(points)}) {label}, K+V {cache_bytes / 2**20:.0f} MiB")
-        try:
-            rec = measure_point(timer, b, hq, hkv, n, 128, props.multi_processor_count, run.log)
-            record(run, point, rec)
-        except Exception as exc:  # noqa: BLE001 - one point must not lose the others
-            run.notes["failures"].append({"point": label, "error": error_line(exc)})
-            run.log(f"  FAILED {error_line(exc)}")
-        torch.cuda.empty_cache()
-        run.write()
-    run.write()
-    run.log(f"done: {len(run.cases)} points measured, {len(run.notes['skipped'])} skipped")
-    return 0
+        run.point(label, lambda: record(run, point, measure_point(timer, b, hq, hkv, n, 128,
+                                                                  props.multi_processor_count, run.log)))
+    return run.finish()
 
 
 if __name__ == "__main__":

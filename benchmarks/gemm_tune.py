@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from benchmarks.gemm_points import measure_point  # noqa: E402
-from benchmarks.tuning import Timer, TuneRun, error_line  # noqa: E402
+from benchmarks.tuning import Timer, TuneRun  # noqa: E402
 from kernelprof.outputs.benchfile import Case  # noqa: E402
 from kernels.gemm.dispatch import TABLE_PATH  # noqa: E402
 
@@ -87,16 +87,8 @@ def main() -> int:
             run.notes["skipped"].append({"point": label, "why": f"time budget {args.budget_s:.0f} s spent"})
             continue
         run.log(f"({i + 1}/{len(todo)}) {label}")
-        try:
-            record(run, measure_point(timer, m, n, k, dtype, props.multi_processor_count, run.log))
-        except Exception as exc:  # noqa: BLE001 - one point must not lose the others
-            run.notes["failures"].append({"point": label, "error": error_line(exc)})
-            run.log(f"  FAILED {error_line(exc)}")
-        torch.cuda.empty_cache()
-        run.write()
-    run.write()
-    run.log(f"done: {len(run.cases)} points measured, {len(run.notes['skipped'])} skipped")
-    return 0
+        run.point(label, lambda: record(run, measure_point(timer, m, n, k, dtype, props.multi_processor_count, run.log)))
+    return run.finish()
 
 
 if __name__ == "__main__":

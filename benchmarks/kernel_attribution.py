@@ -26,23 +26,9 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.accuracy import registry_case as _registry  # noqa: E402 (the same case builders)
 from kernelprof.gpu.devices import require_gpu  # noqa: E402
 from kernelprof.outputs.benchfile import Case, device_record, write_results  # noqa: E402
-
-
-def _registry(op: str, variant: str, shape: str, dtype: str = "bf16") -> Callable[[], tuple]:
-    def build() -> tuple:
-        import torch
-
-        from kernelprof.methods.kernel_energy import torch_dtype
-        from kernels import get_op
-
-        spec = get_op(op)
-        s = spec.parse_shape(shape)
-        dt = torch_dtype(dtype)
-        inputs = spec.make_inputs(s, dt, torch.device("cuda", 0), 0)
-        return spec.variants[variant], inputs, spec.flops(s), spec.min_bytes(s, dt), dtype
-    return build
 
 
 def _copy() -> tuple:

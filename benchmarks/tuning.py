@@ -105,6 +105,21 @@ class TuneRun:
     def log(self, msg: str) -> None:
         print(f"[{self.elapsed_s():6.1f} s] {msg}", flush=True)
 
+    def point(self, label: str, measure: Callable[[], None]) -> None:
+        """Measure one point; a failure is noted and the run goes on. Files rewritten after each."""
+        try:
+            measure()
+        except Exception as exc:  # noqa: BLE001 - one point must not lose the others
+            self.notes["failures"].append({"point": label, "error": error_line(exc)})
+            self.log(f"  FAILED {error_line(exc)}")
+        torch.cuda.empty_cache()
+        self.write()
+
+    def finish(self) -> int:
+        self.write()
+        self.log(f"done: {len(self.cases)} points measured, {len(self.notes['skipped'])} skipped")
+        return 0
+
     def write(self) -> None:
         device = device_record()
         name = torch.cuda.get_device_name()
