@@ -24,14 +24,17 @@ def test_real_sweep_killed_and_resumed(tmp_path):
     cmd = [sys.executable, "-m", "kernelprof", "sweep", "--grid", str(grid), "--out", str(out),
            "--run-s", "1", "--max-run-s", "2", "--max-seconds", "4"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr to a file, not a pipe: an unread pipe fills (warnings, progress) and blocks the sweep
+    err = (tmp_path / "sweep.err").open("wb")
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or not out.read_bytes().count(b"\n")):
         time.sleep(0.2)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
+    err.close()
     done = {json.loads(l)["key"] for l in out.read_bytes().split(b"\n") if l.strip().endswith(b"}")}
-    assert done, "the sweep was killed before its first point"
+    assert done, "the sweep was killed before its first point: " + (tmp_path / "sweep.err").read_text()[-2000:]
     r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, timeout=300)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     from kernelprof.outputs.jsonl_store import read_store
