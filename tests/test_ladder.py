@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from kernelprof.errors import UsageError
-from kernelprof.methods.ladder import (RUNG_NAMES, Repeat, RungResult, append_rung, change_text, compare, link,
-                                       read_done, select_rungs, verdict)
+from kernelprof.errors import RunFileError
+from kernelprof.methods.ladder import (RUNG_NAMES, Repeat, RungResult, change_text, compare, link, select_rungs,
+                                       verdict)
+from kernelprof.methods.ladder_store import LadderStore, is_ladder_jsonl, read_ladder, saved_ladder
 from kernelprof.methods.ladder_workload import (BinSaving, WorkloadLadder, bin_savings, ladder_cases,
                                                 write_ladder_results)
 
@@ -83,17 +85,63 @@ def test_json_round_trip(tmp_path):
     assert w.saving_pct == pytest.approx(70.0) and w.bins[0].saving_pct == pytest.approx(75.0)
 
 
-def test_resume_reads_finished_rungs_and_ignores_torn_line(tmp_path):
+CONFIG = {"kind": "ladder", **KEY, "gpu_name": "NVIDIA H200", "gpu_uuid": "GPU-test", "driver": "580.159.04"}
+SHIPPED = Path(__file__).resolve().parents[1] / "traces" / "ladder-llama-3.1-8b-b8-h200.jsonl"
+
+
+def test_store_resumes_finished_rungs_and_retries_failed_ones(tmp_path):
     p = tmp_path / "ladder.jsonl"
-    append_rung(p, rung("hf-eager", [1.0], [1.0]))
-    other = RungResult("kp-eager", "x", True, "tiny", 8, 512, 128, extra={"ladder_key": {**KEY, "batch": 4}})
-    append_rung(p, other)
-    append_rung(p, RungResult("kp-triton", "x", False, "tiny", 8, 512, 128, flags=("failed",),
-                              extra={"ladder_key": KEY}))  # failed: retried on resume
+    with LadderStore(p, CONFIG) as st:
+        assert st.done == {}
+        st.append(rung("hf-eager", [1.0], [1.0]))
+        st.append(RungResult("kp-triton", "x", False, "tiny", 8, 512, 128, flags=("failed",)))
+        st.append(RungResult("kp-fp8", "x", False, "tiny", 8, 512, 128, flags=("not_supported",)))
     with p.open("a") as f:
-        f.write('{"name": "kp-triton", "extra": {"ladder')  # a crash mid-write
-    done = read_done(p, KEY)
-    assert list(done) == ["hf-eager"]  # other config, the failed rung and the torn line left out
+        f.write('{"v": 2, "key": "kp-eager", "status": "ok", "rung": {"na')  # a crash mid-write
+    st = LadderStore(p, CONFIG)
+    assert sorted(st.done) == ["hf-eager", "kp-fp8"]  # the failed rung is measured again, the torn line dropped
+    st.append(rung("kp-triton", [2.0], [1.0]))
+    st.close()
+    lf = read_ladder(p)
+    assert list(lf.rungs) == ["hf-eager", "kp-triton", "kp-fp8"] and lf.rungs["kp-triton"].supported
+    assert lf.device == {"name": "NVIDIA H200", "uuid": "GPU-test", "driver": "580.159.04"}
+
+
+def test_store_refuses_other_settings_or_gpu_and_fresh_moves_aside(tmp_path):
+    p = tmp_path / "ladder.jsonl"
+    with LadderStore(p, CONFIG) as st:
+        st.append(rung("hf-eager", [1.0], [1.0]))
+    for change in ({"batch": 4}, {"gpu_uuid": "GPU-other"}):
+        with pytest.raises(UsageError, match="different configuration"):
+            LadderStore(p, {**CONFIG, **change})
+    with LadderStore(p, {**CONFIG, "batch": 4}, fresh=True) as st:
+        assert st.done == {}
+    assert (tmp_path / "ladder.old-1.jsonl").exists()  # the finished rungs are kept, not deleted
+
+
+def test_legacy_file_reports_but_does_not_resume(tmp_path):
+    """The H200 ladder of 2026-12-03 (device call F) was written before rung records carried their GPU."""
+    assert is_ladder_jsonl(SHIPPED)
+    lf = read_ladder(SHIPPED)
+    assert lf.legacy and lf.device is None and len(lf.rungs) == 7
+    assert lf.rungs["kp-triton"].j_per_request == pytest.approx(45.62, abs=0.01)
+    copy = tmp_path / "old.jsonl"
+    copy.write_bytes(SHIPPED.read_bytes())
+    with pytest.raises(UsageError, match="legacy ladder file"):
+        LadderStore(copy, CONFIG)
+    with pytest.raises(UsageError, match="--gpu-name"):
+        saved_ladder(copy, need_device=True)
+    s = saved_ladder(copy, gpu_name="NVIDIA H200", need_device=True)
+    assert s.device["source"].startswith("named by the user") and s.measured_at["versions"] is None
+    assert [r.name for r in s.rungs][:3] == ["hf-eager", "hf-sdpa-static-compile", "kp-eager"]
+    assert s.rungs[5].change.below == "kp-eager"  # kp-triton vs the measured rung below it
+
+
+def test_corrupt_ladder_file_is_a_clear_error(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text(json.dumps(rung("hf-eager", [1.0], [1.0]).to_json()) + "\n[1, 2]\n")
+    with pytest.raises(RunFileError, match="line 2"):
+        read_ladder(p)
 
 
 def test_select_rungs():
@@ -165,11 +213,11 @@ def test_render_ladder_shows_verdicts_and_flags(capsys):
     console.width = 300  # one line per row, so the cells can be matched whole
     try:
         with console.capture() as cap:
-            render_ladder([r.to_json() for r in rows])
+            render_ladder(rows)
     finally:
         console.width = width
     text = cap.get()
-    assert "saves energy" in text and "not_supported" in text and "-75.0% energy" in text
+    assert "saves energy" in text and "n/a" in text and "-75.0% energy" in text
 
 
 @pytest.mark.gpu
@@ -184,3 +232,17 @@ def test_tiny_ladder_on_gpu(tmp_path):
     assert "not_supported" in rows[2].flags
     again = run_ladder(cfg, select_rungs("kp-eager,kp-fp8,kp-triton"), out=out)  # resumes: nothing re-measured
     assert [r.repeats for r in again] == [r.repeats for r in rows]
+
+
+def test_cli_from_saved_file_reports_plots_and_needs_a_gpu_name_for_results(tmp_path):
+    png = tmp_path / "ladder.png"
+    r = _cli("--from", str(SHIPPED), "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert "kp-triton vs kp-eager" in r.stdout and "saves energy" in r.stdout and png.read_bytes()[:4] == b"\x89PNG"
+    bad = _cli("--from", str(SHIPPED), "--results")
+    assert bad.returncode == 2 and "--gpu-name" in bad.stderr
+    root = Path(__file__).resolve().parents[1]
+    rep = subprocess.run([sys.executable, "-m", "kernelprof", "report", str(SHIPPED)], capture_output=True,
+                         text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "COLUMNS": "80"})
+    assert rep.returncode == 0, rep.stderr
+    assert "45.6 J" in rep.stdout and max(len(line) for line in rep.stdout.splitlines()) <= 80

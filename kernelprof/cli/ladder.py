@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Sequence
 
 from rich.table import Table
 
 from kernelprof.cli.output import console, fmt, print_json
 from kernelprof.errors import UsageError
+
+if TYPE_CHECKING:
+    from kernelprof.methods.ladder import RungResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                               "device calls; the other is read from its file)")
     p.add_argument("--device", type=int, default=0, help="CUDA device index")
     p.add_argument("-o", "--out", help="JSONL of finished rungs (default runs/ladder-<model>.jsonl); rerun resumes")
-    p.add_argument("--fresh", action="store_true", help="discard finished rungs in --out instead of resuming")
+    p.add_argument("--fresh", action="store_true",
+                   help="move an existing --out aside (never deleted) and start again instead of resuming")
+    p.add_argument("--from", dest="from_file", metavar="JSONL",
+                   help="no measurement: print, plot (--plot) or write results (--results) from a saved ladder file")
+    p.add_argument("--gpu-name", help="with --from --results on a file that records no GPU (legacy format): the GPU "
+                                      "that measured it, stated by you and labelled so in the results")
+    p.add_argument("--measured-revision", help="with --from on a legacy file: the git revision that measured it "
+                                               "(stated by you; new files record it per rung)")
     p.add_argument("--results", action="store_true", help="also write benchmarks/results/ladder-<gpu>.json")
     p.add_argument("--plot", help="PNG path: energy vs time per rung with iso-power lines")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
@@ -45,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch, --input and --repeats must be >= 1 and --output >= 2, got "
                          f"{args.batch}, {args.input_len}, {args.repeats}, {args.output_len}")
     rungs = select_rungs(args.rungs)
+    if args.from_file:
+        return _from_file(args)
     if args.workload:
         return _workload(args)
     cfg = LadderConfig(args.model, args.batch, args.input_len, args.output_len, args.repeats, args.min_inrun_s, args.device)
@@ -60,7 +72,28 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json([r.to_json() for r in results])
     else:
-        render_ladder([r.to_json() for r in results])
+        render_ladder(results)
+    return 0
+
+
+def _from_file(args: argparse.Namespace) -> int:
+    from kernelprof.methods.ladder_store import saved_ladder
+
+    saved = saved_ladder(args.from_file, gpu_name=args.gpu_name, need_device=args.results,
+                         revision=args.measured_revision)
+    for w in saved.warnings:
+        console.print(f"[yellow]note: {w}[/]")
+    if args.results:
+        from kernelprof.methods.ladder_workload import write_ladder_results
+        console.print(f"wrote {write_ladder_results(saved.rungs, [], device_info=saved.device, merge=True, measured_at=saved.measured_at)}")
+    if args.plot:
+        from kernelprof.outputs.plots import ladder_png
+        r0 = saved.rungs[0]
+        console.print(f"wrote {ladder_png(saved.rungs, args.plot, title=f'{r0.model} ladder, batch {r0.batch}')}")
+    if args.json:
+        print_json([r.to_json() for r in saved.rungs])
+    else:
+        render_ladder(saved.rungs)
     return 0
 
 
@@ -89,18 +122,29 @@ def _workload(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_ladder(rows: list[dict[str, Any]]) -> None:
-    t = Table(title="optimization ladder (per request; change vs the measured rung below)")
-    for col in ("rung", "batch", "J/request", "prefill J", "decode J", "time/batch", "mean W", "change", "verdict"):
-        t.add_column(col, justify="left" if col in ("rung", "change", "verdict") else "right")
-    for r in rows:
-        ch = r.get("change") or {}
-        t.add_row(r["name"], str(r["batch"]), fmt(r["j_per_request"], "J"), fmt(r["prefill_j"], "J"),
-                  fmt(r["decode_j"], "J"), fmt(r["time_s"], "s"), fmt(r["mean_power_w"], "W"),
-                  ch.get("text", "-"), ch.get("verdict", ",".join(r["flags"]) or "-"))
+# Flags as the table's last cell (their reasons are printed below the table).
+_FLAG_SHORT = {"not_supported": "n/a", "no_larger_batch_fits": "n/a", "out_of_memory": "OOM"}
+
+
+def render_ladder(rungs: "Sequence[RungResult]") -> None:
+    """The ladder in 80 columns: one row per rung, each step's time x power split on a line below."""
+    batches = sorted({r.batch for r in rungs})
+    t = Table(title=f"optimization ladder, per request (batch {', '.join(map(str, batches))})", box=None,
+              pad_edge=False, padding=(0, 1))
+    for col in ("rung", "J/req", "prefill", "decode", "t/batch", "mean W", "vs below"):
+        t.add_column(col, justify="left" if col == "rung" else "right", no_wrap=True,
+                     min_width=max(len(r.name) for r in rungs) if col == "rung" else None)
+    for r in rungs:
+        vs = f"{100 * (r.change.energy_ratio - 1):+.1f}%" if r.change else \
+            (",".join(_FLAG_SHORT.get(f, f) for f in r.flags) or "-")
+        name = r.name if len(batches) == 1 else f"{r.name} (b{r.batch})"
+        t.add_row(name, fmt(r.j_per_request, "J"), fmt(r.prefill_j, "J"), fmt(r.decode_j, "J"),
+                  fmt(r.time_s, "s"), fmt(r.mean_power_w, "W"), vs)
     console.print(t)
-    for r in rows:
-        if r.get("reason"):
-            console.print(f"[dim]{r['name']}: {r['reason']}[/]")
-        for n in r.get("notes", []):
-            console.print(f"[dim]{r['name']}: {n}[/]")
+    for r in rungs:
+        if r.change:
+            console.print(f"{r.name} vs {r.change.below}: {r.change.text} ({r.change.verdict})")
+        if r.reason:
+            console.print(f"[dim]  {r.reason}[/]")
+        for n in r.notes:
+            console.print(f"[dim]{r.name}: {n}[/]")

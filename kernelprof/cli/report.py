@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
         write_csv(path)
         return 0
     if path.suffix == ".jsonl":
+        from kernelprof.methods.ladder_store import is_ladder_jsonl
+
+        if is_ladder_jsonl(path):
+            return _render_ladder_file(path, as_json=args.json)
         from kernelprof.cli.sweep import render_jsonl
         from kernelprof.cli.workload import is_workload_jsonl, render_workload_jsonl
 
@@ -75,3 +79,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render_ladder_file(path: Path, *, as_json: bool) -> int:
+    from kernelprof.cli.ladder import render_ladder
+    from kernelprof.methods.ladder_store import saved_ladder
+
+    saved = saved_ladder(path)
+    if as_json:
+        print_json([r.to_json() for r in saved.rungs])
+        return 0
+    for w in saved.warnings:
+        console.print(f"[yellow]note: {w}[/]")
+    render_ladder(saved.rungs)
+    return 0

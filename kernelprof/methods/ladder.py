@@ -8,10 +8,8 @@ verdict, and a reason built from the measured quantities. The GPU measurement li
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from kernelprof.errors import UsageError
@@ -260,27 +258,3 @@ def link(results: list[RungResult]) -> list[RungResult]:
         if r.supported and r.repeats:
             below = r
     return out
-
-
-def read_done(path: Path, key: dict[str, Any]) -> dict[str, RungResult]:
-    """Finished rungs of a previous run with the same `key` (model, batch, lengths, repeats, stored in each
-    rung's extra["ladder_key"]); a torn last line is ignored."""
-    done: dict[str, RungResult] = {}
-    if not path.exists():
-        return done
-    for line in path.read_text().splitlines():
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a crash mid-write leaves at most one torn line
-        # A rung that failed (a compile error, say) is measured again; out of memory is not transient.
-        if (d.get("extra") or {}).get("ladder_key") == key and "failed" not in d.get("flags", ()):
-            done[d["name"]] = RungResult.from_json(d)
-    return done
-
-
-def append_rung(path: Path, r: RungResult) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        f.write(json.dumps(r.to_json()) + "\n")
-        f.flush()

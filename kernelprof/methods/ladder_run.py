@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kernelprof.errors import NotSupportedError, UsageError
-from kernelprof.methods.ladder import RungResult, RungSpec, Repeat, append_rung, link, read_done
+from kernelprof.methods.ladder import RungResult, RungSpec, Repeat, link
 
 # Memory headroom for the max-batch rung: the estimate in generate.memory_needed_bytes leaves out the
 # allocator's fragmentation and the CUDA graphs' private pools.
@@ -43,6 +43,13 @@ class LadderConfig:
     def key(self) -> dict[str, Any]:
         return {"model": self.model, "batch": self.batch, "input_len": self.input_len,
                 "output_len": self.output_len, "repeats": self.repeats}
+
+    def store_config(self, gpu_name: str, gpu_uuid: str | None, driver: str | None) -> dict[str, Any]:
+        """What a resume must match: these settings on the same GPU and driver."""
+        from kernelprof import __version__
+
+        return {"kind": "ladder", **self.key(), "min_inrun_s": self.min_inrun_s, "seed": self.seed,
+                "gpu_name": gpu_name, "gpu_uuid": gpu_uuid, "driver": driver, "kernelprof": __version__}
 
 
 def _repeat_from_llm(r: Any) -> Repeat:
@@ -179,29 +186,40 @@ def measure_rung(spec: RungSpec, cfg: LadderConfig, model_cache: dict[str, Any])
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         code = "out_of_memory" if isinstance(exc, torch.cuda.OutOfMemoryError) else "failed"
-        first = (str(exc).splitlines() or [""])[0]
+        first = (str(exc).splitlines() or [""])[0].split(" Stack trace:")[0]  # the message, not the trace
         return replace(base, supported=False, flags=(code,), notes=(f"{type(exc).__name__}: {first}",))
-    return replace(base, repeats=tuple(reps), extra={**base.extra, "wall_s": time.perf_counter() - t0})
+    return replace(base, repeats=tuple(reps), extra={**base.extra, "wall_s": time.perf_counter() - t0,
+                                                     "measured": _provenance()})
+
+
+def _provenance() -> dict[str, Any]:
+    """Revision and library versions a rung was measured at (a results file made later from the
+    JSONL, on another machine, quotes these rather than its own)."""
+    from kernelprof.outputs.benchfile import library_versions
+    from kernelprof.outputs.environment import git_revision
+
+    return {"git_revision": git_revision(), "versions": library_versions()}
 
 
 def run_ladder(cfg: LadderConfig, rungs: tuple[RungSpec, ...], *, out: str | Path, resume: bool = True,
                on_rung: Callable[[RungResult], None] | None = None) -> list[RungResult]:
-    """Measure each rung (skipping those finished in `out` with the same config when `resume`),
-    stream each to `out` (JSONL), and return them linked (each compared with the rung below)."""
-    from kernelprof.gpu.devices import require_gpu
+    """Measure each rung (skipping those finished in `out` under the same settings and GPU when
+    `resume`; `resume=False` moves an existing file aside), stream each to `out` as it finishes, and
+    return them linked (each compared with the rung below)."""
+    from kernelprof.gpu.devices import gpu_facts, require_gpu
+    from kernelprof.methods.ladder_store import LadderStore
 
     require_gpu("kernelprof ladder")
-    out = Path(out)
-    done = read_done(out, cfg.key()) if resume else {}
-    if not resume and out.exists():
-        out.unlink()
+    facts = gpu_facts(cfg.device)
+    config = cfg.store_config(facts.name, facts.uuid, facts.driver_version)
     results, cache = [], {}
-    for spec in rungs:
-        r = done.get(spec.name)
-        if r is None:
-            r = measure_rung(spec, cfg, cache)
-            append_rung(out, r)
-        results.append(r)
-        if on_rung:
-            on_rung(r)
+    with LadderStore(out, config, fresh=not resume) as store:
+        for spec in rungs:
+            r = store.done.get(spec.name)
+            if r is None:
+                r = measure_rung(spec, cfg, cache)
+                store.append(r)
+            results.append(r)
+            if on_rung:
+                on_rung(r)
     return link(results)

@@ -138,7 +138,8 @@ def ladder_cases(rungs: Sequence[RungResult], workloads: Sequence[WorkloadLadder
 
 
 def write_ladder_results(rungs: Sequence[RungResult], workloads: Sequence[WorkloadLadder], *, device: int = 0,
-                         merge: bool = False, results_dir: Path | None = None, device_info: dict | None = None) -> Path:
+                         merge: bool = False, results_dir: Path | None = None, device_info: dict | None = None,
+                         measured_at: dict | None = None) -> Path:
     """benchmarks/results/ladder-<gpu>.json; `merge` keeps the rows of cases not rewritten now."""
     import json
 
@@ -157,4 +158,6 @@ def write_ladder_results(rungs: Sequence[RungResult], workloads: Sequence[Worklo
                                 "verdict": r.change.verdict if r.change else None, "reason": r.reason,
                                 "flags": list(r.flags), "notes": list(r.notes)} for r in rungs},
              "workloads": {w.workload: w.to_json() for w in workloads}}
-    return write_results("ladder", cases, device=dev, notes=notes, results_dir=results_dir)
+    if measured_at:
+        notes["results_written_from_saved_rungs"] = measured_at.get("note", "written from a saved ladder file")
+    return write_results("ladder", cases, device=dev, notes=notes, results_dir=results_dir, measured_at=measured_at)

@@ -84,17 +84,20 @@ def _plain(o: Any) -> Any:
 
 
 def write_results(benchmark: str, cases: list[Case], *, device: dict[str, Any] | None = None,
-                  notes: dict[str, Any] | None = None, results_dir: Path | None = None) -> Path:
-    """Write (overwrite) the results file for `benchmark` on this device and return its path."""
+                  notes: dict[str, Any] | None = None, results_dir: Path | None = None,
+                  measured_at: dict[str, Any] | None = None) -> Path:
+    """Write (overwrite) the results file for `benchmark` on this device and return its path.
+    `measured_at` ({"git_revision", "versions"}) is for results made later from saved measurements:
+    it replaces this process's revision and versions, which did not measure anything."""
     device = device if device is not None else device_record()
     out_dir = Path(results_dir) if results_dir is not None else RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "benchmark": benchmark,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "git_revision": git_revision(),
+        "git_revision": measured_at.get("git_revision") if measured_at else git_revision(),
         "device": device,
-        "versions": library_versions(),
+        "versions": measured_at.get("versions") if measured_at else library_versions(),
         "cases": [c.to_json() for c in cases],
     }
     if notes:

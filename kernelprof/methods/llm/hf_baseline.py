@@ -65,14 +65,38 @@ def hf_model(cfg: LlamaConfig, device: str = "cuda", seed: int = 0, dtype: Any =
     return model
 
 
+def _generate_compiles_itself() -> bool:
+    """transformers >= 4.48 compiles the forward inside `generate` when the cache is static
+    (`GenerationConfig.compile_config`), marking CUDA-graph steps itself. Wrapping `model.forward` in
+    torch.compile as well failed there: on the H200 (transformers 5.17, torch 2.11, 2026-12-03) the
+    second call read "accessing tensor output of CUDAGraphs that has been overwritten"."""
+    try:
+        from transformers import CompileConfig  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def hf_model_for(cfg: LlamaConfig, device: int, seed: int, compiled: bool) -> Any:
-    """The eager baseline, or SDPA with a compiled forward (reduce-overhead: CUDA graphs per shape)."""
+    """The eager baseline, or SDPA with a compiled forward (reduce-overhead: CUDA graphs per shape):
+    compiled by `generate` itself where transformers does that, else by wrapping the forward."""
     import torch
 
     model = hf_model(cfg, device=f"cuda:{device}", seed=seed, attn_implementation="sdpa" if compiled else "eager")
-    if compiled:
+    if compiled and not _generate_compiles_itself():
         model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
     return model
+
+
+def _generate_kwargs(compiled: bool) -> dict[str, Any]:
+    if not compiled:
+        return {}
+    if _generate_compiles_itself():
+        from transformers import CompileConfig
+
+        return {"cache_implementation": "static",
+                "compile_config": CompileConfig(fullgraph=True, mode="reduce-overhead")}
+    return {"cache_implementation": "static"}
 
 
 def run_hf(model_name: str, batch: int, input_len: int, output_len: int, *, device: int = 0, seed: int = 0,
@@ -98,7 +122,7 @@ def run_hf(model_name: str, batch: int, input_len: int, output_len: int, *, devi
         attn = "sdpa" if compiled else "eager"
         if model is None:
             model = hf_model_for(cfg, device, seed, compiled)
-        extra: dict[str, Any] = {"cache_implementation": "static"} if compiled else {}
+        extra = _generate_kwargs(compiled)
         prompt = random_prompt(cfg, shape, device=f"cuda:{device}", seed=seed)
         mask = torch.ones_like(prompt)
 
