@@ -1,6 +1,7 @@
 """Verdicts of `compare` (synthetic numbers: this tests the decision rule, not a measurement)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from kernelprof.methods.compare import VariantPoint, compare_all, compare_pair
@@ -42,10 +43,16 @@ def test_plot_writes_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_measured_vs_estimates_plot_writes_png(tmp_path):
-    from kernelprof.outputs.plots import measured_vs_estimates_png
+def test_measured_over_estimates_ratios_and_plot(tmp_path):
+    from kernelprof.outputs.plots import EstimateRow, estimate_ratios, measured_over_estimates_png
 
-    path = measured_vs_estimates_png([("gemm", 0.15, {"paper": 0.097, "roofline": 0.097, "calibrated": None}),
-                                      ("decode", 0.11, {"paper": 0.0015, "roofline": 0.13})],
-                                     tmp_path / "m.png", title="measured vs estimates")
+    rows = [EstimateRow("gemm", 0.15, 0.003, {"paper": 0.1, "roofline": 0.1, "calibrated": None}),
+            EstimateRow("decode", 0.11, None, {"paper": 0.0011, "roofline": 0.13})]
+    r = estimate_ratios(rows)
+    assert sorted(r) == ["paper", "roofline"]  # an estimate missing everywhere is not drawn
+    ratio, ci = r["paper"]
+    assert ratio == pytest.approx([1.5, 100.0]) and ci[0] == pytest.approx(0.03) and np.isnan(ci[1])
+    path = measured_over_estimates_png(rows, tmp_path / "m.png", title="measured / estimates")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no estimates"):
+        measured_over_estimates_png([EstimateRow("x", 1.0, None, {})], tmp_path / "n.png", title="t")

@@ -60,7 +60,13 @@ def plot_run(path: str | Path, out: str | Path | None = None, *, depth: int = 0)
         out = out.with_name(out.name + ".png")  # the PNG's real name, which is the one printed
     refuse_overwriting_inputs(out, inputs)
     if path.suffix == ".jsonl":
+        from kernelprof.methods.ladder_store import is_ladder_jsonl, saved_ladder
         from kernelprof.outputs.jsonl_store import read_store
+
+        if is_ladder_jsonl(path):
+            saved = saved_ladder(path)
+            r0 = saved.rungs[0]
+            return [plots.ladder_png(saved.rungs, out, title=f"{r0.model} ladder, batch {r0.batch}: {path.name}")]
 
         recs = list(read_store(path).records.values())
         if recs and "input_bin" in recs[0]:
@@ -71,11 +77,13 @@ def plot_run(path: str | Path, out: str | Path | None = None, *, depth: int = 0)
         from kernelprof.methods.sweep import read_done
 
         recs = list(read_done(path).values())
-        rows = [(f"{r['variant']} {r['shape']}", r["result"]["measurement"]["energy_per_call_j"],
-                 {e["name"]: e["energy_j"] for e in r["result"]["estimates"]}) for r in recs if r.get("status") == "ok"]
+        rows = [plots.EstimateRow(f"{r['variant']} {r['shape']}", r["result"]["measurement"]["energy_per_call_j"],
+                                  r["result"]["measurement"].get("energy_ci_j"),
+                                  {e["name"]: e["energy_j"] for e in r["result"]["estimates"]})
+                for r in recs if r.get("status") == "ok"]
         if not rows:
             raise UsageError(f"{path} has no finished points to plot")
-        return [plots.measured_vs_estimates_png(rows, out, title=f"measured vs estimated energy per call: {path.name}")]
+        return [plots.measured_over_estimates_png(rows, out, title=f"measured / estimated energy per call: {path.name}")]
     from kernelprof.outputs.runfile import load_run
 
     r = load_run(path)

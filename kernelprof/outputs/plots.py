@@ -1,6 +1,7 @@
-"""Matplotlib figures (PNG): energy vs time per variant, measured vs estimated energy."""
+"""Matplotlib figures (PNG): energy vs time per variant, measured over estimated energy, timelines."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -60,20 +61,47 @@ def energy_vs_time_png(points: Sequence[VariantPoint], path: str | Path, *, titl
     return _finish(fig, ax, path, title)
 
 
-def measured_vs_estimates_png(rows: Sequence[tuple[str, float, dict[str, float | None]]], path: str | Path,
-                              *, title: str) -> Path:
-    """Grouped bars: measured energy per call next to each estimate, per workload (log scale)."""
+@dataclass(frozen=True)
+class EstimateRow:
+    """One measured point against its estimates (joules per call)."""
+
+    label: str
+    measured_j: float
+    measured_ci_j: float | None          # 95% CI half-width of the measurement, if known
+    estimates_j: dict[str, float | None]
+
+
+def estimate_ratios(rows: Sequence[EstimateRow]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per estimate name: measured / estimate for each row and its 95% CI half-width (NaN where the
+    estimate is missing). The estimate is a number without uncertainty, so the CI scales as the
+    measurement's: ci(measured / e) = ci(measured) / e."""
+    names = sorted({k for r in rows for k, v in r.estimates_j.items() if v})
+    out = {}
+    for n in names:
+        e = np.array([r.estimates_j.get(n) or np.nan for r in rows], dtype=float)
+        m = np.array([r.measured_j for r in rows], dtype=float)
+        ci = np.array([r.measured_ci_j if r.measured_ci_j is not None else np.nan for r in rows], dtype=float)
+        out[n] = (m / e, ci / e)
+    return out
+
+
+def measured_over_estimates_png(rows: Sequence[EstimateRow], path: str | Path, *, title: str) -> Path:
+    """Measured / estimate per point and estimate (log axis, 1 = the estimate is exact), with the
+    measurement's 95% CI carried into the ratio: a ratio whose bar crosses 1 is not told from exact."""
     plt = _pyplot()
-    names = sorted({k for _, _, ests in rows for k, v in ests.items() if v})
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4.5), dpi=120)
-    width = 0.8 / (len(names) + 1)
-    x = np.arange(len(rows))
-    ax.bar(x, [m for _, m, _ in rows], width, label="measured")
-    for i, n in enumerate(names, start=1):
-        ax.bar(x + i * width, [(e.get(n) or np.nan) for _, _, e in rows], width, label=n)
-    ax.set_xticks(x + width * len(names) / 2, [r[0] for r in rows], rotation=20, ha="right", fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("energy per call (J)")
+    ratios = estimate_ratios(rows)
+    if not ratios:
+        raise ValueError("no estimates to compare with")
+    fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.32 * len(rows) + 1.2)), dpi=120)
+    y = np.arange(len(rows))
+    step = 0.7 / len(ratios)
+    for i, (n, (ratio, ci)) in enumerate(ratios.items()):
+        ax.errorbar(ratio, y + (i - (len(ratios) - 1) / 2) * step, xerr=np.nan_to_num(ci), fmt="o", ms=4, capsize=2, label=n)
+    ax.axvline(1.0, color="0.3", lw=1)
+    ax.set_xscale("log")
+    ax.set_yticks(y, [r.label for r in rows], fontsize=7)
+    ax.invert_yaxis()  # first point on top, as in the report
+    ax.set_xlabel("measured / estimate (energy per call; bars: the measurement's 95% CI)")
     return _finish(fig, ax, path, title)
 
 
