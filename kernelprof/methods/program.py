@@ -260,10 +260,13 @@ def profile_program(spec: ProgramSpec, opts: RunOptions) -> ProgramRun:
     path = prof.save(out, extra={"program": info, "kernel_attribution": [f.to_json() for f in fits]})
     trace_path = None
     try:
-        from kernelprof.outputs.perfetto import write_chrome_trace
+        from kernelprof.outputs.perfetto import power_limits_by_uuid, write_chrome_trace
+        from kernelprof.outputs.runfile import load_run
 
         trace_path = write_chrome_trace(path.with_suffix(".trace.json"), prof.trace, prof.timeline,
-                                        title=f"kernelprof run: {spec.display()}"[:200], kernels=prof.kernels)
+                                        title=f"kernelprof run: {spec.display()}"[:200], kernels=prof.kernels,
+                                        power_limit_w=power_limits_by_uuid(load_run(path).environment),
+                                        kernel_fits=fits)
     except Exception as err:  # the run file stands without its trace
         notes.append(f"Perfetto trace not written: {err!r}")
     return ProgramRun(outcome, path, trace_path, tuple(flags), tuple(notes))

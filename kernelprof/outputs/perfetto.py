@@ -57,10 +57,21 @@ def _lanes(start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
     return lane
 
 
-def kernel_events(kernels: KernelTrace, t0_us: int, pid_of_device: dict[int, int]) -> list[dict[str, Any]]:
+def class_lookup(fit: Any) -> dict[str, tuple[str, float | None]]:
+    """kernel name -> (its class, the class's fitted power in W, or None when the class is not
+    identifiable) from a KernelAttribution (kernelprof.attribution.kernel_regression)."""
+    power = {c.name: (c.power_w if c.identifiable else None) for c in fit.classes}
+    return {k.name: (k.class_name, power.get(k.class_name)) for k in fit.kernels}
+
+
+def kernel_events(kernels: KernelTrace, t0_us: int, pid_of_device: dict[int, int],
+                  classes_of_pid: dict[int, dict[str, tuple[str, float | None]]] | None = None
+                  ) -> list[dict[str, Any]]:
     """Complete ("X") events, one track per (GPU, stream[, overlap lane]), under each GPU's process.
 
-    Kernels carry no "cat" (memcpy and memset do), to keep half a million slices small."""
+    Kernels carry no "cat" (memcpy and memset do), to keep half a million slices small. With
+    `classes_of_pid` (from the run's kernel regression) each slice's args name its class and carry
+    energy_j = the class's fitted power x the slice's duration, or the flag not_identifiable."""
     events: list[dict[str, Any]] = []
     # Rounded to 1 ns (0.001 us): CUPTI's resolution, and it keeps the JSON short.
     ts_us = np.round(_us_since(kernels.start_ns, t0_us), 3).tolist()
@@ -86,6 +97,13 @@ def kernel_events(kernels: KernelTrace, t0_us: int, pid_of_device: dict[int, int
                 ev = {"ph": "X", "pid": pid, "tid": tid0 + lane, "name": names[n], "ts": ts_us[k], "dur": dur_us[k]}
                 if kind[k]:
                     ev["cat"] = KINDS[kind[k]]
+                cls = (classes_of_pid or {}).get(pid, {}).get(names[n])
+                if cls is not None:
+                    ev["args"] = {"class": cls[0], "method": "class power x duration (window regression)"}
+                    if cls[1] is None:
+                        ev["args"]["flags"] = ["not_identifiable"]
+                    else:
+                        ev["args"].update(energy_j=round(cls[1] * dur_us[k] * 1e-6, 9), mean_power_w=round(cls[1], 1))
                 events.append(ev)
             tid0 += n_lanes
     return events
@@ -122,8 +140,10 @@ def _counter(events: list, pid: int, name: str, t_us: np.ndarray, values: np.nda
 def chrome_trace(trace: PowerTrace, timeline: Timeline, *, title: str = "kernelprof",
                  kernels: KernelTrace | None = None, attribution: Attribution | None = None,
                  profiles: Sequence[SensorProfile] | None = None,
-                 power_limit_w: dict[str, float] | None = None) -> dict[str, Any]:
+                 power_limit_w: dict[str, float] | None = None,
+                 kernel_fits: Sequence[Any] | None = None) -> dict[str, Any]:
     """The trace document: phases (with joules, watts and flags), per-GPU counters, kernels.
+    `kernel_fits`: the run's KernelAttribution per GPU; kernel slices then carry class and joules.
 
     `attribution`: the run's attributed energy (default: attributed here with `profiles`, else each
     GPU's cached, shipped or default sensor profile). `power_limit_w`: {GPU uuid: W} for the
@@ -186,7 +206,13 @@ def chrome_trace(trace: PowerTrace, timeline: Timeline, *, title: str = "kernelp
                 pid_of_device[dev] = 1000 + dev
                 events.append({"ph": "M", "pid": 1000 + dev, "name": "process_name",
                                "args": {"name": f"cuda:{dev} kernels (no power trace)"}})
-        events.extend(kernel_events(kernels, t0_us, pid_of_device))
+        pid_of_gpu = {g.gpu: pid_of_uuid.get(g.uuid or "", 10 + g.gpu) for g in trace.gpus}
+        classes_of_pid = {pid_of_gpu[f.gpu]: class_lookup(f) for f in (kernel_fits or ()) if f.gpu in pid_of_gpu}
+        events.extend(kernel_events(kernels, t0_us, pid_of_device, classes_of_pid))
+        if kernel_fits:
+            other["kernel_classes"] = {str(f.gpu): [{"class": c.name, "energy_j": c.energy_j, "power_w": c.power_w,
+                                                     "identifiable": c.identifiable, "reason": c.reason}
+                                                    for c in f.classes] for f in kernel_fits}
         a = kernels.alignment
         other["kernels"] = {"count": len(kernels), "source": kernels.source, "alignment": a.method,
                             "offset_ns": a.offset_ns, "residual_ns": a.residual_ns, "note": a.note}
@@ -211,10 +237,11 @@ def write_doc(path: str | Path, doc: dict[str, Any]) -> Path:
 def write_chrome_trace(path: str | Path, trace: PowerTrace, timeline: Timeline, *, title: str = "kernelprof",
                        kernels: KernelTrace | None = None, attribution: Attribution | None = None,
                        profiles: Sequence[SensorProfile] | None = None,
-                       power_limit_w: dict[str, float] | None = None) -> Path:
+                       power_limit_w: dict[str, float] | None = None,
+                       kernel_fits: Sequence[Any] | None = None) -> Path:
     """chrome_trace written to `path` (see write_doc)."""
     return write_doc(path, chrome_trace(trace, timeline, title=title, kernels=kernels, attribution=attribution,
-                                        profiles=profiles, power_limit_w=power_limit_w))
+                                        profiles=profiles, power_limit_w=power_limit_w, kernel_fits=kernel_fits))
 
 
 def trace_of_profile_run(profile_path: str | Path, trace_path: str | Path, *, title: str) -> Path:
@@ -222,7 +249,11 @@ def trace_of_profile_run(profile_path: str | Path, trace_path: str | Path, *, ti
     from kernelprof.outputs.runfile import load_run
     from kernelprof.profiler import load_profile_run
 
+    from kernelprof.attribution.kernel_regression import KernelAttribution
+
     r = load_profile_run(profile_path)
-    env = load_run(profile_path).environment
+    run = load_run(profile_path)
+    fits = [KernelAttribution.from_json(k) for k in run.payload.get("kernel_attribution") or []]
     return write_chrome_trace(trace_path, r.trace, r.timeline, kernels=r.kernels, title=title,
-                              profiles=r.sensor_profiles or None, power_limit_w=power_limits_by_uuid(env))
+                              profiles=r.sensor_profiles or None, power_limit_w=power_limits_by_uuid(run.environment),
+                              kernel_fits=fits or None)
