@@ -40,8 +40,10 @@ def _timeline(profile_path: Path, out: Path, title: str, depth: int, *, kind: st
     env = load_run(profile_path).environment
     g = trace.gpus[0]
     limit = power_limits_by_uuid(env).get(g.uuid or "")
+    # The idle line: a measured idle phase of the run (`kernelprof run`'s baseline), never a guess.
+    idle = next((iv for iv in attr.intervals if iv.path == "(idle baseline)"), None)
     return plots.power_timeline_png(trace, timeline, out, title=f"{title} on {g.name}", depth=depth,
-                                    power_limit_w=limit, phase_energy_j=[iv.energy_j for iv in attr.intervals],
+                                    power_limit_w=limit, idle_w=idle.mean_power_w if idle is not None else None, phase_energy_j=[iv.energy_j for iv in attr.intervals],
                                     lag_s=attr.sensor_profiles[0].samples_lag_s)
 
 
