@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The next session's device calls, one per argument (each fits one 600 s call):
+#   bash benchmarks/gpu_h200_next.sh tests_a   # GPU tests, files before test_ladder.py (~430 s in call D)
+#   bash benchmarks/gpu_h200_next.sh tests_b   # GPU tests, test_ladder.py onward (~170 s in call E)
+#   bash benchmarks/gpu_h200_next.sh ladder    # a fresh 8B ladder in the store format (hf compile rung fixed)
+#   bash benchmarks/gpu_h200_next.sh accuracy  # accuracy.py without Zeus after the sampler changes (issue 12)
+# Every test has its own --timeout so one hang cannot eat the call; junit XML and logs go to $OUT.
+set -u
+export PYTHONPATH=. PYTHONUNBUFFERED=1 KERNELPROF_GIT_REVISION=${REV:-unknown}
+nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.sm,temperature.gpu --format=csv > "$OUT/gpu.txt" 2>&1
+nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv >> "$OUT/gpu.txt" 2>&1
+files_a=$(ls tests/test_*.py | sort | awk '$0 < "tests/test_ladder.py"')
+files_b=$(ls tests/test_*.py | sort | awk '$0 >= "tests/test_ladder.py"')
+t0=$SECONDS
+case "$1" in
+  tests_a) timeout 560 python -m pytest -v -m gpu $files_a -p no:cacheprovider --timeout 200 -rfEs --tb=short \
+             --durations=30 --junitxml="$OUT/junit-a.xml" > "$OUT/tests-a.log" 2>&1 ;;
+  tests_b) timeout 560 python -m pytest -v -m gpu $files_b -p no:cacheprovider --timeout 200 -rfEs --tb=short \
+             --durations=30 --junitxml="$OUT/junit-b.xml" > "$OUT/tests-b.log" 2>&1 ;;
+  ladder)  timeout 570 python -m kernelprof ladder --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 \
+             --repeats 2 --out "$OUT/ladder-llama-3.1-8b-b8-h200.jsonl" --results --plot "$OUT/ladder-h200.png" \
+             > "$OUT/ladder.log" 2>&1
+           cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
+  accuracy) timeout 560 python benchmarks/accuracy.py --no-zeus --merge --detail "$OUT/accuracy-detail.json" \
+             > "$OUT/accuracy.log" 2>&1; cp benchmarks/results/accuracy-h200.json "$OUT/" ;;
+  *) echo "unknown step $1"; exit 2 ;;
+esac
+echo "$1 rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
