@@ -307,7 +307,7 @@ def _child_main(argv: list[str]) -> int:
         _write_frame(out_fd, b"E", {"type": type(exc).__name__, "message": str(exc)})
         return 1
     _write_frame(out_fd, b"R", sources)
-    provenance = "replayed" if args["reader"].get("kind") == "replay" else "measured"
+    provenance = getattr(reader, "provenance", "measured")  # "replayed" for a replay, as in thread mode
     stdin_fd = sys.stdin.fileno()
     pending = b""
     try:

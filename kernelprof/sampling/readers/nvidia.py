@@ -1,57 +1,35 @@
-"""Power readers: the questions the sampler core asks of a GPU's power sources, and NVML's answers.
+"""NVIDIA's reader: every call goes through kernelprof.gpu.nvml, where mW and mJ become W and J.
 
-A `Reader` answers one question per call, in SI units, on NVML's epoch-microsecond clock: open the
-GPUs, probe which sources they have, drain the buffered power samples, read the instant and average
-power fields, the energy counter, the state (clocks, temperature, throttle reasons, utilization)
-and the compute processes. `NVMLReader` asks NVML through `kernelprof.gpu.nvml` (units converted
-there); `kernelprof.sampling.replay.ReplayReader` answers from a recorded trace. `make_reader`
-builds either from a JSON-able spec, which is what a sampler child process receives.
+Channels (H100, driver 580; SENSOR_FACTS.md): "samples" is NVML's buffered total-power samples
+(nvmlDeviceGetSamples, ~20 ms apart, ~120 kept); "instant" and "average" are the power fields
+FI_DEV_POWER_INSTANT and FI_DEV_POWER_AVERAGE (~100 ms updates; the average spans ~1 s).
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from kernelprof import errors
 from kernelprof.errors import NotSupportedError, NVMLUnavailableError
 from kernelprof.sampling.powertrace import Sources
+from kernelprof.sampling.readers.common import GPUIdentity, PowerChannel, Reader, StateReading, register_reader
+
+# nvml.FI_DEV_POWER_* by channel name (ids, not the module's names: it loads lazily)
+_FIELD_IDS = {"instant": 186, "average": 185}
 
 
-@dataclass(frozen=True)
-class GPUIdentity:
-    gpu: int  # NVML index
-    uuid: str | None
-    name: str
-
-
-@dataclass(frozen=True)
-class StateReading:
-    sm_clock_mhz: float = float("nan")
-    mem_clock_mhz: float = float("nan")
-    temperature_c: float = float("nan")
-    clock_event_reasons: int = -1
-    util_gpu_pct: float = float("nan")
-    util_mem_pct: float = float("nan")
-
-
-class Reader(Protocol):
-    """One NVML question per call. `k` is the position in the GPU list given to `open`."""
-
-    def open(self, gpus: list[int]) -> list[GPUIdentity]: ...
-    def now_us(self) -> int: ...
-    def probe(self, k: int) -> Sources: ...
-    def samples(self, k: int, last_seen_us: int) -> tuple[np.ndarray, np.ndarray]: ...
-    def fields(self, k: int) -> tuple[tuple[int, float] | None, tuple[int, float] | None]: ...
-    def counter_j(self, k: int) -> float: ...
-    def state(self, k: int, sources: Sources) -> StateReading: ...
-    def compute_pids(self, k: int) -> list[int]: ...
-
-
-class NVMLReader:
-    """The real reader: every call goes through kernelprof.gpu.nvml (units converted there)."""
+class NVMLReader(Reader):
+    vendor = "nvidia"
+    provenance = "measured"
+    channels = (
+        PowerChannel("samples", buffered=True, window_s=0.020, update_period_s=0.020,
+                     note="nvmlDeviceGetSamples(NVML_TOTAL_POWER_SAMPLES)"),
+        PowerChannel("instant", buffered=False, window_s=None, update_period_s=0.100,
+                     note="field FI_DEV_POWER_INSTANT"),
+        PowerChannel("average", buffered=False, window_s=1.0, update_period_s=0.100,
+                     note="field FI_DEV_POWER_AVERAGE"),
+    )
 
     def __init__(self) -> None:
         self._handles: list[Any] = []
@@ -66,9 +44,6 @@ class NVMLReader:
             raise errors.UsageError(f"NVML sees GPUs 0..{count - 1}, got {bad}")
         self._handles = [nvml.handle(g) for g in gpus]
         return [GPUIdentity(g, nvml.uuid(h), nvml.name(h)) for g, h in zip(gpus, self._handles)]
-
-    def now_us(self) -> int:
-        return time.time_ns() // 1000
 
     def probe(self, k: int) -> Sources:
         from kernelprof.gpu import nvml
@@ -86,8 +61,8 @@ class NVMLReader:
 
         attempt("samples", lambda: nvml.power_samples(h, 0))
         try:
-            inst, avg = nvml.power_fields_w(h, [nvml.FI_DEV_POWER_INSTANT, nvml.FI_DEV_POWER_AVERAGE])
-            for name, r in (("instant", inst), ("average", avg)):
+            readings = nvml.power_fields_w(h, list(_FIELD_IDS.values()))
+            for name, r in zip(_FIELD_IDS, readings):
                 if r.value is None:
                     missing[name] = f"field {r.field_id}: {r.error}"
                 else:
@@ -106,11 +81,11 @@ class NVMLReader:
 
         return nvml.power_samples(self._handles[k], last_seen_us)
 
-    def fields(self, k: int):
+    def poll_power_w(self, k: int) -> dict[str, tuple[int, float]]:
         from kernelprof.gpu import nvml
 
-        inst, avg = nvml.power_fields_w(self._handles[k], [nvml.FI_DEV_POWER_INSTANT, nvml.FI_DEV_POWER_AVERAGE])
-        return tuple(None if r.value is None else (r.t_us, r.value) for r in (inst, avg))
+        readings = nvml.power_fields_w(self._handles[k], list(_FIELD_IDS.values()))
+        return {name: (r.t_us, r.value) for name, r in zip(_FIELD_IDS, readings) if r.value is not None}
 
     def counter_j(self, k: int) -> float:
         from kernelprof.gpu import nvml
@@ -141,14 +116,16 @@ class NVMLReader:
         return nvml.compute_pids(self._handles[k])
 
 
-def make_reader(spec: dict[str, Any]) -> Reader:
-    """Build a reader from a JSON-able spec (what a child process receives)."""
-    kind = spec.get("kind", "nvml")
-    if kind == "nvml":
-        return NVMLReader()
-    if kind == "replay":
-        from kernelprof.sampling.replay import ReplayReader
+def _devices() -> list[dict[str, Any]]:
+    from kernelprof.gpu import nvml
 
-        return ReplayReader.from_run_file(spec["path"], speed=spec.get("speed", 1.0),
-                                          fail_after_s=spec.get("fail_after_s"))
-    raise errors.UsageError(f"unknown reader kind {kind!r}; expected 'nvml' or 'replay'")
+    return nvml.all_device_facts()
+
+
+def _status() -> dict[str, Any]:
+    from kernelprof.gpu import nvml
+
+    return nvml.status()
+
+
+register_reader("nvml", lambda spec: NVMLReader(), vendor="nvidia", devices=_devices, status=_status)
