@@ -186,3 +186,22 @@ def test_a_reader_without_power_channels_says_which_vendor(fake_vendor):
 
     with pytest.raises(NotSupportedError, match="no fake-vendor reader power source answered"):
         SamplerCore(Silent(fake_vendor), [0]).begin()
+
+
+def test_the_trace_records_its_reader_and_a_replay_keeps_it(fake_vendor, tmp_path):
+    from kernelprof.sampling.powertrace import PowerTrace
+    from kernelprof.sampling.replay import ReplayReader
+
+    tr = _sample(fake_vendor, 1.0)
+    assert tr.reader["vendor"] == "fake-vendor"
+    assert [c["name"] for c in tr.reader["channels"]] == ["samples", "average"]
+    assert tr.reader["channels"][1]["window_s"] == 0.5
+    meta, arrays = tr.to_run_parts()
+    back = PowerTrace.from_run_parts(meta, arrays)
+    assert back.reader == tr.reader
+    clock = Clock(T0_US)
+    again = SamplerCore(ReplayReader(back, clock=clock), [0]).begin()
+    assert again[0].available() == ["samples", "average", "counter"]
+    assert ReplayReader(back).describe()["vendor"] == "fake-vendor"
+    meta.pop("reader")  # an older file: no reader recorded
+    assert PowerTrace.from_run_parts(meta, arrays).reader == {}

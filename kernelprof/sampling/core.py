@@ -167,7 +167,8 @@ class SamplerCore:
                 call_latency_us={k.split(":", 1)[1]: v for k, v in lat.items() if k.startswith(f"{g.ident.gpu}:")},
             ))
         return PowerTrace(mode=self.mode, start_t_us=self.start_us, stop_t_us=stop, own_pid=self.own_pid,
-                          gpus=tuple(traces), config=self.config.to_json(), provenance=provenance)
+                          gpus=tuple(traces), config=self.config.to_json(), provenance=provenance,
+                          reader=self.reader.describe())
 
     def _drain_past(self, t_us: int) -> None:
         """Wait (sleeping) for a sample stamped at or after `t_us`, so the last window is covered.

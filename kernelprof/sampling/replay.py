@@ -52,6 +52,10 @@ class ReplayReader(Reader):
         meta = run.payload["trace"] if "trace" in run.payload else run.payload
         return cls(PowerTrace.from_run_parts(meta, run.arrays), **kw)
 
+    def describe(self) -> dict:
+        # the recorded reader, so that a replayed trace still says which vendor's channels it holds
+        return dict(self.trace.reader) if self.trace.reader else super().describe()
+
     def now_us(self) -> int:
         if self._clock is not None:
             return int(self._clock())

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -114,6 +114,11 @@ class Reader(ABC):
 
     def polled_channels(self) -> list[str]:
         return [c.name for c in self.channels if not c.buffered]
+
+    def describe(self) -> dict[str, Any]:
+        """What the trace records about its reader (PowerTrace.reader)."""
+        return {"vendor": self.vendor, "reader": type(self).__name__,
+                "channels": [asdict(c) for c in self.channels]}
 
 
 def check_channels(reader: Reader) -> None:
