@@ -169,9 +169,9 @@ def unregister_reader(name: str) -> None:
 def _load_builtins() -> None:
     global _builtins_loaded
     if not _builtins_loaded:
-        _builtins_loaded = True
         for module in BUILTIN_MODULES:
-            importlib.import_module(module)
+            importlib.import_module(module)  # each registers itself, once (imports are cached)
+        _builtins_loaded = True
 
 
 def reader_entries() -> list[ReaderEntry]:

@@ -12,11 +12,12 @@ import numpy as np
 
 from kernelprof import errors
 from kernelprof.errors import NotSupportedError, NVMLUnavailableError
+from kernelprof.gpu import nvml
 from kernelprof.sampling.powertrace import Sources
 from kernelprof.sampling.readers.common import GPUIdentity, PowerChannel, Reader, StateReading, register_reader
 
-# nvml.FI_DEV_POWER_* by channel name (ids, not the module's names: it loads lazily)
-_FIELD_IDS = {"instant": 186, "average": 185}
+# the NVML power field read for each polled channel
+_FIELD_IDS = {"instant": nvml.FI_DEV_POWER_INSTANT, "average": nvml.FI_DEV_POWER_AVERAGE}
 
 
 class NVMLReader(Reader):
@@ -35,8 +36,6 @@ class NVMLReader(Reader):
         self._handles: list[Any] = []
 
     def open(self, gpus: list[int]) -> list[GPUIdentity]:
-        from kernelprof.gpu import nvml
-
         nvml.init()
         count = nvml.device_count()
         bad = [g for g in gpus if not 0 <= g < count]
@@ -46,8 +45,6 @@ class NVMLReader(Reader):
         return [GPUIdentity(g, nvml.uuid(h), nvml.name(h)) for g, h in zip(gpus, self._handles)]
 
     def probe(self, k: int) -> Sources:
-        from kernelprof.gpu import nvml
-
         h = self._handles[k]
         found: dict[str, bool] = {}
         missing: dict[str, str] = {}
@@ -77,24 +74,16 @@ class NVMLReader(Reader):
         return Sources(**found, missing=missing)
 
     def samples(self, k: int, last_seen_us: int) -> tuple[np.ndarray, np.ndarray]:
-        from kernelprof.gpu import nvml
-
         return nvml.power_samples(self._handles[k], last_seen_us)
 
     def poll_power_w(self, k: int) -> dict[str, tuple[int, float]]:
-        from kernelprof.gpu import nvml
-
         readings = nvml.power_fields_w(self._handles[k], list(_FIELD_IDS.values()))
         return {name: (r.t_us, r.value) for name, r in zip(_FIELD_IDS, readings) if r.value is not None}
 
     def counter_j(self, k: int) -> float:
-        from kernelprof.gpu import nvml
-
         return nvml.energy_counter_j(self._handles[k])
 
     def state(self, k: int, sources: Sources) -> StateReading:
-        from kernelprof.gpu import nvml
-
         h = self._handles[k]
         sm = mem = temp = util_g = util_m = float("nan")
         reasons = -1
@@ -111,21 +100,10 @@ class NVMLReader(Reader):
         return StateReading(sm, mem, temp, reasons, util_g, util_m)
 
     def compute_pids(self, k: int) -> list[int]:
-        from kernelprof.gpu import nvml
-
         return nvml.compute_pids(self._handles[k])
 
 
-def _devices() -> list[dict[str, Any]]:
-    from kernelprof.gpu import nvml
-
-    return nvml.all_device_facts()
-
-
-def _status() -> dict[str, Any]:
-    from kernelprof.gpu import nvml
-
-    return nvml.status()
-
-
-register_reader("nvml", lambda spec: NVMLReader(), vendor="nvidia", devices=_devices, status=_status)
+# Device facts and status come from kernelprof.gpu.nvml, which stays the one module that calls
+# pynvml: NVML-only facts (ECC, MIG, PCI bus id) live there too, beside the error mapping.
+register_reader("nvml", lambda spec: NVMLReader(), vendor="nvidia",
+                devices=lambda: nvml.all_device_facts(), status=lambda: nvml.status())
