@@ -205,3 +205,18 @@ def test_the_trace_records_its_reader_and_a_replay_keeps_it(fake_vendor, tmp_pat
     assert ReplayReader(back).describe()["vendor"] == "fake-vendor"
     meta.pop("reader")  # an older file: no reader recorded
     assert PowerTrace.from_run_parts(meta, arrays).reader == {}
+
+
+def test_a_spec_can_name_the_module_that_registers_its_reader(tmp_path, monkeypatch):
+    """What a sampler child process does for a reader registered outside kernelprof."""
+    (tmp_path / "kp_test_double_vendor.py").write_text(
+        "from kernelprof.sampling.readers import register_reader\n"
+        "import test_fake_vendor as t\n"
+        "register_reader('module-vendor', lambda spec: t.FakeVendorReader(t.Clock(t.T0_US)), replace=True)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    try:
+        reader = make_reader({"kind": "module-vendor", "module": "kp_test_double_vendor"})
+        assert reader.vendor == "fake-vendor"
+    finally:
+        unregister_reader("module-vendor")

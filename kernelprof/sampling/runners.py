@@ -28,7 +28,7 @@ from kernelprof import errors
 from kernelprof.errors import MeasurementError
 from kernelprof.sampling.core import SamplerConfig, SamplerCore
 from kernelprof.sampling.powertrace import PowerTrace, Sources
-from kernelprof.sampling.readers import Reader, make_reader
+from kernelprof.sampling.readers.common import Reader, make_reader
 
 
 class PowerSampler:
@@ -36,7 +36,8 @@ class PowerSampler:
 
     mode="thread": a daemon thread in this process (its Python work takes the GIL for tens of us
     per poll); mode="process": a child Python process (no GIL contention, ~1 s to start).
-    `reader` is a Reader object (thread mode only) or a spec dict for `make_reader`.
+    `reader` is a Reader object (thread mode only) or a spec dict for the reader registry's
+    `make_reader` ({"kind": name} or {"vendor": v}; default {"kind": "nvml"}).
 
         with PowerSampler([0]) as s:
             ...; s.mark_counter(); ...
