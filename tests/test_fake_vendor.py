@@ -42,7 +42,8 @@ class FakeVendorReader(Reader):
     vendor = "fake-vendor"
     provenance = "synthetic"  # never a measurement
     channels = (
-        PowerChannel("samples", buffered=True, window_s=0.010, update_period_s=0.010, note="test double"),
+        PowerChannel("samples", buffered=True, window_s=0.010, update_period_s=0.010, capacity=50,
+                     note="test double"),
         PowerChannel("average", buffered=False, window_s=0.5, update_period_s=0.050, note="test double"),
     )
     SAMPLE_PERIOD_US = 10_000
@@ -109,9 +110,9 @@ def fake_vendor():
     unregister_reader("fake-vendor")
 
 
-def _sample(clock: Clock, until_s: float):
+def _sample(clock: Clock, until_s: float, config: SamplerConfig | None = None):
     """The sampler core on the registered reader, woken every 5 ms of driven time."""
-    core = SamplerCore(make_reader({"vendor": "fake-vendor"}), [0], SamplerConfig(drain_interval_s=0.2))
+    core = SamplerCore(make_reader({"vendor": "fake-vendor"}), [0], config)
     core.begin()
     until_us = T0_US + int(until_s * 1e6)
     while clock.t_us < until_us:
@@ -148,6 +149,9 @@ def test_the_core_collects_the_fake_vendors_samples(fake_vendor):
     assert np.all(np.diff(g.samples_t_us) == 10_000)
     assert g.samples_t_us[0] == T0_US - 49 * 10_000 and g.samples_t_us[-1] == T0_US + 3_000_000
     assert g.lost_samples() == 0 and not g.gaps
+    # the schedule followed the declared buffer: 50 x 10 ms, drained every 0.125 s
+    assert (tr.config["buffer_capacity"], tr.config["nominal_sample_period_s"], tr.config["drain_interval_s"]) == \
+        (50, 0.010, 0.125)
     assert set(np.round(g.samples_w, 6)) == {LOW_W, HIGH_W}
     assert len(g.average_w) > 10 and len(g.instant_w) == 0 and len(g.state_t_us) == 0
     assert g.counter_j[-1] - g.counter_j[0] == pytest.approx(made_up_energy_j(3.0), abs=1e-6)
@@ -220,3 +224,14 @@ def test_a_spec_can_name_the_module_that_registers_its_reader(tmp_path, monkeypa
         assert reader.vendor == "fake-vendor"
     finally:
         unregister_reader("module-vendor")
+
+
+def test_a_drain_later_than_the_fake_buffer_loses_samples_and_says_so(fake_vendor):
+    from dataclasses import replace
+
+    cfg = replace(SamplerConfig.for_channels(FakeVendorReader.channels), drain_interval_s=1.0)
+    g = _sample(fake_vendor, 3.0, cfg).gpus[0]
+    late = [x for x in g.gaps if x.kind == "drain_late"]
+    assert late and late[0].detail == "buffer was full at the drain"
+    # drains at 1, 2 and 3 s, each 100 samples after the last and keeping 50
+    assert g.lost_samples() == pytest.approx(3 * (100 - 50), abs=3)

@@ -75,6 +75,7 @@ def stand_in(monkeypatch):
 
 
 def test_the_registry_builds_the_nvml_reader_and_the_core_runs_on_it(stand_in):
+    assert SamplerConfig.for_channels(NVMLReader.channels) == SamplerConfig()  # NVML's are the defaults
     reader = make_reader({"kind": "nvml"})
     assert isinstance(reader, NVMLReader) and isinstance(make_reader({"vendor": "nvidia"}), NVMLReader)
     core = SamplerCore(reader, [0], SamplerConfig(counter_interval_s=0))

@@ -33,7 +33,7 @@ class SamplerCore:
                  own_pid: int | None = None, mode: str = "thread") -> None:
         self.reader = reader
         self.gpus = list(gpus)
-        self.config = config or SamplerConfig()
+        self.config = config or SamplerConfig.for_channels(reader.channels)
         self.own_pid = os.getpid() if own_pid is None else own_pid
         self.mode = mode
         self.latency = _Latency()

@@ -50,7 +50,8 @@ class PowerSampler:
             raise errors.UsageError(f"mode must be 'thread' or 'process', got {mode!r}")
         self.gpus = list(gpus)
         self.mode = mode
-        self.config = config or SamplerConfig()
+        # None: the core takes the defaults for its reader's channels (SamplerConfig.for_channels)
+        self.config = config
         self._reader_arg = reader if reader is not None else {"kind": "nvml"}
         if mode == "process" and not isinstance(self._reader_arg, dict):
             raise errors.UsageError("process mode needs a reader spec dict (the child builds its own reader)")
@@ -222,8 +223,9 @@ def _read_frame(fd: int, timeout_s: float) -> tuple[bytes, Any]:
 
 
 class _ProcessRunner:
-    def __init__(self, gpus: list[int], config: SamplerConfig, reader_spec: dict[str, Any]) -> None:
-        self.args = {"gpus": gpus, "config": config.to_json(), "reader": reader_spec, "own_pid": os.getpid()}
+    def __init__(self, gpus: list[int], config: SamplerConfig | None, reader_spec: dict[str, Any]) -> None:
+        self.args = {"gpus": gpus, "config": None if config is None else config.to_json(), "reader": reader_spec,
+                     "own_pid": os.getpid()}
         self.proc: subprocess.Popen | None = None
         self._stderr = tempfile.TemporaryFile()
         self._stopped = False
@@ -301,8 +303,8 @@ def _child_main(argv: list[str]) -> int:
     args = json.loads(argv[0])
     try:
         reader = make_reader(args["reader"])
-        core = SamplerCore(reader, args["gpus"], SamplerConfig(**args["config"]), own_pid=args["own_pid"],
-                           mode="process")
+        config = SamplerConfig(**args["config"]) if args["config"] is not None else None
+        core = SamplerCore(reader, args["gpus"], config, own_pid=args["own_pid"], mode="process")
         sources = core.begin()
     except BaseException as exc:  # noqa: BLE001
         _write_frame(out_fd, b"E", {"type": type(exc).__name__, "message": str(exc)})

@@ -59,12 +59,15 @@ class PowerChannel:
     `buffered`: the device keeps a history of stamped readings that the sampler drains
     (`Reader.samples`); otherwise it holds only the latest value, which the sampler polls
     (`Reader.poll_power_w`). `window_s`: the span one reading averages over (None: not documented).
+    A buffered channel's `update_period_s` and `capacity` set the sampler's default drain schedule
+    (SamplerConfig.for_channels).
     """
 
     name: str  # one of CHANNEL_NAMES
     buffered: bool
     window_s: float | None
     update_period_s: float | None
+    capacity: int | None = None  # readings a buffered channel keeps (None: not known)
     note: str = ""
 
 

@@ -24,7 +24,7 @@ class NVMLReader(Reader):
     vendor = "nvidia"
     provenance = "measured"
     channels = (
-        PowerChannel("samples", buffered=True, window_s=0.020, update_period_s=0.020,
+        PowerChannel("samples", buffered=True, window_s=0.020, update_period_s=0.020, capacity=119,
                      note="nvmlDeviceGetSamples(NVML_TOTAL_POWER_SAMPLES)"),
         PowerChannel("instant", buffered=False, window_s=None, update_period_s=0.100,
                      note="field FI_DEV_POWER_INSTANT"),
