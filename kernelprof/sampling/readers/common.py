@@ -21,6 +21,7 @@ a spec's "module" key names a module to import first (so a child process finds t
 from __future__ import annotations
 
 import importlib
+import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -93,8 +94,6 @@ class Reader(ABC):
 
     def now_us(self) -> int:
         """The reader's clock, epoch microseconds (a replay drives its own)."""
-        import time
-
         return time.time_ns() // 1000
 
     def samples(self, k: int, last_seen_us: int) -> tuple[np.ndarray, np.ndarray]:
