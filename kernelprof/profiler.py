@@ -144,7 +144,9 @@ class Profiler:
         self.nvtx = nvtx
         self.sampler_config = sampler_config
         self._profiles_arg = sensor_profiles
-        self._reader = reader  # None: NVML; a Reader or spec replays a recorded trace instead
+        # None: NVML. A Reader object, or a registry spec for make_reader ({"kind": "replay", "path": ...},
+        # {"vendor": ...}); the GPUs are still found through CUDA and their nvml_index (GPUFacts)
+        self._reader = reader
         self.record_kernels = kernels
         self._kernel_recorder: Any = None
         self.kernels: KernelTrace | None = None  # after the block, with kernels=True

@@ -6,11 +6,10 @@ from typing import Any
 
 from rich.table import Table
 
-from kernelprof.gpu import nvml
 from kernelprof.cli.output import console, fmt, fmt_si, print_json
 from kernelprof.gpu.devices import discover_gpus
+from kernelprof.sampling.readers import vendor_status
 from kernelprof.outputs.environment import git_revision, library_versions
-from kernelprof.errors import NVMLUnavailableError
 from kernelprof.estimates.datasheets import datasheet_for
 
 
@@ -22,17 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def gather_info() -> dict[str, Any]:
     """Everything `info` shows, as one JSON-able document."""
-    try:
-        nvml.init()
-        nvml_status = {"available": True, "driver_version": nvml.driver_version(), "message": "ok"}
-        try:
-            pynvml = nvml.init()
-            cuda_driver = pynvml.nvmlSystemGetCudaDriverVersion_v2()
-            nvml_status["cuda_driver_version"] = f"{cuda_driver // 1000}.{cuda_driver % 1000 // 10}"
-        except Exception:  # noqa: BLE001 - optional extra; older drivers lack the _v2 call
-            pass
-    except NVMLUnavailableError as exc:
-        nvml_status = {"available": False, "message": str(exc)}
+    nvml_status = vendor_status("nvml")
     gpus = []
     for g in discover_gpus():
         sheet = datasheet_for(g.name)

@@ -5,5 +5,6 @@ Produces: NVML answers in SI units on NVML's epoch-microsecond clock, NVML error
 kernelprof's, and `GPUFacts` (name, UUID, driver, clocks, power limit) matched by UUID.
 
 - `nvml`: every NVML call (mW, mJ and microsecond timestamps converted once, here).
-- `devices`: which GPUs are visible, `require_gpu` (one clear sentence when there is none), `gpu_facts`.
+- `devices`: which GPUs are visible (torch, merged with each registered vendor reader's devices:
+  kernelprof.sampling.readers), `require_gpu` (one clear sentence when there is none), `gpu_facts`.
 """

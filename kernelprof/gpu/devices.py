@@ -1,11 +1,11 @@
-"""Facts about the visible GPUs, read through torch (CUDA) and NVML, matched by UUID."""
+"""Facts about the visible GPUs, read through torch (CUDA) and the registered vendor readers
+(NVML for NVIDIA; kernelprof.sampling.readers), matched by UUID."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kernelprof.gpu import nvml
-from kernelprof.errors import NoGPUError, NVMLUnavailableError
+from kernelprof.errors import NoGPUError
 
 
 @dataclass(frozen=True)
@@ -80,46 +80,17 @@ def _torch_devices() -> list[dict[str, Any]]:
     return out
 
 
-def _nvml_devices() -> list[dict[str, Any]]:
-    try:
-        pynvml = nvml.init()
-        count = nvml.device_count()
-        driver = nvml.driver_version()
-    except NVMLUnavailableError:
-        return []
-    out = []
-    opt = nvml.optional
-    for i in range(count):
-        h = nvml.handle(i)
-        ecc = opt(pynvml.nvmlDeviceGetEccMode, h)
-        mig = opt(pynvml.nvmlDeviceGetMigMode, h)
-        default_limit = opt(pynvml.nvmlDeviceGetPowerManagementDefaultLimit, h)
-        mem = opt(pynvml.nvmlDeviceGetMemoryInfo, h)
-        pci = opt(pynvml.nvmlDeviceGetPciInfo, h)
-        out.append({
-            "nvml_index": i,
-            "name": nvml.as_str(pynvml.nvmlDeviceGetName(h)),
-            "uuid": nvml.as_str(opt(pynvml.nvmlDeviceGetUUID, h, default="")) or None,
-            "driver_version": driver,
-            "power_limit_w": nvml.power_limit_w(h),
-            "default_power_limit_w": None if default_limit is None else default_limit / 1e3,
-            "sm_clock_mhz": opt(pynvml.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_SM),
-            "mem_clock_mhz": opt(pynvml.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_MEM),
-            "max_sm_clock_mhz": opt(pynvml.nvmlDeviceGetMaxClockInfo, h, pynvml.NVML_CLOCK_SM),
-            "max_mem_clock_mhz": opt(pynvml.nvmlDeviceGetMaxClockInfo, h, pynvml.NVML_CLOCK_MEM),
-            "temperature_c": opt(pynvml.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU),
-            "ecc_enabled": None if ecc is None else bool(ecc[0]),
-            "mig_enabled": None if mig is None else bool(mig[0]),
-            "pci_bus_id": None if pci is None else nvml.as_str(pci.busId),
-            "memory_total_bytes": None if mem is None else int(mem.total),
-        })
-    return out
+def _vendor_devices() -> list[dict[str, Any]]:
+    """GPUFacts fields from every registered vendor reader (NVML's through kernelprof.gpu.nvml)."""
+    from kernelprof.sampling.readers import vendor_devices
+
+    return vendor_devices()
 
 
 def discover_gpus() -> list[GPUFacts]:
-    """Every GPU that CUDA or NVML can see; [] on a machine with neither."""
+    """Every GPU that CUDA or a vendor library (NVML) can see; [] on a machine with neither."""
     by_torch = _torch_devices()
-    by_nvml = _nvml_devices()
+    by_nvml = _vendor_devices()
     nvml_by_uuid = {d["uuid"]: d for d in by_nvml if d.get("uuid")}
     merged: list[dict[str, Any]] = []
     used: set[str] = set()

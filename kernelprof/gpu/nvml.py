@@ -287,3 +287,70 @@ def name(h: Any) -> str:
     pynvml = init()
     with call("nvmlDeviceGetName"):
         return as_str(pynvml.nvmlDeviceGetName(h))
+
+
+# ---------------------------------------------------------------------------------------------
+# Device facts and library status (for kernelprof.gpu.devices and `kernelprof info`, through the
+# NVIDIA reader's registration): optional queries give None where the GPU or driver lacks them.
+
+def cuda_driver_version() -> str | None:
+    """The CUDA version the driver supports ("13.0"), or None on drivers without the _v2 call."""
+    pynvml = init()
+    v = optional(getattr(pynvml, "nvmlSystemGetCudaDriverVersion_v2", lambda: None))
+    return None if v is None else f"{v // 1000}.{v % 1000 // 10}"
+
+
+def status() -> dict[str, Any]:
+    """{"available", "driver_version", "cuda_driver_version", "message"}: what NVML says about itself."""
+    try:
+        init()
+        out: dict[str, Any] = {"available": True, "driver_version": driver_version(), "message": "ok"}
+    except NVMLUnavailableError as exc:
+        return {"available": False, "message": str(exc)}
+    try:
+        cuda = cuda_driver_version()
+    except Exception:  # noqa: BLE001 - optional extra; older drivers lack the _v2 call
+        cuda = None
+    if cuda is not None:
+        out["cuda_driver_version"] = cuda
+    return out
+
+
+def device_facts(index: int, driver: str | None) -> dict[str, Any]:
+    """GPUFacts fields of the GPU with NVML index `index` (power in W, memory in bytes)."""
+    pynvml = init()
+    h = handle(index)
+    opt = optional
+    ecc = opt(pynvml.nvmlDeviceGetEccMode, h)
+    mig = opt(pynvml.nvmlDeviceGetMigMode, h)
+    default_limit = opt(pynvml.nvmlDeviceGetPowerManagementDefaultLimit, h)
+    mem = opt(pynvml.nvmlDeviceGetMemoryInfo, h)
+    pci = opt(pynvml.nvmlDeviceGetPciInfo, h)
+    return {
+        "nvml_index": index,
+        "name": as_str(pynvml.nvmlDeviceGetName(h)),
+        "uuid": as_str(opt(pynvml.nvmlDeviceGetUUID, h, default="")) or None,
+        "driver_version": driver,
+        "power_limit_w": power_limit_w(h),
+        "default_power_limit_w": None if default_limit is None else default_limit / 1e3,
+        "sm_clock_mhz": opt(pynvml.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_SM),
+        "mem_clock_mhz": opt(pynvml.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_MEM),
+        "max_sm_clock_mhz": opt(pynvml.nvmlDeviceGetMaxClockInfo, h, pynvml.NVML_CLOCK_SM),
+        "max_mem_clock_mhz": opt(pynvml.nvmlDeviceGetMaxClockInfo, h, pynvml.NVML_CLOCK_MEM),
+        "temperature_c": opt(pynvml.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU),
+        "ecc_enabled": None if ecc is None else bool(ecc[0]),
+        "mig_enabled": None if mig is None else bool(mig[0]),
+        "pci_bus_id": None if pci is None else as_str(pci.busId),
+        "memory_total_bytes": None if mem is None else int(mem.total),
+    }
+
+
+def all_device_facts() -> list[dict[str, Any]]:
+    """device_facts of every GPU NVML sees; [] where NVML is unavailable."""
+    try:
+        init()
+        count = device_count()
+        driver = driver_version()
+    except NVMLUnavailableError:
+        return []
+    return [device_facts(i, driver) for i in range(count)]

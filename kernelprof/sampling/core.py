@@ -1,8 +1,8 @@
-"""PowerSampler's scheduling core: reads NVML's power sources in the background while a program runs.
+"""PowerSampler's scheduling core: reads a GPU's power sources in the background while a program runs.
 
 Three layers, so that the logic runs on CPU against a recorded trace:
-- a *reader* (`NVMLReader` in kernelprof.sampling.readers, or `kernelprof.sampling.replay.ReplayReader` in tests) answers one NVML
-  question at a time, in SI units, on NVML's epoch-microsecond clock;
+- a *reader* (a `kernelprof.sampling.readers.Reader`: `NVMLReader`, `ReplayReader` in tests, or any
+  registered vendor) answers one question at a time, in SI units, on the epoch-microsecond clock;
 - `SamplerCore` (here) decides what to read when (drain the ~2.4 s sample buffer every 0.25 s, poll the
   ~100 ms power fields every 25 ms keeping only new timestamps, clocks/throttle/utilization at
   10 Hz, the 4 ms energy counter only at start, stop and `mark_counter()`), and detects gaps;
@@ -22,7 +22,7 @@ import numpy as np
 
 from kernelprof.errors import NotSupportedError, NVMLUnavailableError
 from kernelprof.sampling.powertrace import Gap, GPUTrace, PowerTrace, Sources
-from kernelprof.sampling.readers import Reader
+from kernelprof.sampling.readers.common import Reader, check_channels
 from kernelprof.sampling.core_state import SamplerConfig, _GPUState, _Latency  # noqa: F401 (SamplerConfig re-exported)
 
 
@@ -33,12 +33,13 @@ class SamplerCore:
                  own_pid: int | None = None, mode: str = "thread") -> None:
         self.reader = reader
         self.gpus = list(gpus)
-        self.config = config or SamplerConfig()
+        self.config = config or SamplerConfig.for_channels(reader.channels)
         self.own_pid = os.getpid() if own_pid is None else own_pid
         self.mode = mode
         self.latency = _Latency()
         self._g: list[_GPUState] = []
         self._next: dict[str, int] = {}
+        self._polled: list[str] = []  # the reader's polled power channels ("instant", "average" for NVML)
         self.start_us = 0
 
     # -- timing -----------------------------------------------------------------------------
@@ -57,12 +58,15 @@ class SamplerCore:
 
     # -- lifecycle --------------------------------------------------------------------------
     def begin(self) -> list[Sources]:
+        check_channels(self.reader)
+        self._polled = self.reader.polled_channels()
         idents = self.reader.open(self.gpus)
         self._g = [_GPUState(ident, self.reader.probe(k)) for k, ident in enumerate(idents)]
         if not any(g.sources.samples or g.sources.instant or g.sources.average or g.sources.counter
                    for g in self._g):
             why = "; ".join(f"GPU {g.ident.gpu}: {g.missing}" for g in self._g)
-            raise NotSupportedError(f"no NVML power source answered ({why})")
+            vendor = "NVML" if self.reader.vendor == "nvidia" else f"{self.reader.vendor} reader"
+            raise NotSupportedError(f"no {vendor} power source answered ({why})")
         now = self.reader.now_us()
         self.start_us = now
         for k, g in enumerate(self._g):
@@ -163,7 +167,8 @@ class SamplerCore:
                 call_latency_us={k.split(":", 1)[1]: v for k, v in lat.items() if k.startswith(f"{g.ident.gpu}:")},
             ))
         return PowerTrace(mode=self.mode, start_t_us=self.start_us, stop_t_us=stop, own_pid=self.own_pid,
-                          gpus=tuple(traces), config=self.config.to_json(), provenance=provenance)
+                          gpus=tuple(traces), config=self.config.to_json(), provenance=provenance,
+                          reader=self.reader.describe())
 
     def _drain_past(self, t_us: int) -> None:
         """Wait (sleeping) for a sample stamped at or after `t_us`, so the last window is covered.
@@ -239,16 +244,17 @@ class SamplerCore:
 
     def _fields_all(self, now: int) -> None:
         for k, g in enumerate(self._g):
-            if not (g.sources.instant or g.sources.average):
+            if not any(getattr(g.sources, name) for name in self._polled):
                 continue
             try:
-                readings = self._timed(f"{g.ident.gpu}:fields", self.reader.fields, k)
+                readings = self._timed(f"{g.ident.gpu}:fields", self.reader.poll_power_w, k)
             except (NotSupportedError, NVMLUnavailableError) as exc:
-                for name in ("instant", "average"):
+                for name in self._polled:
                     if getattr(g.sources, name):
                         self._source_failed(g, name, exc, now)
                 continue
-            for name, r in zip(("instant", "average"), readings):
+            for name in self._polled:
+                r = readings.get(name)
                 if not getattr(g.sources, name) or r is None:
                     continue
                 # On the H100 driver 580 a field's NVML timestamp is the time of the query, not of

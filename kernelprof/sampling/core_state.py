@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from kernelprof.sampling.powertrace import Gap, Sources
-from kernelprof.sampling.readers import GPUIdentity, StateReading
+from kernelprof.sampling.readers.common import GPUIdentity, PowerChannel, StateReading
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,21 @@ class SamplerConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def for_channels(cls, channels: "tuple[PowerChannel, ...]") -> "SamplerConfig":
+        """The defaults, with the buffer's size and period from the reader's buffered channel where
+        it declares them (NVML's are the defaults). A buffer spanning under 1 s is drained at least
+        four times per span, so that one late wake does not lose samples."""
+        c = cls()
+        buffered = [ch for ch in channels if ch.buffered]
+        if not buffered:
+            return c
+        ch = buffered[0]
+        capacity = ch.capacity or c.buffer_capacity
+        period_s = ch.update_period_s or c.nominal_sample_period_s
+        return replace(c, buffer_capacity=capacity, nominal_sample_period_s=period_s,
+                       drain_interval_s=min(c.drain_interval_s, capacity * period_s / 4))
 
 
 class _Latency:

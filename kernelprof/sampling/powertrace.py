@@ -152,6 +152,8 @@ class PowerTrace:
     gpus: tuple[GPUTrace, ...]
     config: dict[str, Any] = field(default_factory=dict)
     provenance: str = "measured"
+    # which reader read it: {"vendor", "reader", "channels": [PowerChannel fields]}; {} in older files
+    reader: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -179,6 +181,8 @@ class PowerTrace:
         meta = {"mode": self.mode, "start_t_us": int(self.start_t_us), "stop_t_us": int(self.stop_t_us),
                 "own_pid": self.own_pid, "config": self.config, "provenance": self.provenance,
                 "array_prefix": prefix, "gpus": meta_gpus}
+        if self.reader:
+            meta["reader"] = self.reader
         return meta, arrays
 
     @classmethod
@@ -197,7 +201,7 @@ class PowerTrace:
                                  call_latency_us=dict(mg.get("call_latency_us") or {}), **kw))
         return cls(mode=meta["mode"], start_t_us=meta["start_t_us"], stop_t_us=meta["stop_t_us"],
                    own_pid=meta.get("own_pid", 0), gpus=tuple(gpus), config=dict(meta.get("config") or {}),
-                   provenance=meta.get("provenance", "measured"))
+                   provenance=meta.get("provenance", "measured"), reader=dict(meta.get("reader") or {}))
 
     def with_provenance(self, provenance: str) -> "PowerTrace":
         """A copy saying where its readings came from ("nvml", "replay", "synthetic")."""

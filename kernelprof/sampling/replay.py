@@ -1,4 +1,4 @@
-"""Replay a recorded PowerTrace through the sampler as NVML would have served it.
+"""Replay a recorded PowerTrace through the sampler as its reader (NVML's, or any vendor's) would have served it.
 
 `ReplayReader` answers the sampler's reader questions from a trace: the sample buffer keeps only
 the newest `buffer_capacity` samples at or before "now", fields give their latest value, the
@@ -18,11 +18,16 @@ import numpy as np
 
 from kernelprof.errors import MeasurementError, NotSupportedError
 from kernelprof.sampling.powertrace import GPUTrace, PowerTrace, Sources
-from kernelprof.sampling.readers import GPUIdentity, StateReading
+from kernelprof.sampling.readers.common import GPUIdentity, PowerChannel, Reader, StateReading, register_reader
 
 
-class ReplayReader:
+class ReplayReader(Reader):
+    vendor = "replay"
     provenance = "replayed"
+    # whatever the trace recorded; probe() says which of these this GPU has
+    channels = (PowerChannel("samples", buffered=True, window_s=None, update_period_s=None, note="recorded"),
+                PowerChannel("instant", buffered=False, window_s=None, update_period_s=None, note="recorded"),
+                PowerChannel("average", buffered=False, window_s=None, update_period_s=None, note="recorded"))
 
     def __init__(self, trace: PowerTrace, *, speed: float = 1.0, clock: Callable[[], int] | None = None,
                  start_at_us: int | None = None, buffer_capacity: int = 119,
@@ -46,6 +51,10 @@ class ReplayReader:
         run = load_run(path)
         meta = run.payload["trace"] if "trace" in run.payload else run.payload
         return cls(PowerTrace.from_run_parts(meta, run.arrays), **kw)
+
+    def describe(self) -> dict:
+        # the recorded reader, so that a replayed trace still says which vendor's channels it holds
+        return dict(self.trace.reader) if self.trace.reader else super().describe()
 
     def now_us(self) -> int:
         if self._clock is not None:
@@ -86,16 +95,17 @@ class ReplayReader:
         lo = max(lo, int(np.searchsorted(g.samples_t_us, last_seen_us, side="right")))
         return g.samples_t_us[lo:hi].copy(), g.samples_w[lo:hi].copy()
 
-    def fields(self, k: int):
+    def poll_power_w(self, k: int) -> dict[str, tuple[int, float]]:
         self._maybe_fail()
         g = self._g[k]
         now = self.now_us()
-        out = []
+        out = {}
         for name in ("instant", "average"):
             t, w = getattr(g, f"{name}_t_us"), getattr(g, f"{name}_w")
             i = int(np.searchsorted(t, now, side="right")) - 1
-            out.append((int(t[i]), float(w[i])) if getattr(g.sources, name) and i >= 0 else None)
-        return tuple(out)
+            if getattr(g.sources, name) and i >= 0:
+                out[name] = (int(t[i]), float(w[i]))
+        return out
 
     def counter_j(self, k: int) -> float:
         g = self._need(k, "counter")
@@ -137,6 +147,10 @@ class ReplayReader:
         n_other = int(g.other_processes[i]) if i >= 0 else 0
         own = self.trace.own_pid
         return [own] + [own + 1 + j for j in range(n_other)]
+
+
+register_reader("replay", lambda spec: ReplayReader.from_run_file(
+    spec["path"], speed=spec.get("speed", 1.0), fail_after_s=spec.get("fail_after_s")))
 
 
 def synthetic_trace(power_w: Callable[[np.ndarray], np.ndarray], *, start_t_us: int, duration_s: float,

@@ -28,7 +28,7 @@ from kernelprof import errors
 from kernelprof.errors import MeasurementError
 from kernelprof.sampling.core import SamplerConfig, SamplerCore
 from kernelprof.sampling.powertrace import PowerTrace, Sources
-from kernelprof.sampling.readers import Reader, make_reader
+from kernelprof.sampling.readers.common import Reader, make_reader
 
 
 class PowerSampler:
@@ -36,7 +36,8 @@ class PowerSampler:
 
     mode="thread": a daemon thread in this process (its Python work takes the GIL for tens of us
     per poll); mode="process": a child Python process (no GIL contention, ~1 s to start).
-    `reader` is a Reader object (thread mode only) or a spec dict for `make_reader`.
+    `reader` is a Reader object (thread mode only) or a spec dict for the reader registry's
+    `make_reader` ({"kind": name} or {"vendor": v}; default {"kind": "nvml"}).
 
         with PowerSampler([0]) as s:
             ...; s.mark_counter(); ...
@@ -49,7 +50,8 @@ class PowerSampler:
             raise errors.UsageError(f"mode must be 'thread' or 'process', got {mode!r}")
         self.gpus = list(gpus)
         self.mode = mode
-        self.config = config or SamplerConfig()
+        # None: the core takes the defaults for its reader's channels (SamplerConfig.for_channels)
+        self.config = config
         self._reader_arg = reader if reader is not None else {"kind": "nvml"}
         if mode == "process" and not isinstance(self._reader_arg, dict):
             raise errors.UsageError("process mode needs a reader spec dict (the child builds its own reader)")
@@ -221,8 +223,9 @@ def _read_frame(fd: int, timeout_s: float) -> tuple[bytes, Any]:
 
 
 class _ProcessRunner:
-    def __init__(self, gpus: list[int], config: SamplerConfig, reader_spec: dict[str, Any]) -> None:
-        self.args = {"gpus": gpus, "config": config.to_json(), "reader": reader_spec, "own_pid": os.getpid()}
+    def __init__(self, gpus: list[int], config: SamplerConfig | None, reader_spec: dict[str, Any]) -> None:
+        self.args = {"gpus": gpus, "config": None if config is None else config.to_json(), "reader": reader_spec,
+                     "own_pid": os.getpid()}
         self.proc: subprocess.Popen | None = None
         self._stderr = tempfile.TemporaryFile()
         self._stopped = False
@@ -300,14 +303,14 @@ def _child_main(argv: list[str]) -> int:
     args = json.loads(argv[0])
     try:
         reader = make_reader(args["reader"])
-        core = SamplerCore(reader, args["gpus"], SamplerConfig(**args["config"]), own_pid=args["own_pid"],
-                           mode="process")
+        config = SamplerConfig(**args["config"]) if args["config"] is not None else None
+        core = SamplerCore(reader, args["gpus"], config, own_pid=args["own_pid"], mode="process")
         sources = core.begin()
     except BaseException as exc:  # noqa: BLE001
         _write_frame(out_fd, b"E", {"type": type(exc).__name__, "message": str(exc)})
         return 1
     _write_frame(out_fd, b"R", sources)
-    provenance = "replayed" if args["reader"].get("kind") == "replay" else "measured"
+    provenance = getattr(reader, "provenance", "measured")  # "replayed" for a replay, as in thread mode
     stdin_fd = sys.stdin.fileno()
     pending = b""
     try:
