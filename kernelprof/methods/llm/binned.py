@@ -205,7 +205,7 @@ def _bin_measurer(cfg: LlamaConfig, model: str, mode: str, max_batch: int, devic
                 return rec
             raise
         e = sum(p.energy_inrun_j for p in r.phases if p.energy_inrun_j is not None) / r.requests
-        ef = [p.energy_fit_j for p in r.phases]
+        ef = [None if p.estimate("inrun_fit") is None else p.estimate("inrun_fit").energy_j for p in r.phases]
         flops = batch_flops(cfg, bs, b.input_bin, b.output_bin)
         return dict(batch=bs, status="ok", energy_per_batch_j=e,
                     energy_fit_per_batch_j=sum(ef) / r.requests if None not in ef else None,
