@@ -117,7 +117,7 @@ def main() -> int:
         finally:
             gc.collect()
             torch.cuda.empty_cache()
-        log[f"{tag}/transformers"] = hf.__dict__
+        log[f"{tag}/transformers"] = hf.to_json()
         cases.append(Case(f"{tag}/j_per_request", "j", e_ours, baseline="transformers-eager",
                           baseline_value=hf.j_per_request, extra={"transformers": hf.transformers_version}))
         cases.append(Case(f"{tag}/time_per_batch", "s", t_ours, baseline="transformers-eager",
