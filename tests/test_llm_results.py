@@ -171,3 +171,100 @@ def test_compose_phase_gives_the_version1_formulas(steady_time_per_call_s):
     host_bound = calls * st / t < 0.9
     assert ("host_bound" in p.flags) == host_bound and len(notes) == int(host_bound)
     assert roundtrip(p) == p
+
+
+def fake_gpu(monkeypatch, run_mod) -> list[str]:
+    """Let `run_mod.run_llm` run without a GPU: the Profiler replaced by a recorded H100 run
+    (Llama-3.1-8B shape, batch 1, 9 requests), the looped and cycled references by fixed readings.
+    Returns the list the fakes log their calls to."""
+    import torch
+    from contextlib import contextmanager, nullcontext
+    from types import SimpleNamespace
+
+    import kernelprof.gpu.devices as devices
+    import kernelprof.methods.llm.cycle as cycle
+    import kernelprof.methods.steady_state as steady_state
+    import kernelprof.profiler as profiler
+    from kernelprof.profiler import load_profile, load_profile_inputs
+
+    data = ROOT / "tests" / "data" / "llm_8b_b1_h100.json"
+    trace, timeline, window, profiles, _ = load_profile_inputs(data)
+    recorded = load_profile(data)
+    calls: list[str] = []
+
+    class FakeProfiler:
+        def __init__(self, **kw):
+            self.trace, self.timeline, self.window, self.sensor_profiles = trace, timeline, window, profiles
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def result(self):
+            return recorded
+
+        def save(self, path, extra):
+            calls.append(f"save {extra['llm']['requests']}")
+
+        @contextmanager
+        def phase(self, name):
+            yield
+
+    class FakeGraph:
+        def __init__(self, *a, **kw):
+            calls.append(f"graph {a[1:]}")
+
+        def reset(self, tok):
+            pass
+
+        def replay(self):
+            pass
+
+    def measured(fn, *, name, **kw):
+        calls.append(f"loop {name}")
+        return SimpleNamespace(mean_power_w=600.0 if name == "prefill" else 500.0, time_per_call_s=0.02,
+                               sm_clock_mhz=1755.0)
+
+    def fake_cycle(prefill, step, steps, cycles, **kw):
+        calls.append(f"cycle {cycles}x{steps}")
+        ph = (PhaseSummary("prefill", cycles, 0.2, 0.2 / cycles, 130.0, 650.0, 129.0, 645.0, 3.0, 1900.0, 2),
+              PhaseSummary("decode", cycles * steps, 10.0, 10.0 / (cycles * steps), 5000.0, 500.0, 4990.0, 499.0,
+                           1.0, 1980.0, 100))
+        return CycleMeasurement(cycles, steps, kw["decode_context"], ph, 11.0, ("cycle note",))
+
+    monkeypatch.setattr(torch.cuda, "device", lambda d: nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    monkeypatch.setattr(devices, "require_gpu", lambda what: None)
+    monkeypatch.setattr(devices, "gpu_facts", lambda d: SimpleNamespace(name="NVIDIA H100 80GB HBM3"))
+    monkeypatch.setattr(run_mod, "check_fits", lambda *a: None)
+    monkeypatch.setattr(run_mod, "build_model", lambda *a, **kw: SimpleNamespace(device="cpu", prefill=lambda p: None))
+    monkeypatch.setattr(run_mod, "random_prompt", lambda *a, **kw: None)
+    monkeypatch.setattr(run_mod, "use_prefill_graph", lambda shape, mode: False)
+    monkeypatch.setattr(run_mod, "DecodeGraph", FakeGraph)
+    monkeypatch.setattr(run_mod, "generate", lambda *a, prof=None, **kw: calls.append("generate"))
+    monkeypatch.setattr(profiler, "Profiler", FakeProfiler)
+    monkeypatch.setattr(steady_state, "measure_kernel", measured)
+    monkeypatch.setattr(cycle, "measure_cycle", fake_cycle)
+    return calls
+
+
+def test_run_llm_flow_on_a_recorded_run(monkeypatch):
+    """run_llm's steps in order, and what they compose, on the recorded run of `fake_gpu`."""
+    pytest.importorskip("torch")
+    from kernelprof.methods.llm import run as run_mod
+
+    calls = fake_gpu(monkeypatch, run_mod)
+    r = run_mod.run_llm("llama-3.1-8b", 1, 512, 128, min_inrun_s=1e3, max_requests=9, profile_path="x.profile.json")
+    assert calls == ["graph (512, 127)", "generate", "generate", *["generate"] * 9, "save 9", "loop prefill",
+                     "graph (575, 1)", "loop decode-step", "cycle 9x127"]
+    assert r.requests == 9 and [p.name for p in r.phases] == ["prefill", "decode"]
+    for p in r.phases:
+        assert set(p.estimates) == {"inrun_fit", "steady", "cycle", "cycle_fit"}
+        assert p.estimate("steady").energy_j == p.estimate("steady").power_w * p.time_s
+        assert gap_pct(p, "inrun", "cycle") is not None
+    assert r.phase("decode").calls == 9 * 127
+    assert "steady decode measured at context 576 (the middle of the decode range)" in r.notes
+    assert "cycled: cycle note" in r.notes
+    assert roundtrip(r) == r

@@ -116,10 +116,10 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
         inrun = _measure_inrun(setup, requests, kernel_slices, profile_path, meta, notes)
         refs = _References({}, None)
         if steady:
-            step = _decode_step(setup) if shape.decode_steps else None
-            refs = _References(_measure_steady(setup, step, seed, notes),
-                               _measure_cycled(setup, step, requests, profile_path, meta, notes)
-                               if cycle_reference and step is not None else None)
+            looped, step = _measure_steady(setup, seed, notes)
+            cycle = _measure_cycled(setup, step, requests, profile_path, meta, notes) \
+                if cycle_reference and step is not None else None
+            refs = _References(looped, cycle)
     return _compose(model_name, gemm, facts.name, setup, inrun, refs, notes, time.perf_counter() - wall0)
 
 
@@ -202,8 +202,10 @@ def _decode_step(setup: _Setup) -> Callable[[], None]:
     return step
 
 
-def _measure_steady(setup: _Setup, step: Callable[[], None] | None, seed: int, notes: list[str]) -> dict[str, Any]:
-    """Each phase looped alone (`measure_kernel`): the prefill of the batch, and `step` if given."""
+def _measure_steady(setup: _Setup, seed: int, notes: list[str]) -> tuple[dict[str, Any], Callable[[], None] | None]:
+    """Each phase looped alone (`measure_kernel`): the prefill of the batch, then (if the request has
+    decode steps) one decode step at the middle context. Returns the measurements by phase name
+    and that decode step, which the cycled reference reuses."""
     from kernelprof.methods.steady_state import MeasureConfig, measure_kernel
 
     cfg, batch, input_len = setup.cfg, setup.shape.batch, setup.shape.input_len
@@ -211,13 +213,15 @@ def _measure_steady(setup: _Setup, step: Callable[[], None] | None, seed: int, n
     out = {"prefill": measure_kernel(setup.prefill, flops=prefill_flops(cfg, batch, input_len),
                                      min_bytes=prefill_min_bytes(cfg, batch, input_len), name="prefill",
                                      device=setup.device, config=mcfg)}
-    if step is not None:
-        ctx = setup.mid_context + 1
-        out["decode"] = measure_kernel(step, flops=decode_step_flops(cfg, batch, ctx),
-                                       min_bytes=decode_step_min_bytes(cfg, batch, ctx), name="decode-step",
-                                       device=setup.device, config=mcfg)
-        notes.append(f"steady decode measured at context {ctx} (the middle of the decode range)")
-    return out
+    if not setup.shape.decode_steps:
+        return out, None
+    step = _decode_step(setup)  # captured after the looped prefill, the order the shipped runs were measured in
+    ctx = setup.mid_context + 1
+    out["decode"] = measure_kernel(step, flops=decode_step_flops(cfg, batch, ctx),
+                                   min_bytes=decode_step_min_bytes(cfg, batch, ctx), name="decode-step",
+                                   device=setup.device, config=mcfg)
+    notes.append(f"steady decode measured at context {ctx} (the middle of the decode range)")
+    return out, step
 
 
 def _measure_cycled(setup: _Setup, step: Callable[[], None], requests: int, profile_path: str | None,
@@ -273,13 +277,10 @@ def _compose_phase(s: PhaseSummary, setup: _Setup, requests: int, refs: _Referen
     def times_t(w: float | None) -> float | None:
         return None if w is None else w * t
 
-    def per_call(x: float | None, n: int) -> float | None:
-        return None if x is None or not n else x / n
-
     est: dict[str, PhaseEstimate] = {}
     if s.power_fit_w is not None or s.energy_fit_j is not None:
         est["inrun_fit"] = PhaseEstimate("inrun_fit", s.power_fit_w, s.energy_fit_j, s.power_fit_se_w,
-                                         per_call(s.energy_fit_j, calls))
+                                         None if s.energy_fit_j is None or not calls else s.energy_fit_j / calls)
     m = refs.steady.get(s.name)
     if m is not None:
         sw, st = m.mean_power_w, m.time_per_call_s
@@ -287,12 +288,11 @@ def _compose_phase(s: PhaseSummary, setup: _Setup, requests: int, refs: _Referen
                                       energy_per_call_j=None if sw is None or st is None else sw * st,
                                       time_per_call_s=st, sm_clock_mhz=m.sm_clock_mhz)
     cp = refs.cycle.phase(s.name) if refs.cycle is not None else None
-    if cp is not None:
-        est["cycle"] = PhaseEstimate("cycle", cp.power_w, times_t(cp.power_w),
-                                     energy_per_call_j=per_call(cp.energy_j, cp.calls),
-                                     time_per_call_s=cp.time_per_call_s, sm_clock_mhz=cp.sm_clock_mhz)
+    if cp is not None:  # composed per second only: the per-call comparison is against the looped-alone phase
+        est["cycle"] = PhaseEstimate("cycle", cp.power_w, times_t(cp.power_w), time_per_call_s=cp.time_per_call_s,
+                                     sm_clock_mhz=cp.sm_clock_mhz)
         est["cycle_fit"] = PhaseEstimate("cycle_fit", cp.power_fit_w, times_t(cp.power_fit_w), cp.power_fit_se_w,
-                                         per_call(cp.energy_fit_j, cp.calls), cp.time_per_call_s, cp.sm_clock_mhz)
+                                         time_per_call_s=cp.time_per_call_s, sm_clock_mhz=cp.sm_clock_mhz)
     tokens, flops = _phase_work(setup.cfg, setup.shape, requests, s.name)
     paper = paper_estimate_j(flops, "bf16", sheet)  # the paper's convention: headline peak
     phase = PhaseEnergy(s.name, t, calls, tokens, float(flops), e, None if e is None else e / t, paper,
