@@ -37,7 +37,8 @@ def phase_cases(tag: str, p, requests: int) -> list:
              "sm_clock_inrun_mhz": p.sm_clock_inrun_mhz, "sm_clock_steady_mhz": get("steady", "sm_clock_mhz"),
              "sm_clock_cycle_mhz": get("cycle", "sm_clock_mhz")}
     cyc = {**extra, "cycle_power_w": get("cycle", "power_w"), "cycle_power_fit_w": get("cycle_fit", "power_w"),
-           "cycle_power_fit_se_w": get("cycle_fit", "power_se_w"), "cycle_time_per_call_s": get("cycle", "time_per_call_s"),
+           "cycle_power_fit_se_w": get("cycle_fit", "power_se_w"),
+           "cycle_time_per_call_s": get("cycle", "time_per_call_s"),
            "mean_power_inrun_w": p.mean_power_inrun_w, "power_fit_w": get("inrun_fit", "power_w")}
     per_call = {**extra, "steady_energy_per_call_j": get("steady", "energy_per_call_j")}
     fit_extra = {**extra, "power_fit_w": get("inrun_fit", "power_w"), "power_fit_se_w": get("inrun_fit", "power_se_w"),
