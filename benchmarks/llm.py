@@ -24,6 +24,39 @@ from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
 from kernelprof.gpu.devices import require_gpu  # noqa: E402
 
 
+def phase_cases(tag: str, p, requests: int) -> list:
+    """The phase's in-run vs reference gaps as benchmark cases; `extra` keys as in earlier result files."""
+    from kernelprof.methods.llm.result import gap_pct
+
+    def get(method: str, key: str):
+        e = p.estimate(method)
+        return None if e is None else getattr(e, key)
+
+    extra = {"time_s": p.time_s / requests, "flags": list(p.flags), "requests": requests,
+             "busy_fraction": p.busy_fraction, "steady_time_per_call_s": get("steady", "time_per_call_s"),
+             "sm_clock_inrun_mhz": p.sm_clock_inrun_mhz, "sm_clock_steady_mhz": get("steady", "sm_clock_mhz"),
+             "sm_clock_cycle_mhz": get("cycle", "sm_clock_mhz")}
+    cyc = {**extra, "cycle_power_w": get("cycle", "power_w"), "cycle_power_fit_w": get("cycle_fit", "power_w"),
+           "cycle_power_fit_se_w": get("cycle_fit", "power_se_w"),
+           "cycle_time_per_call_s": get("cycle", "time_per_call_s"),
+           "mean_power_inrun_w": p.mean_power_inrun_w, "power_fit_w": get("inrun_fit", "power_w")}
+    per_call = {**extra, "steady_energy_per_call_j": get("steady", "energy_per_call_j")}
+    fit_extra = {**extra, "power_fit_w": get("inrun_fit", "power_w"), "power_fit_se_w": get("inrun_fit", "power_se_w"),
+                 "steady_power_w": get("steady", "power_w")}
+    wanted = [("inrun_vs_steady_per_call", "inrun", "steady", True, per_call),
+              ("inrun_fit_vs_steady_per_call", "inrun_fit", "steady", True, per_call),
+              ("inrun_vs_cycled", "inrun", "cycle", False, cyc),
+              ("inrun_fit_vs_cycled_fit", "inrun_fit", "cycle_fit", False, cyc),
+              ("inrun_vs_steady", "inrun", "steady", False, extra),
+              ("inrun_fit_vs_steady", "inrun_fit", "steady", False, fit_extra)]
+    out = []
+    for name, method, reference, by_call, ex in wanted:
+        g = gap_pct(p, method, reference, per_call=by_call)
+        if g is not None:
+            out.append(Case(f"{tag}/{name}", "pct", g, extra=ex))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default="llama-3.1-8b")
@@ -38,57 +71,40 @@ def main() -> int:
     require_gpu("benchmarks/llm.py")
     import torch
 
-    from kernelprof.methods.llm.run import run_llm
+    from kernelprof.methods.llm.run import gap_pct, run_llm
 
     cases, log = [], {}
     for b in (int(x) for x in args.batches.split(",")):
         tag = f"{args.model}/b{b}/in{args.input}/out{args.output}"
         profile = str(Path(args.profiles) / f"llm-{args.model}-b{b}.profile.json") if args.profiles else None
-        ours = run_llm(args.model, b, args.input, args.output, mode="optimized", steady=True,
-                       min_inrun_s=args.min_inrun_s, profile_path=profile).to_json()
+        r = run_llm(args.model, b, args.input, args.output, mode="optimized", steady=True,
+                    min_inrun_s=args.min_inrun_s, profile_path=profile)
+        ours = r.to_json()
         gc.collect()
         torch.cuda.empty_cache()
         log[f"{tag}/optimized"] = ours
-        e_ours = ours["j_per_request_inrun"]
-        t_ours = sum(p["time_s"] for p in ours["phases"]) / ours["requests"]
-        for p in ours["phases"]:
-            extra = {"time_s": p["time_s"] / ours["requests"], "flags": p["flags"], "requests": ours["requests"],
-                     "busy_fraction": p["busy_fraction"], "steady_time_per_call_s": p["steady_time_per_call_s"],
-                     "sm_clock_inrun_mhz": p["sm_clock_inrun_mhz"], "sm_clock_steady_mhz": p["sm_clock_steady_mhz"],
-                     "sm_clock_cycle_mhz": p["sm_clock_cycle_mhz"]}
-            cyc = {**extra, "cycle_power_w": p["cycle_power_w"], "cycle_power_fit_w": p["cycle_power_fit_w"],
-                   "cycle_power_fit_se_w": p["cycle_power_fit_se_w"], "cycle_time_per_call_s": p["cycle_time_per_call_s"],
-                   "mean_power_inrun_w": p["mean_power_inrun_w"], "power_fit_w": p["power_fit_w"]}
-            per_call = {**extra, "steady_energy_per_call_j": p["steady_energy_per_call_j"]}
-            if p["gap_per_call_pct"] is not None:
-                cases.append(Case(f"{tag}/{p['name']}/inrun_vs_steady_per_call", "pct", p["gap_per_call_pct"],
-                                  extra=per_call))
-            if p["gap_fit_per_call_pct"] is not None:
-                cases.append(Case(f"{tag}/{p['name']}/inrun_fit_vs_steady_per_call", "pct", p["gap_fit_per_call_pct"],
-                                  extra=per_call))
-            if p["gap_cycle_pct"] is not None:
-                cases.append(Case(f"{tag}/{p['name']}/inrun_vs_cycled", "pct", p["gap_cycle_pct"], extra=cyc))
-            if p["gap_cycle_fit_pct"] is not None:
-                cases.append(Case(f"{tag}/{p['name']}/inrun_fit_vs_cycled_fit", "pct", p["gap_cycle_fit_pct"], extra=cyc))
-            if p["gap_pct"] is not None:
-                cases.append(Case(f"{tag}/{p['name']}/inrun_vs_steady", "pct", p["gap_pct"], extra=extra))
-            if p["gap_fit_pct"] is not None:
-                cases.append(Case(f"{tag}/{p['name']}/inrun_fit_vs_steady", "pct", p["gap_fit_pct"],
-                                  extra={**extra, "power_fit_w": p["power_fit_w"], "power_fit_se_w": p["power_fit_se_w"],
-                                         "steady_power_w": p["steady_power_w"]}))
-        phases_j = sum(p["energy_inrun_j"] or 0 for p in ours["phases"])
+        e_ours = r.j_per_request_inrun
+        t_ours = sum(p.time_s for p in r.phases) / r.requests
+        for p in r.phases:
+            cases += phase_cases(f"{tag}/{p.name}", p, r.requests)
+        phases_j = sum(p.energy_inrun_j or 0 for p in r.phases)
         cases.append(Case(f"{tag}/phases_vs_window", "pct",
-                          100 * (phases_j - ours["total_energy_inrun_j"]) / ours["total_energy_inrun_j"]))
-        cases.append(Case(f"{tag}/paper_ratio", "x", ours["paper_ratio"]))
+                          100 * (phases_j - r.total_energy_inrun_j) / r.total_energy_inrun_j))
+        cases.append(Case(f"{tag}/paper_ratio", "x", r.paper_ratio))
+
+        def gaps(method: str, reference: str, per_call: bool = False) -> list[float]:
+            return [round(gap_pct(p, method, reference, per_call=per_call) or 0, 2) for p in r.phases]
+
+        def clock(p, method: str) -> float | None:
+            e = p.estimate(method)
+            return None if e is None else e.sm_clock_mhz
+
         print(f"{tag} optimized: {e_ours:.2f} J/request, {t_ours:.3f} s/batch, gaps "
-              f"{[round(p['gap_pct'] or 0, 2) for p in ours['phases']]}, fit gaps "
-              f"{[round(p['gap_fit_pct'] or 0, 2) for p in ours['phases']]}, per call "
-              f"{[round(p['gap_per_call_pct'] or 0, 2) for p in ours['phases']]} / "
-              f"{[round(p['gap_fit_per_call_pct'] or 0, 2) for p in ours['phases']]}, cycled gaps "
-              f"{[round(p['gap_cycle_pct'] or 0, 2) for p in ours['phases']]} / "
-              f"{[round(p['gap_cycle_fit_pct'] or 0, 2) for p in ours['phases']]}, clocks in-run/alone/cycled "
-              f"{[(p['sm_clock_inrun_mhz'], p['sm_clock_steady_mhz'], p['sm_clock_cycle_mhz']) for p in ours['phases']]}, busy "
-              f"{[round(p['busy_fraction'] or 0, 3) for p in ours['phases']]}", flush=True)
+              f"{gaps('inrun', 'steady')}, fit gaps {gaps('inrun_fit', 'steady')}, per call "
+              f"{gaps('inrun', 'steady', True)} / {gaps('inrun_fit', 'steady', True)}, cycled gaps "
+              f"{gaps('inrun', 'cycle')} / {gaps('inrun_fit', 'cycle_fit')}, clocks in-run/alone/cycled "
+              f"{[(p.sm_clock_inrun_mhz, clock(p, 'steady'), clock(p, 'cycle')) for p in r.phases]}, busy "
+              f"{[round(p.busy_fraction or 0, 3) for p in r.phases]}", flush=True)
         if args.no_hf:
             continue
         try:
@@ -102,7 +118,7 @@ def main() -> int:
         finally:
             gc.collect()
             torch.cuda.empty_cache()
-        log[f"{tag}/transformers"] = hf.__dict__
+        log[f"{tag}/transformers"] = hf.to_json()
         cases.append(Case(f"{tag}/j_per_request", "j", e_ours, baseline="transformers-eager",
                           baseline_value=hf.j_per_request, extra={"transformers": hf.transformers_version}))
         cases.append(Case(f"{tag}/time_per_batch", "s", t_ours, baseline="transformers-eager",

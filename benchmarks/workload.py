@@ -34,14 +34,12 @@ def main() -> int:
                                        "machine (its JSONL beside it; its wall time from the summary)")
     args = ap.parse_args()
     require_gpu("benchmarks/workload.py")
-    from types import SimpleNamespace
-
-    from kernelprof.methods.llm.binned import read_bins, run_binned
+    from kernelprof.methods.llm.binned import BinnedSummary, read_bins, run_binned
     from kernelprof.outputs.runfile import load_run
 
     if args.from_run:
         run = load_run(args.from_run, kind="workload")
-        s = SimpleNamespace(**run.payload["summary"])
+        s = BinnedSummary.from_json(run.payload["summary"])
         out = Path(args.from_run).parent / run.payload["bins_file"]
         wall = s.wall_s
         args.trace, args.model = s.workload, s.model

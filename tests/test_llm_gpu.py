@@ -29,7 +29,7 @@ def test_graph_decode_matches_python_loop():
 
 
 def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
-    from kernelprof.methods.llm.run import run_llm
+    from kernelprof.methods.llm.run import gap_pct, run_llm
 
     # Phases of ~0.1 s and longer: the in-run method needs several 20 ms sensor windows per phase
     # (an H100 run with 56 ms prefills read 26% below the steady state, flagged short_interval).
@@ -41,18 +41,21 @@ def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
     assert phases_j == pytest.approx(r.total_energy_inrun_j, rel=0.03)
     assert r.requests >= 5  # ~2 s in-run of ~0.2 s requests, timed after the compiling warm-up
     for p in r.phases:
+        steady, cycle = p.estimate("steady"), p.estimate("cycle")
         # Looped alone, a phase runs in another power state than in the run: on an H100 this decode,
         # right after a 32k-token prefill, ran at 1695 MHz in-run against 1980 looped alone, and read
         # -10.6% and -12.7% in two runs (2026-11-26, one request each); hence 15% here.
-        assert p.gap_pct is not None and abs(p.gap_pct) < 15
-        assert p.gap_per_call_pct is not None and p.steady_energy_per_call_j > 0
+        gap = gap_pct(p, "inrun", "steady")
+        assert gap is not None and abs(gap) < 15
+        assert gap_pct(p, "inrun", "steady", per_call=True) is not None and steady.energy_per_call_j > 0
         assert p.energy_inrun_j > 0 and p.paper_estimate_j > 0
         # The cycled reference keeps the run's alternation: the 5% holds against it.
-        assert p.gap_cycle_pct is not None and abs(p.gap_cycle_pct) < 5
-        assert p.gap_cycle_fit_pct is not None and abs(p.gap_cycle_fit_pct) < 5
-        assert p.cycle_time_per_call_s > 0
-        assert 200 < p.sm_clock_inrun_mhz < 2500 and 200 < p.sm_clock_cycle_mhz < 2500
-        assert p.sm_clock_steady_mhz is not None
+        gap_cycle, gap_cycle_fit = gap_pct(p, "inrun", "cycle"), gap_pct(p, "inrun_fit", "cycle_fit")
+        assert gap_cycle is not None and abs(gap_cycle) < 5
+        assert gap_cycle_fit is not None and abs(gap_cycle_fit) < 5
+        assert cycle.time_per_call_s > 0
+        assert 200 < p.sm_clock_inrun_mhz < 2500 and 200 < cycle.sm_clock_mhz < 2500
+        assert steady.sm_clock_mhz is not None
     assert r.paper_ratio > 1.0  # nothing beats TDP / peak x FLOPs at these sizes
 
 

@@ -94,9 +94,11 @@ def plot_run(path: str | Path, out: str | Path | None = None, *, depth: int = 0)
     if r.kind == "sensor":
         return [_timeline(path, out, f"{path.name}: sensor loads", depth, kind="sensor")]
     if r.kind == "llm":
-        res = r.payload["result"]
-        written = [plots.llm_phases_png(res, out, title=f"{res['model']} {res['mode']} batch {res['batch']}, "
-                                                         f"{res['input_len']} in / {res['output_len']} out")]
+        from kernelprof.methods.llm.result import LLMResult
+
+        res = LLMResult.from_json(r.payload["result"])
+        written = [plots.llm_phases_png(res, out, title=f"{res.model} {res.mode} batch {res.batch}, "
+                                                         f"{res.input_len} in / {res.output_len} out")]
         prof = path.with_name(r.payload.get("profile", ""))
         if r.payload.get("profile") and prof.is_file():
             written.append(_timeline(prof, out.with_name(out.name[:-4] + ".timeline.png"), prof.name, depth))

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from kernelprof.methods.compare import VariantPoint
+
+if TYPE_CHECKING:
+    from kernelprof.methods.llm.result import LLMResult
 
 
 def _pyplot():
@@ -171,22 +174,26 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def llm_phases_png(result: dict, path: str | Path, *, title: str) -> Path:
+def llm_phases_png(result: "LLMResult", path: str | Path, *, title: str) -> Path:
     """Bars of an llm run: joules per request of prefill and decode, in-run and (where measured)
-    looped alone and cycled."""
+    looped alone and cycled (the phase fit's reading where there is one, else the integrated)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    phases = result["phases"]
-    kinds = [("energy_inrun_j", "in-run"), ("energy_steady_j", "looped alone"), ("energy_cycle_j", "cycled"),
-             ("paper_estimate_j", "paper estimate")]
-    kinds = [(k, label) for k, label in kinds if any(p.get(k) is not None for p in phases)]
+    phases = result.phases
+
+    def method_j(p, *methods: str) -> float | None:
+        return next((e.energy_j for e in map(p.estimate, methods) if e is not None and e.energy_j is not None), None)
+
+    kinds = [("in-run", lambda p: p.energy_inrun_j), ("looped alone", lambda p: method_j(p, "steady")),
+             ("cycled", lambda p: method_j(p, "cycle_fit", "cycle")), ("paper estimate", lambda p: p.paper_estimate_j)]
+    kinds = [(label, get) for label, get in kinds if any(get(p) is not None for p in phases)]
     width = 0.8 / max(len(kinds), 1)
     x = np.arange(len(phases))
-    for i, (k, label) in enumerate(kinds):
-        vals = [p.get(k) if p.get(k) is not None else np.nan for p in phases]
+    for i, (label, get) in enumerate(kinds):
+        vals = [get(p) if get(p) is not None else np.nan for p in phases]
         bars = ax.bar(x + i * width, vals, width, label=label)
         ax.bar_label(bars, fmt="%.3g", fontsize=7)
-    ax.set_xticks(x + width * (len(kinds) - 1) / 2, [p["name"] for p in phases])
+    ax.set_xticks(x + width * (len(kinds) - 1) / 2, [p.name for p in phases])
     ax.set_ylabel("energy per generate call (J)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -21,7 +21,10 @@ import numpy as np
 from kernelprof.errors import RunFileError
 
 FORMAT = "kernelprof-run"
-VERSION = 1  # bump on any change a version-1 reader would misread; keep loaders for old versions
+# Bump on any change an older reader would misread; keep loaders for old versions.
+# 2: an llm run's phases hold per-method estimates (methods/llm/result.py); version 1 had flat
+#    method x metric keys, which `LLMResult.from_json` still reads. Other kinds are unchanged.
+VERSION = 2
 
 
 @dataclass

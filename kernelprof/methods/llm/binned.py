@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,6 +45,15 @@ class BinnedSummary:
     wall_s: float | None = None          # this call of run_binned (bins resumed from a file cost nothing)
     paper_peak_convention: str = "headline"  # files without the key were written with the dense peak
 
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "bins_failed": list(self.bins_failed), "notes": list(self.notes)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> BinnedSummary:
+        """A workload run's summary; keys added later are optional (older runs lack them)."""
+        return cls(**{**d, "bins_failed": tuple(d["bins_failed"]), "notes": tuple(d["notes"]),
+                      "paper_peak_convention": d.get("paper_peak_convention", "dense")})
+
 
 @dataclass(frozen=True)
 class BinTotals:
@@ -52,6 +61,13 @@ class BinTotals:
     decode_energy_j: float | None
     gpu_time_s: float
     requests: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> BinTotals:
+        return cls(**d)
 
 
 def bin_totals(recs: list[dict[str, Any]]) -> BinTotals:
@@ -205,7 +221,7 @@ def _bin_measurer(cfg: LlamaConfig, model: str, mode: str, max_batch: int, devic
                 return rec
             raise
         e = sum(p.energy_inrun_j for p in r.phases if p.energy_inrun_j is not None) / r.requests
-        ef = [p.energy_fit_j for p in r.phases]
+        ef = [None if p.estimate("inrun_fit") is None else p.estimate("inrun_fit").energy_j for p in r.phases]
         flops = batch_flops(cfg, bs, b.input_bin, b.output_bin)
         return dict(batch=bs, status="ok", energy_per_batch_j=e,
                     energy_fit_per_batch_j=sum(ef) / r.requests if None not in ef else None,

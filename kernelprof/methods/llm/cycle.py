@@ -20,7 +20,7 @@ phase ran in.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
 from kernelprof.attribution.phase_fit import PhaseFit
@@ -43,6 +43,13 @@ class PhaseSummary:
     clock_readings: int
     flags: tuple[str, ...] = ()
 
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "flags": list(self.flags)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PhaseSummary:
+        return cls(**{**d, "flags": tuple(d.get("flags", ()))})
+
 
 @dataclass(frozen=True)
 class CycleMeasurement:
@@ -55,6 +62,14 @@ class CycleMeasurement:
 
     def phase(self, name: str) -> PhaseSummary | None:
         return next((p for p in self.phases if p.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "phases": [p.to_json() for p in self.phases], "notes": list(self.notes)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CycleMeasurement:
+        return cls(**{**d, "phases": tuple(PhaseSummary.from_json(p) for p in d["phases"]),
+                      "notes": tuple(d.get("notes", ()))})
 
 
 def cycle_profile_path(profile_path: str) -> str:

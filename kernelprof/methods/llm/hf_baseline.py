@@ -9,7 +9,7 @@ compared its optimized stack with "native PyTorch".
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from kernelprof.errors import NotSupportedError
@@ -32,6 +32,13 @@ class HFResult:
     attn_implementation: str
     flags: tuple[str, ...]
     wall_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "flags": list(self.flags)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> HFResult:
+        return cls(**{**d, "flags": tuple(d["flags"])})
 
 
 def hf_model(cfg: LlamaConfig, device: str = "cuda", seed: int = 0, dtype: Any = None,

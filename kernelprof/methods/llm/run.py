@@ -9,105 +9,71 @@
   context, back to back, so each phase runs in the power state the other leaves it in. Looped
   alone, a phase that draws more than the power limit settles at the cap, a state a short in-run
   phase never reaches; the mean SM clock of each phase in each measurement shows which state it was.
-The methods must agree; the result carries both and their gap, and the paper's estimate
-(TDP / peak FLOP/s x FLOPs) per phase beside them.
+The methods must agree; the result carries each method's estimate per phase (`result.PhaseEstimate`,
+compared by `result.gap_pct`), and the paper's estimate (TDP / peak FLOP/s x FLOPs) beside them.
+
+`run_llm` reads as its three steps: measure in-run (`_measure_inrun`), measure the references
+(`_measure_steady`, `_measure_cycled`), compose (`_compose`).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from kernelprof.errors import UsageError
 from kernelprof.estimates.energy import paper_estimate_j
+from kernelprof.methods.llm.config import LlamaConfig, get_config
+from kernelprof.methods.llm.cycle import CycleMeasurement, PhaseSummary
 from kernelprof.methods.llm.generate import (PREFILL_GRAPH_MAX_TOKENS, DecodeGraph, GenerateShape, PrefillGraph, build_model,
                                      check_fits, generate, random_prompt, use_prefill_graph)
-from kernelprof.methods.llm.config import LlamaConfig, get_config
 from kernelprof.methods.llm.model import decode_step_flops, decode_step_min_bytes, prefill_flops, prefill_min_bytes
+# The result types live in `result` (no torch, for `report`); imported here for the callers of run_llm.
+from kernelprof.methods.llm.result import LLMResult, PhaseEnergy, PhaseEstimate, gap_pct  # noqa: F401
 
 
 @dataclass(frozen=True)
-class PhaseEnergy:
-    """One phase of the requests: time, in-run and steady-state energy, and the paper's estimate."""
+class _Setup:
+    """The model at this request shape, ready to generate (CUDA graphs captured where the mode uses them)."""
 
-    name: str                    # "prefill" | "decode"
-    time_s: float                # in-run, summed over the repeated requests
-    tokens: int                  # tokens processed in the phase, summed over requests
-    flops: float
-    energy_inrun_j: float | None
-    mean_power_inrun_w: float | None
-    steady_power_w: float | None
-    energy_steady_j: float | None  # steady mean power x in-run time
-    gap_pct: float | None          # (in-run - steady) / steady
-    paper_estimate_j: float | None
-    flags: tuple[str, ...] = ()
-    # The phase fit (kernelprof.attribution.phase_fit): one mean power per phase kind fitted to the samples,
-    # which reads phases shorter than a sample without the neighbours' power leaking in.
-    power_fit_w: float | None = None
-    power_fit_se_w: float | None = None
-    energy_fit_j: float | None = None
-    gap_fit_pct: float | None = None   # (fit - steady) / steady
-    # Steady-state time of the same work (one prefill, or one decode step at the middle context)
-    # times the calls in the phase, over the in-run time: below ~0.9 the run's GPU waited on the host.
-    steady_time_per_call_s: float | None = None
-    busy_fraction: float | None = None
-    # The cycled steady state (kernelprof.methods.llm.cycle): the phase measured in the alternation of the
-    # run, by integration and by the fit; composed with the in-run time like the looped-alone one.
-    cycle_power_w: float | None = None
-    cycle_power_fit_w: float | None = None
-    cycle_power_fit_se_w: float | None = None
-    cycle_time_per_call_s: float | None = None
-    energy_cycle_j: float | None = None        # cycle fit power (else integrated) x in-run time
-    gap_cycle_pct: float | None = None         # in-run integrated vs cycle integrated, x in-run time
-    gap_cycle_fit_pct: float | None = None     # in-run fit vs cycle fit, x in-run time
-    # Looped alone, composed per call instead of per second: (in-run energy / calls) vs the loop's
-    # energy per call. Where busy_fraction is above 1 the run ran the phase faster than the loop, at
-    # another clock; steady power x in-run time then mixes the two states, energy per call does not.
-    steady_energy_per_call_j: float | None = None
-    gap_per_call_pct: float | None = None      # in-run integrated, per call, vs looped alone per call
-    gap_fit_per_call_pct: float | None = None  # in-run fit, per call, vs looped alone per call
-    # Mean SM clock during the phase: in the run, looped alone, and cycled (10 Hz readings).
-    sm_clock_inrun_mhz: float | None = None
-    sm_clock_steady_mhz: float | None = None
-    sm_clock_cycle_mhz: float | None = None
-
-    @property
-    def j_per_token_inrun(self) -> float | None:
-        return None if self.energy_inrun_j is None else self.energy_inrun_j / self.tokens
-
-    @property
-    def j_per_token_steady(self) -> float | None:
-        return None if self.energy_steady_j is None else self.energy_steady_j / self.tokens
-
-
-@dataclass(frozen=True)
-class LLMResult:
-    model: str
+    cfg: LlamaConfig
+    shape: GenerateShape
     mode: str
-    gemm: str
-    batch: int
-    input_len: int
-    output_len: int
-    requests: int           # generate calls measured in-run (each a batch of `batch` requests)
-    gpu_name: str
-    phases: tuple[PhaseEnergy, ...]
-    total_energy_inrun_j: float | None
-    total_time_s: float
-    counter_energy_j: float | None
-    counter_vs_samples_pct: float | None
-    j_per_request_inrun: float | None
-    paper_ratio: float | None  # measured total / paper estimate
-    flags: tuple[str, ...]
-    notes: tuple[str, ...] = field(default=())
-    wall_s: float = 0.0
-    paper_peak_convention: str = "headline"  # files without the key were written with the dense peak
+    model: Any
+    prompt: Any
+    prefill_graph: Any      # PrefillGraph | None
+    decode_graph: Any       # DecodeGraph | None
+    device: int
 
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        for p, ph in zip(d["phases"], self.phases):
-            p["j_per_token_inrun"] = ph.j_per_token_inrun
-            p["j_per_token_steady"] = ph.j_per_token_steady
-        return d
+    def generate(self, prof: Any = None) -> None:
+        generate(self.model, self.prompt, self.shape, self.mode, prof=prof, graph=self.decode_graph,
+                 prefill_graph=self.prefill_graph)
+
+    @property
+    def prefill(self) -> Callable[[], Any]:
+        """One prefill of the batch: the graph's replay itself where there is one (looped, so no extra call)."""
+        if self.prefill_graph is not None:
+            return self.prefill_graph.replay
+        return lambda: self.model.prefill(self.prompt)
+
+    @property
+    def mid_context(self) -> int:
+        """The fixed position of the looped and cycled decode step: the middle of the decode range."""
+        return self.shape.input_len + self.shape.decode_steps // 2
+
+
+@dataclass(frozen=True)
+class _InRun:
+    requests: int
+    result: Any                         # the Profiler's ProfileResult
+    phases: tuple[PhaseSummary, ...]    # per phase kind: time, integrated and fitted energy, clock
+
+
+@dataclass(frozen=True)
+class _References:
+    steady: dict[str, Any]              # phase name -> measure_kernel's measurement, looped alone
+    cycle: CycleMeasurement | None
 
 
 def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mode: str = "optimized",
@@ -129,16 +95,10 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
     """
     import torch
 
+    from kernelprof.gpu.devices import gpu_facts, require_gpu
     from kernelprof.validate import check_llm_request
 
     check_llm_request(model_name, batch, input_len, output_len, mode)
-    from kernelprof.gpu.devices import gpu_facts, require_gpu
-    from kernelprof.methods.llm.cycle import cycle_profile_path, measure_cycle, summarize_phases
-    from kernelprof.methods.steady_state import MeasureConfig, measure_kernel
-    from kernelprof.attribution.phase_fit import fit_profile_phases
-    from kernelprof.profiler import Profiler
-    from kernelprof.estimates.datasheets import datasheet_for
-
     require_gpu("kernelprof llm")
     if warmup not in ("full", "prefill"):
         raise UsageError(f"warmup must be 'full' or 'prefill', got {warmup!r}")
@@ -149,149 +109,200 @@ def run_llm(model_name: str, batch: int, input_len: int, output_len: int, *, mod
         check_fits(cfg, shape, mode, device)
     facts = gpu_facts(device)
     notes: list[str] = []
+    meta = {"model": model_name, "mode": mode, "batch": batch, "input_len": input_len, "output_len": output_len}
     with torch.cuda.device(device):
-        if model is None:
-            model = build_model(cfg, shape, mode, gemm=gemm, seed=seed)
-        else:
-            model.resize_cache(batch, shape.max_len)
-        prompt = random_prompt(cfg, shape, seed=seed)
-        pgraph = PrefillGraph(model, batch, input_len) if use_prefill_graph(shape, mode) else None
-        if pgraph is not None:
-            notes.append(f"prefill replayed from a CUDA graph ({batch * input_len} tokens <= "
-                         f"{PREFILL_GRAPH_MAX_TOKENS}: launching it from Python would leave the GPU waiting)")
-        graph = DecodeGraph(model, input_len, shape.decode_steps) if mode == "optimized" and shape.decode_steps else None
-        if warmup == "full":
-            # Warm-up request: compiles and autotunes; a second one, warm, times a request to choose the
-            # repeat count (timing the first let Triton's autotuning cut a 2 s in-run target to 1 request).
-            generate(model, prompt, shape, mode, graph=graph, prefill_graph=pgraph)
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            generate(model, prompt, shape, mode, graph=graph, prefill_graph=pgraph)
-            torch.cuda.synchronize()
-            one = time.perf_counter() - t0
-            requests = int(max(1, min(max_requests, round(min_inrun_s / max(one, 1e-3)))))
-        else:
-            if pgraph is None:
-                model.prefill(prompt)  # compiles, autotunes and allocates the activations at this shape
-            torch.cuda.synchronize()
-            requests = 1
-            notes.append("warm-up: one prefill of the batch and the decode graph's capture; one request measured")
-        with Profiler(gpus=[device], kernels=kernel_slices) as prof:
-            for _ in range(requests):
-                generate(model, prompt, shape, mode, prof=prof, graph=graph, prefill_graph=pgraph)
-        res = prof.result()
-        fit = fit_profile_phases(prof.trace, prof.timeline, prof.window, prof.sensor_profiles[0])
-        if fit is not None:
-            notes += [f"phase fit: {n}" for n in fit.notes]
-            if fit.conservation_pct is not None:
-                notes.append(f"phase fit: residual {fit.residual_rms_w:.0f} W rms per sample over {fit.readings} "
-                             f"samples; fitted window energy {fit.conservation_pct:+.2f}% vs the samples' integral")
-        if profile_path:
-            prof.save(profile_path, extra={"llm": {"model": model_name, "mode": mode, "batch": batch,
-                                                   "input_len": input_len, "output_len": output_len,
-                                                   "requests": requests}})
-
-        # Steady state: each phase looped alone (sustained), and the phases cycled as in the run.
-        steady_w: dict[str, float | None] = {"prefill": None, "decode": None}
-        steady_t: dict[str, float | None] = {"prefill": None, "decode": None}
-        steady_clock: dict[str, float | None] = {"prefill": None, "decode": None}
-        cycle = None
+        setup = _prepare(cfg, shape, mode, gemm, seed, model, device, notes)
+        requests = _warm_up(setup, warmup, min_inrun_s, max_requests, notes)
+        inrun = _measure_inrun(setup, requests, kernel_slices, profile_path, meta, notes)
+        refs = _References({}, None)
         if steady:
-            mcfg = MeasureConfig(max_wall_s=8.0, seed=seed)
-            prefill_fn = pgraph.replay if pgraph is not None else (lambda: model.prefill(prompt))
-            m = measure_kernel(prefill_fn, flops=prefill_flops(cfg, batch, input_len),
-                               min_bytes=prefill_min_bytes(cfg, batch, input_len), name="prefill", device=device,
-                               config=mcfg)
-            steady_w["prefill"], steady_t["prefill"], steady_clock["prefill"] = \
-                m.mean_power_w, m.time_per_call_s, m.sm_clock_mhz
-            if shape.decode_steps:
-                mid = input_len + shape.decode_steps // 2
-                if mode == "optimized":
-                    fixed = DecodeGraph(model, mid, 1, advance=False)
-                    fixed.reset(torch.zeros(batch, dtype=torch.long, device=model.device))
-                    step = fixed.replay
-                else:
-                    tok = torch.zeros(batch, dtype=torch.long, device=model.device)
+            looped, step = _measure_steady(setup, seed, notes)
+            cycle = _measure_cycled(setup, step, requests, profile_path, meta, notes) \
+                if cycle_reference and step is not None else None
+            refs = _References(looped, cycle)
+    return _compose(model_name, gemm, facts.name, setup, inrun, refs, notes, time.perf_counter() - wall0)
 
-                    def step() -> None:
-                        pos = torch.tensor([mid], device=model.device)
-                        lengths = torch.full((batch,), mid + 1, dtype=torch.int32, device=model.device)
-                        model.decode_step(tok, pos, lengths).argmax(-1)
-                m = measure_kernel(step, flops=decode_step_flops(cfg, batch, mid + 1),
-                                   min_bytes=decode_step_min_bytes(cfg, batch, mid + 1), name="decode-step",
-                                   device=device, config=mcfg)
-                steady_w["decode"], steady_t["decode"], steady_clock["decode"] = \
-                    m.mean_power_w, m.time_per_call_s, m.sm_clock_mhz
-                notes.append(f"steady decode measured at context {mid + 1} (the middle of the decode range)")
-                if cycle_reference:
-                    cycle = measure_cycle(prefill_fn, step, shape.decode_steps, max(3, requests),
-                                          decode_context=mid + 1, device=device,
-                                          profile_path=cycle_profile_path(profile_path) if profile_path else None,
-                                          extra={"model": model_name, "mode": mode, "batch": batch,
-                                                 "input_len": input_len, "output_len": output_len})
-                    notes += [f"cycled: {n}" for n in cycle.notes]
-                    notes.append(f"cycled steady state: {cycle.cycles} x (one prefill, {shape.decode_steps} decode "
-                                 f"steps at context {mid + 1}) back to back, so each phase runs in the power state "
-                                 "the other leaves it in; looped alone, a phase above the power limit settles at the cap")
 
-    sheet = datasheet_for(facts.name)
-    phases = []
-    inrun = summarize_phases(res.phases, fit, prof.trace, prof.timeline,
-                             {"prefill": requests, "decode": requests * shape.decode_steps})
-    for summary in inrun:
-        name, t, e, calls = summary.name, summary.time_s, summary.energy_j, summary.calls
-        if name == "prefill":
-            tokens = requests * batch * input_len
-            flops = requests * prefill_flops(cfg, batch, input_len)
-        else:
-            tokens = requests * batch * shape.decode_steps
-            flops = requests * sum(decode_step_flops(cfg, batch, input_len + i + 1) for i in range(shape.decode_steps))
-        sw = steady_w[name]
-        es = None if sw is None else sw * t
-        gap = _pct(e, es)
-        paper = paper_estimate_j(flops, "bf16", sheet)  # the paper's convention: headline peak
-        flags = set(summary.flags)
-        ef = summary.energy_fit_j
-        gap_fit = _pct(ef, es)
-        st = steady_t[name]
-        busy = None if st is None or t <= 0 else calls * st / t
-        e_call = None if sw is None or st is None else sw * st
-        if busy is not None and busy < 0.9:
-            flags.add("host_bound")
-            notes.append(f"{name}: the looped phase takes {busy:.0%} of its in-run time, so in the run the GPU "
-                         "waited on the host for the rest; steady power x in-run time overstates that phase")
-        cp = cycle.phase(name) if cycle is not None else None
-        c_int = None if cp is None or cp.power_w is None else cp.power_w * t
-        c_fit = None if cp is None or cp.power_fit_w is None else cp.power_fit_w * t
-        phases.append(PhaseEnergy(
-            name, t, tokens, float(flops), e, None if e is None else e / t, sw, es, gap, paper, tuple(sorted(flags)),
-            power_fit_w=summary.power_fit_w, power_fit_se_w=summary.power_fit_se_w,
-            energy_fit_j=ef, gap_fit_pct=gap_fit, steady_time_per_call_s=st, busy_fraction=busy,
-            steady_energy_per_call_j=e_call, gap_per_call_pct=_pct(None if e is None else e / calls, e_call),
-            gap_fit_per_call_pct=_pct(None if ef is None else ef / calls, e_call),
-            cycle_power_w=None if cp is None else cp.power_w, cycle_power_fit_w=None if cp is None else cp.power_fit_w,
-            cycle_power_fit_se_w=None if cp is None else cp.power_fit_se_w,
-            cycle_time_per_call_s=None if cp is None else cp.time_per_call_s,
-            energy_cycle_j=c_fit if c_fit is not None else c_int,
-            gap_cycle_pct=_pct(e, c_int), gap_cycle_fit_pct=_pct(ef, c_fit),
-            sm_clock_inrun_mhz=summary.sm_clock_mhz,
-            sm_clock_steady_mhz=steady_clock[name], sm_clock_cycle_mhz=None if cp is None else cp.sm_clock_mhz))
-    total_e = res.total.energy_j
+def _prepare(cfg: LlamaConfig, shape: GenerateShape, mode: str, gemm: str, seed: int, model: Any, device: int,
+             notes: list[str]) -> _Setup:
+    """Build (or resize) the model, make the prompt, capture the prefill and decode graphs."""
+    if model is None:
+        model = build_model(cfg, shape, mode, gemm=gemm, seed=seed)
+    else:
+        model.resize_cache(shape.batch, shape.max_len)
+    prompt = random_prompt(cfg, shape, seed=seed)
+    pgraph = PrefillGraph(model, shape.batch, shape.input_len) if use_prefill_graph(shape, mode) else None
+    if pgraph is not None:
+        notes.append(f"prefill replayed from a CUDA graph ({shape.batch * shape.input_len} tokens <= "
+                     f"{PREFILL_GRAPH_MAX_TOKENS}: launching it from Python would leave the GPU waiting)")
+    graph = DecodeGraph(model, shape.input_len, shape.decode_steps) if mode == "optimized" and shape.decode_steps else None
+    return _Setup(cfg, shape, mode, model, prompt, pgraph, graph, device)
+
+
+def _warm_up(setup: _Setup, warmup: str, min_inrun_s: float, max_requests: int, notes: list[str]) -> int:
+    """Compile, autotune and allocate at this shape; return the requests to measure in-run."""
+    import torch
+
+    if warmup == "full":
+        # Warm-up request: compiles and autotunes; a second one, warm, times a request to choose the
+        # repeat count (timing the first let Triton's autotuning cut a 2 s in-run target to 1 request).
+        setup.generate()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        setup.generate()
+        torch.cuda.synchronize()
+        one = time.perf_counter() - t0
+        return int(max(1, min(max_requests, round(min_inrun_s / max(one, 1e-3)))))
+    if setup.prefill_graph is None:
+        setup.model.prefill(setup.prompt)  # compiles, autotunes and allocates the activations at this shape
+    torch.cuda.synchronize()
+    notes.append("warm-up: one prefill of the batch and the decode graph's capture; one request measured")
+    return 1
+
+
+def _measure_inrun(setup: _Setup, requests: int, kernel_slices: bool, profile_path: str | None,
+                   meta: dict[str, Any], notes: list[str]) -> _InRun:
+    """The requests under the Profiler; each phase kind integrated over the samples and by the phase fit."""
+    from kernelprof.attribution.phase_fit import fit_profile_phases
+    from kernelprof.methods.llm.cycle import summarize_phases
+    from kernelprof.profiler import Profiler
+
+    with Profiler(gpus=[setup.device], kernels=kernel_slices) as prof:
+        for _ in range(requests):
+            setup.generate(prof)
+    res = prof.result()
+    fit = fit_profile_phases(prof.trace, prof.timeline, prof.window, prof.sensor_profiles[0])
+    if fit is not None:
+        notes += [f"phase fit: {n}" for n in fit.notes]
+        if fit.conservation_pct is not None:
+            notes.append(f"phase fit: residual {fit.residual_rms_w:.0f} W rms per sample over {fit.readings} "
+                         f"samples; fitted window energy {fit.conservation_pct:+.2f}% vs the samples' integral")
+    if profile_path:
+        prof.save(profile_path, extra={"llm": {**meta, "requests": requests}})
+    phases = summarize_phases(res.phases, fit, prof.trace, prof.timeline,
+                              {"prefill": requests, "decode": requests * setup.shape.decode_steps})
+    return _InRun(requests, res, tuple(phases))
+
+
+def _decode_step(setup: _Setup) -> Callable[[], None]:
+    """One decode step at the middle context, repeatable in place (it does not advance the cache)."""
+    import torch
+
+    model, batch, mid = setup.model, setup.shape.batch, setup.mid_context
+    if setup.mode == "optimized":
+        fixed = DecodeGraph(model, mid, 1, advance=False)
+        fixed.reset(torch.zeros(batch, dtype=torch.long, device=model.device))
+        return fixed.replay
+    tok = torch.zeros(batch, dtype=torch.long, device=model.device)
+
+    def step() -> None:
+        pos = torch.tensor([mid], device=model.device)
+        lengths = torch.full((batch,), mid + 1, dtype=torch.int32, device=model.device)
+        model.decode_step(tok, pos, lengths).argmax(-1)
+    return step
+
+
+def _measure_steady(setup: _Setup, seed: int, notes: list[str]) -> tuple[dict[str, Any], Callable[[], None] | None]:
+    """Each phase looped alone (`measure_kernel`): the prefill of the batch, then (if the request has
+    decode steps) one decode step at the middle context. Returns the measurements by phase name
+    and that decode step, which the cycled reference reuses."""
+    from kernelprof.methods.steady_state import MeasureConfig, measure_kernel
+
+    cfg, batch, input_len = setup.cfg, setup.shape.batch, setup.shape.input_len
+    mcfg = MeasureConfig(max_wall_s=8.0, seed=seed)
+    out = {"prefill": measure_kernel(setup.prefill, flops=prefill_flops(cfg, batch, input_len),
+                                     min_bytes=prefill_min_bytes(cfg, batch, input_len), name="prefill",
+                                     device=setup.device, config=mcfg)}
+    if not setup.shape.decode_steps:
+        return out, None
+    step = _decode_step(setup)  # captured after the looped prefill, the order the shipped runs were measured in
+    ctx = setup.mid_context + 1
+    out["decode"] = measure_kernel(step, flops=decode_step_flops(cfg, batch, ctx),
+                                   min_bytes=decode_step_min_bytes(cfg, batch, ctx), name="decode-step",
+                                   device=setup.device, config=mcfg)
+    notes.append(f"steady decode measured at context {ctx} (the middle of the decode range)")
+    return out, step
+
+
+def _measure_cycled(setup: _Setup, step: Callable[[], None], requests: int, profile_path: str | None,
+                    meta: dict[str, Any], notes: list[str]) -> CycleMeasurement:
+    """The phases cycled as in the run: one prefill, then the request's decode steps at the middle context."""
+    from kernelprof.methods.llm.cycle import cycle_profile_path, measure_cycle
+
+    steps, ctx = setup.shape.decode_steps, setup.mid_context + 1
+    cycle = measure_cycle(setup.prefill, step, steps, max(3, requests), decode_context=ctx, device=setup.device,
+                          profile_path=cycle_profile_path(profile_path) if profile_path else None, extra=meta)
+    notes += [f"cycled: {n}" for n in cycle.notes]
+    notes.append(f"cycled steady state: {cycle.cycles} x (one prefill, {steps} decode "
+                 f"steps at context {ctx}) back to back, so each phase runs in the power state "
+                 "the other leaves it in; looped alone, a phase above the power limit settles at the cap")
+    return cycle
+
+
+def _compose(model_name: str, gemm: str, gpu_name: str, setup: _Setup, inrun: _InRun, refs: _References,
+             notes: list[str], wall_s: float) -> LLMResult:
+    """Per phase, the in-run measurement with each reference's estimate; the run's totals."""
+    from kernelprof.estimates.datasheets import datasheet_for
+
+    sheet = datasheet_for(gpu_name)
+    phases = tuple(_compose_phase(s, setup, inrun.requests, refs, sheet, notes) for s in inrun.phases)
+    res, requests, shape = inrun.result, inrun.requests, setup.shape
     paper_total = sum(p.paper_estimate_j for p in phases if p.paper_estimate_j) or None
     e_phases = sum(p.energy_inrun_j for p in phases if p.energy_inrun_j is not None)
     return LLMResult(
-        model=model_name, mode=mode, gemm=gemm, batch=batch, input_len=input_len, output_len=output_len,
-        requests=requests, gpu_name=facts.name, phases=tuple(phases), total_energy_inrun_j=total_e,
-        total_time_s=res.total.time_s, counter_energy_j=res.total.energy_counter_j,
-        counter_vs_samples_pct=res.total.counter_diff_pct,
-        j_per_request_inrun=None if not e_phases else e_phases / (requests * batch),
+        model=model_name, mode=setup.mode, gemm=gemm, batch=shape.batch, input_len=shape.input_len,
+        output_len=shape.output_len, requests=requests, gpu_name=gpu_name, phases=phases,
+        total_energy_inrun_j=res.total.energy_j, total_time_s=res.total.time_s,
+        counter_energy_j=res.total.energy_counter_j, counter_vs_samples_pct=res.total.counter_diff_pct,
+        j_per_request_inrun=None if not e_phases else e_phases / (requests * shape.batch),
         paper_ratio=None if not paper_total or not e_phases else e_phases / paper_total,
         flags=tuple(sorted({f.code for f in res.total.flags})),
-        notes=tuple(notes) + tuple(res.notes), wall_s=time.perf_counter() - wall0)
+        notes=tuple(notes) + tuple(res.notes), wall_s=wall_s)
 
 
-def _pct(x: float | None, ref: float | None) -> float | None:
-    return None if x is None or not ref else 100.0 * (x - ref) / ref
+def _phase_work(cfg: LlamaConfig, shape: GenerateShape, requests: int, name: str) -> tuple[int, int]:
+    """Tokens and FLOPs of a phase over all measured requests (decode: each step at its own context)."""
+    b, s = shape.batch, shape.input_len
+    if name == "prefill":
+        return requests * b * s, requests * prefill_flops(cfg, b, s)
+    steps = shape.decode_steps
+    return requests * b * steps, requests * sum(decode_step_flops(cfg, b, s + i + 1) for i in range(steps))
+
+
+def _compose_phase(s: PhaseSummary, setup: _Setup, requests: int, refs: _References, sheet: Any,
+                   notes: list[str]) -> PhaseEnergy:
+    """One phase: each reference's power x the in-run time (and per call), and the host-bound check."""
+    t, e, calls = s.time_s, s.energy_j, s.calls
+
+    def times_t(w: float | None) -> float | None:
+        return None if w is None else w * t
+
+    est: dict[str, PhaseEstimate] = {}
+    if s.power_fit_w is not None or s.energy_fit_j is not None:
+        est["inrun_fit"] = PhaseEstimate("inrun_fit", s.power_fit_w, s.energy_fit_j, s.power_fit_se_w,
+                                         None if s.energy_fit_j is None or not calls else s.energy_fit_j / calls)
+    m = refs.steady.get(s.name)
+    if m is not None:
+        sw, st = m.mean_power_w, m.time_per_call_s
+        est["steady"] = PhaseEstimate("steady", sw, times_t(sw),
+                                      energy_per_call_j=None if sw is None or st is None else sw * st,
+                                      time_per_call_s=st, sm_clock_mhz=m.sm_clock_mhz)
+    cp = refs.cycle.phase(s.name) if refs.cycle is not None else None
+    if cp is not None:  # composed per second only: the per-call comparison is against the looped-alone phase
+        est["cycle"] = PhaseEstimate("cycle", cp.power_w, times_t(cp.power_w), time_per_call_s=cp.time_per_call_s,
+                                     sm_clock_mhz=cp.sm_clock_mhz)
+        est["cycle_fit"] = PhaseEstimate("cycle_fit", cp.power_fit_w, times_t(cp.power_fit_w), cp.power_fit_se_w,
+                                         time_per_call_s=cp.time_per_call_s, sm_clock_mhz=cp.sm_clock_mhz)
+    tokens, flops = _phase_work(setup.cfg, setup.shape, requests, s.name)
+    paper = paper_estimate_j(flops, "bf16", sheet)  # the paper's convention: headline peak
+    phase = PhaseEnergy(s.name, t, calls, tokens, float(flops), e, None if e is None else e / t, paper,
+                        s.flags, s.sm_clock_mhz, est)
+    busy = phase.busy_fraction
+    if busy is None or busy >= 0.9:
+        return dataclasses.replace(phase, flags=tuple(sorted(s.flags)))
+    notes.append(f"{s.name}: the looped phase takes {busy:.0%} of its in-run time, so in the run the GPU "
+                 "waited on the host for the rest; steady power x in-run time overstates that phase")
+    return dataclasses.replace(phase, flags=tuple(sorted({*s.flags, "host_bound"})))
 
 
 def parse_mode(mode: str) -> list[str]:

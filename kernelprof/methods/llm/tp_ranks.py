@@ -49,6 +49,9 @@ class RankPhase:
     t0_ns: int                      # first instance's start, on this rank's host clock
     kernel_time_s: dict[str, float] | None = None  # per kernel class; None without kernel slices
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "RankPhase":
         return cls(**d)
@@ -94,6 +97,9 @@ class TPPhase:
     energy_total_j: float | None            # None if any GPU lacks a figure
     start_spread_ms: float                  # ranks' aligned start times, max - min
     comm_time_share: float | None           # communication kernels' share of kernel time, all ranks
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "energy_per_gpu_j": list(self.energy_per_gpu_j)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "TPPhase":
