@@ -10,7 +10,8 @@ Produces: results with their method, uncertainty and flags, which the outputs sa
 - `ops`: op, variant, shape and dtype names resolved against the kernels registry.
 - `sweep`: grids of points measured one by one, streamed to resumable JSONL.
 - `compare`: verdicts between variants (saves energy, or only time).
-- `sensor`: characterization of each NVML power source (update period, window, lag, agreement).
+- `sensor`: characterization of each NVML power source (update period, window, lag, agreement);
+  `sensor_response` measures one source's answer to a load, `sensor_report` turns a recording into a report.
 - `nvml_crosscheck`: NVML's energy sources against each other, from a sensor run.
 - `calibrate`: the E = e_flop x FLOPs + e_byte x bytes + P_static x time model fitted on this card.
 - `ceilings`: copy bandwidth and matmul throughput measured on this card, cached.
