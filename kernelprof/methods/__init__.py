@@ -5,7 +5,8 @@ Takes in: a workload (a callable with its inputs, an op from the kernels registr
 Llama-shaped generate loop, a request trace) and a GPU.
 Produces: results with their method, uncertainty and flags, which the outputs save and render.
 
-- `steady_state`: joules per call of a kernel shorter than the sensor (`measure_kernel`, after Yang et al.).
+- `steady_state`: joules per call of a kernel shorter than the sensor (`measure_kernel`, after Yang et al.);
+  `kernel_measurement` holds its config and results, `steady_state_analysis` the arithmetic on a run.
 - `kernel_energy`: one op/variant/shape/dtype measured with every estimate beside it (`measure_op`).
 - `ops`: op, variant, shape and dtype names resolved against the kernels registry.
 - `sweep`: grids of points measured one by one, streamed to resumable JSONL.
