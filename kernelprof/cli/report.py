@@ -19,7 +19,7 @@ RENDERERS = {
     "counters": "kernelprof.cli.counters:render_counters",
     "llm": "kernelprof.cli.llm:render_run",
     "llm-tp": "kernelprof.cli.llm_tp:render_run",
-    "workload": "kernelprof.cli.workload:render_run",
+    "workload": "kernelprof.cli.workload_view:render_run",
 }
 
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if path.suffix == ".jsonl":
         from kernelprof.cli.sweep import render_jsonl
-        from kernelprof.cli.workload import is_workload_jsonl, render_workload_jsonl
+        from kernelprof.cli.workload_view import is_workload_jsonl, render_workload_jsonl
 
         if is_workload_jsonl(path):
             return render_workload_jsonl(path, as_json=args.json)
