@@ -12,7 +12,7 @@ from kernelprof.outputs.runfile import load_run
 # Run kind -> "module:function" taking the loaded RunFile. Imported lazily: a report of one kind
 # must not need the others' dependencies.
 RENDERERS = {
-    "kernel": "kernelprof.cli.kernel:render_run",
+    "kernel": "kernelprof.cli.kernel_view:render_run",
     "compare": "kernelprof.cli.compare:render_run",
     "profile": "kernelprof.cli.profile_view:render_run",
     "sensor": "kernelprof.cli.sensor:render_run",

@@ -6,7 +6,6 @@ verdicts themselves are kernelprof.methods.compare.
 """
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -151,10 +150,6 @@ def compare_variants(op: str | None, variants: str | Sequence[str] | None = None
                              measured, failed, tuple(compare_all(points, baseline=base)), points=tuple(points))
 
 
-def default_compare_path(op: str) -> Path:
-    return Path("runs") / f"compare-{op}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-
-
 def save_compare_run(result: VariantComparison, out: str | Path | None = None) -> tuple[VariantComparison, Path, Path]:
     """Write the energy-vs-time plot and the run file (default runs/compare-<op>-<time>.json).
 
@@ -163,9 +158,9 @@ def save_compare_run(result: VariantComparison, out: str | Path | None = None) -
     from dataclasses import replace
 
     from kernelprof.outputs.plots import energy_vs_time_png
-    from kernelprof.outputs.runfile import save_run
+    from kernelprof.outputs.runfile import default_run_path, save_run
 
-    path = Path(out) if out else default_compare_path(result.op)
+    path = Path(out) if out else default_run_path(f"compare-{result.op}")
     png = path.with_suffix(".png")
     energy_vs_time_png(result.points, png, title=f"{result.op} {result.shape} {result.dtype} on {result.gpu_name}")
     result = replace(result, plot=png.name)
