@@ -16,7 +16,7 @@ RENDERERS = {
     "compare": "kernelprof.cli.compare:render_run",
     "profile": "kernelprof.cli.profile_view:render_run",
     "sensor": "kernelprof.cli.sensor:render_run",
-    "counters": "kernelprof.cli.counters:render_counters",
+    "counters": "kernelprof.cli.counters_view:render_counters",
     "llm": "kernelprof.cli.llm:render_run",
     "llm-tp": "kernelprof.cli.llm_tp:render_run",
     "workload": "kernelprof.cli.workload_view:render_run",
