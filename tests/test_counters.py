@@ -405,9 +405,12 @@ def wide_console(monkeypatch):
     from rich.console import Console
 
     import kernelprof.cli.counters as cli
+    import kernelprof.cli.counters_view as view
+    import kernelprof.cli.ncu_view as ncu_view
 
     console = Console(width=200, record=True, highlight=False)
-    monkeypatch.setattr(cli, "console", console)
+    for module in (cli, view, ncu_view):  # the command and the two modules its tables come from
+        monkeypatch.setattr(module, "console", console)
     return console
 
 

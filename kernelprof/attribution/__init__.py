@@ -5,7 +5,11 @@ sensor profile).
 Produces: energy per interval with its cross-check against the energy counter, flags for what could
 make a figure wrong, and per-phase mean powers fitted for phases shorter than a sample.
 
-- `intervals`: the piecewise-constant power function of the buffered samples, its exact integral
-  over intervals (so phases add up to their union), the counter check, `attribute`, `SensorProfile`.
+- `intervals`: `attribute`, which integrates each GPU's power over intervals and checks it against
+  the energy counter; it re-exports the names below that callers import from it.
+- `power_function`: the piecewise-constant power function of the readings and its exact integral
+  over intervals (so phases add up to their union).
+- `interval_energy`: the results (`IntervalEnergy`, `GPUIntervalEnergy`, `CounterCheck`, `Flag`).
+- `sensor_profile`: `SensorProfile` (the sensor's period, window and lag) and where it is cached.
 - `phase_fit`: one mean power per phase kind fitted by least squares to the samples' windows.
 """

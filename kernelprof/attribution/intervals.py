@@ -12,275 +12,28 @@ disciplined figure, and each interval's `discipline` keeps the raw samples' ener
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-from kernelprof import cache
 from kernelprof.timeline.clock import Interval, Timeline
-from kernelprof.attribution.counter_discipline import CounterDiscipline, DisciplinedEnergy, DisciplineSummary, build_discipline
+from kernelprof.attribution.counter_discipline import CounterDiscipline, build_discipline
+from kernelprof.attribution.interval_energy import (Attribution, CounterCheck, Flag, GPUIntervalEnergy,
+                                                    IntervalEnergy)
+from kernelprof.attribution.power_function import PowerFunction
+# Re-exported: these lived here before the split, and callers import them from here.
+from kernelprof.attribution.sensor_profile import (DEFAULT_SENSOR_PROFILE, SensorProfile, load_sensor_profile,
+                                                   sensor_profile_path)
 from kernelprof.gpu.nvml import CLOCK_EVENT_GPU_IDLE, clock_event_names
 from kernelprof.sampling.powertrace import GPUTrace, PowerTrace
 
+__all__ = ["SHORT_INTERVAL_MESSAGE", "Attribution", "AttributionConfig", "CounterCheck", "DEFAULT_SENSOR_PROFILE",
+           "Flag", "GPUIntervalEnergy", "IntervalEnergy", "PowerFunction", "SensorProfile", "attribute",
+           "load_sensor_profile", "sensor_profile_path"]
+
 SHORT_INTERVAL_MESSAGE = "interval shorter than the sensor window; use the steady-state method"
 
-
-@dataclass(frozen=True)
-class SensorProfile:
-    """What attribution assumes about a GPU's power sources (see `kernelprof sensor`)."""
-
-    samples_period_s: float = 0.020
-    samples_window_s: float = 0.020
-    # 3.6 ms: what `kernelprof sensor` measured on an H100 SXM (traces/sensor-h100.json); with no
-    # lag, a phase of ~20 ms reads part of its neighbour's power (the phase fit moved 1-2%).
-    samples_lag_s: float = 0.0036
-    field_period_s: float = 0.100
-    counter_period_s: float = 0.100
-    source: str = "default"  # "measured" (by kernelprof sensor on this GPU), "shipped" (another card of its model) or "default"
-    note: str = ("built-in default (kernelprof sensor on one H100 80GB HBM3, driver 580.159.04), not measured on "
-                 "this GPU; run `kernelprof sensor` (about 20 s) to measure it")
-    gpu_uuid: str | None = None
-    driver: str | None = None
-    created: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "SensorProfile":
-        """From to_json's dict; unknown keys (a newer file) are ignored."""
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-DEFAULT_SENSOR_PROFILE = SensorProfile()
-
-
-def sensor_profile_path(uuid: str | None, driver: str | None):
-    return cache.cache_path("sensor", uuid, driver)
-
-
-def load_sensor_profile(uuid: str | None, driver: str | None, gpu_name: str | None = None) -> SensorProfile:
-    """The profile `kernelprof sensor` saved for this GPU and driver; else the one shipped for its
-    model (kernelprof.attribution.shipped_profiles); else the default. Each says which it is."""
-    doc = None
-    if uuid and driver:
-        doc = cache.read_cached(sensor_profile_path(uuid, driver))
-    elif uuid:  # driver unknown (a saved run without it): the newest profile of this GPU
-        stem = sensor_profile_path(uuid, "x").name[:-len("-x.json")]
-        found = sorted(cache.cache_dir().glob(stem + "-*.json"), key=lambda p: p.stat().st_mtime)
-        doc = cache.read_cached(found[-1]) if found else None
-    if doc and isinstance(doc.get("profile"), dict):
-        try:
-            return SensorProfile.from_json(doc["profile"])
-        except TypeError:
-            pass
-    from kernelprof.attribution.shipped_profiles import shipped_profile
-
-    shipped = shipped_profile(gpu_name)
-    if shipped is not None:
-        try:
-            prof = SensorProfile.from_json(shipped["profile"])
-        except TypeError:
-            prof = None
-        if prof is not None:
-            return replace(prof, source="shipped", gpu_uuid=uuid, driver=driver,
-                           note=f"another card's profile ({shipped.get('from', 'shipped with kernelprof')}), not "
-                                "measured on this GPU; run `kernelprof sensor` (about 20 s) to measure it")
-    return SensorProfile(gpu_uuid=uuid, driver=driver)
-
-
-# ---------------------------------------------------------------------------------------------
-# The power function
-
-@dataclass(frozen=True, eq=False)
-class PowerFunction:
-    """Piecewise-constant power: `power_w[i]` on [edges_s[i], edges_s[i+1]) (s after origin_us).
-
-    `hole[i]` marks a segment no reading covered (a gap), filled with its neighbours' mean.
-    """
-
-    origin_us: int
-    edges_s: np.ndarray
-    power_w: np.ndarray
-    hole: np.ndarray
-    cum_j: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        cum = np.concatenate([[0.0], np.cumsum(self.power_w * np.diff(self.edges_s))])
-        object.__setattr__(self, "cum_j", cum)
-
-    @classmethod
-    def from_windows(cls, t_us: np.ndarray, power_w: np.ndarray, *, period_s: float, lag_s: float = 0.0,
-                     gap_factor: float = 1.5, origin_us: int | None = None,
-                     backward: bool = True) -> "PowerFunction | None":
-        """Readings as window averages ending at their stamps (`backward`) or held until the next one.
-
-        A spacing over `gap_factor` periods becomes: the reading's own window of one period, and a
-        hole between it and the previous reading's window.
-        """
-        t_us = np.asarray(t_us, np.int64)
-        w = np.asarray(power_w, np.float64)
-        if len(t_us) == 0:
-            return None
-        origin = int(t_us[0]) if origin_us is None else int(origin_us)
-        t = (t_us - origin) / 1e6 - lag_s
-        d = np.diff(t)
-        gap = d > gap_factor * period_s
-        if backward:  # window of sample i is (t[i-1], t[i]], or one period if a gap precedes it
-            starts = np.empty(len(t))
-            starts[0] = t[0] - period_s
-            starts[1:] = np.where(gap, t[1:] - period_s, t[:-1])
-            ends = t
-            h0, h1 = t[:-1][gap], (t[1:] - period_s)[gap]
-        else:  # reading i holds on [t[i], t[i+1]), or one period if a gap follows it
-            starts = t
-            ends = np.empty(len(t))
-            ends[-1] = t[-1] + period_s
-            ends[:-1] = np.where(gap, t[:-1] + period_s, t[1:])
-            h0, h1 = (t[:-1] + period_s)[gap], t[1:][gap]
-        hole_w = 0.5 * (w[:-1][gap] + w[1:][gap])
-        s = np.concatenate([starts, h0])
-        e = np.concatenate([ends, h1])
-        p = np.concatenate([w, hole_w])
-        hole = np.concatenate([np.zeros(len(t), bool), np.ones(len(h0), bool)])
-        order = np.argsort(s, kind="stable")
-        s, e, p, hole = s[order], e[order], p[order], hole[order]
-        edges = np.concatenate([s, e[-1:]])
-        return cls(origin, edges, p, hole)
-
-    def _x(self, t_ns: int) -> float:
-        return (int(t_ns) - self.origin_us * 1000) / 1e9
-
-    def _cum(self, x: float) -> float:
-        e = self.edges_s
-        x = min(max(x, e[0]), e[-1])
-        k = min(max(int(np.searchsorted(e, x, side="right")) - 1, 0), len(self.power_w) - 1)
-        return float(self.cum_j[k] + self.power_w[k] * (x - e[k]))
-
-    def energy_j(self, t0_ns: int, t1_ns: int) -> float:
-        """Exact integral over [t0, t1] (the part inside the function's span)."""
-        return self._cum(self._x(t1_ns)) - self._cum(self._x(t0_ns))
-
-    def covered_s(self, t0_ns: int, t1_ns: int) -> float:
-        x0, x1 = self._x(t0_ns), self._x(t1_ns)
-        return max(0.0, min(x1, self.edges_s[-1]) - max(x0, self.edges_s[0]))
-
-    def hole_s(self, t0_ns: int, t1_ns: int) -> float:
-        x0, x1 = self._x(t0_ns), self._x(t1_ns)
-        idx = np.nonzero(self.hole)[0]
-        a, b = self.edges_s[idx], self.edges_s[idx + 1]
-        return float(np.sum(np.clip(np.minimum(b, x1) - np.maximum(a, x0), 0.0, None)))
-
-    def n_readings(self, t0_ns: int, t1_ns: int) -> int:
-        """Readings whose windows overlap [t0, t1]."""
-        x0, x1 = self._x(t0_ns), self._x(t1_ns)
-        overlap = (self.edges_s[1:] > x0) & (self.edges_s[:-1] < x1) & ~self.hole
-        return int(np.sum(overlap))
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-
-@dataclass(frozen=True)
-class Flag:
-    code: str  # sample_gap | samples_lost | short_interval | outside_trace | throttled | clocks_moved |
-    #            other_processes | fallback_method | synthetic_trace
-    message: str
-
-
-@dataclass(frozen=True)
-class CounterCheck:
-    """The energy counter between two marks, and the samples integrated over the same window."""
-
-    t0_ns: int
-    t1_ns: int
-    counter_energy_j: float
-    samples_energy_j: float | None
-    diff_j: float | None  # samples - counter
-    diff_pct: float | None  # of the counter
-    precise: bool  # both marks pinned to a counter update (read until it stepped)
-
-    @property
-    def window_s(self) -> float:
-        return (self.t1_ns - self.t0_ns) / 1e9
-
-
-@dataclass(frozen=True)
-class GPUIntervalEnergy:
-    gpu: int
-    uuid: str | None
-    energy_j: float | None
-    mean_power_w: float | None
-    method: str  # nvml_samples | instant_field | average_field | none
-    n_samples: int
-    coverage: float  # fraction of the interval inside the readings' span, holes excluded
-    energy_instant_j: float | None
-    mean_average_field_w: float | None
-    counter: CounterCheck | None
-    counter_note: str | None
-    flags: tuple[Flag, ...]
-    # energy_j is the samples disciplined by the counter where `discipline` is set (its raw_energy_j
-    # keeps the samples' own figure); None: raw samples, and discipline_note says why
-    discipline: DisciplinedEnergy | None = None
-    discipline_note: str | None = None
-
-    @property
-    def samples_energy_j(self) -> float | None:
-        return self.discipline.raw_energy_j if self.discipline is not None else self.energy_j
-
-
-@dataclass(frozen=True)
-class IntervalEnergy:
-    """One interval's energy, summed over GPUs, with each GPU's numbers and the flags."""
-
-    name: str
-    path: str
-    depth: int
-    kind: str
-    t0_ns: int
-    t1_ns: int
-    time_s: float
-    energy_j: float | None
-    mean_power_w: float | None
-    method: str
-    gpus: tuple[GPUIntervalEnergy, ...]
-    flags: tuple[Flag, ...]
-
-    @property
-    def counter_energy_j(self) -> float | None:
-        checks = [g.counter for g in self.gpus]
-        return None if any(c is None for c in checks) else sum(c.counter_energy_j for c in checks)
-
-    def flag_codes(self) -> list[str]:
-        return [f.code for f in self.flags]
-
-    @property
-    def samples_energy_j(self) -> float | None:
-        """The raw buffered samples' energy, before the counter discipline."""
-        raw = [g.samples_energy_j for g in self.gpus]
-        return None if any(e is None for e in raw) else float(sum(raw))
-
-
-@dataclass(frozen=True)
-class Attribution:
-    window: IntervalEnergy
-    intervals: tuple[IntervalEnergy, ...]
-    sensor_profiles: tuple[SensorProfile, ...]  # one per GPU, in trace order
-    provenance: str
-    notes: tuple[str, ...]
-    disciplines: tuple[DisciplineSummary | None, ...] = ()  # one per GPU; None: raw samples
-
-    def by_path(self, path: str) -> IntervalEnergy:
-        for i in self.intervals:
-            if i.path == path:
-                return i
-        raise KeyError(path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Attribution
 
 @dataclass(frozen=True)
 class AttributionConfig:

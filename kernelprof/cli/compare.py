@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from kernelprof.cli.kernel import add_measure_options, config_from_args
 from kernelprof.cli.output import console, fmt, print_json
-from kernelprof.methods.compare import Comparison, VariantPoint, compare_all
-from kernelprof.errors import BUG_HINT, InternalError, UsageError, is_internal_bug, points_failed_exit
-from kernelprof.outputs.runfile import save_run, to_jsonable
+from kernelprof.errors import points_failed_exit
+from kernelprof.methods.compare import Comparison
+# point_of re-exported: it lived here before the workflow moved to the library.
+from kernelprof.methods.compare_variants import compare_variants, point_of, save_compare_run  # noqa: F401
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,81 +28,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def point_of(name: str, k: dict[str, Any]) -> VariantPoint:
-    m = k["measurement"]
-    if m["energy_per_call_j"] is None:
-        raise UsageError(f"variant {name} has no energy measurement")
-    return VariantPoint(name, m["energy_per_call_j"], m["energy_ci_j"] or 0.0, m["time_per_call_s"], m["time_ci_s"] or 0.0)
-
-
 def run(args: argparse.Namespace) -> int:
-    from kernels import get_op
-
-    from kernelprof.methods.user_case import user_op
-
-    op = user_op(args.fn, args.variants, probe=not args.from_sweep) if args.fn else get_op(args.op or "")
-    variants = args.variants.split(",") if args.variants else list(op.variants)
-    bad = [v for v in variants if v not in op.variants]
-    if bad:
-        raise UsageError(f"unknown variant(s) {bad} for {op.name}; available: {sorted(op.variants)}")
-    if len(variants) < 2:
-        raise UsageError("compare needs at least two variants")
-    shape = str(op.parse_shape(args.shape if args.shape is not None else op.default_shape))
-    from kernelprof.validate import check_dtype
-
-    dtype = check_dtype(args.dtype, op.name)
-    cfg = None if args.from_sweep else config_from_args(args)
-    if args.baseline and args.baseline not in variants:
-        raise UsageError(f"baseline {args.baseline!r} is not among the variants {variants}")
-    measured: dict[str, dict[str, Any]] = {}
-    failed: dict[str, str] = {}
-    if args.from_sweep:
-        from kernelprof.methods.sweep import read_done
-
-        for rec in read_done(Path(args.from_sweep)).values():
-            if rec.get("op") == op.name and rec.get("variant") in variants and rec.get("status") == "ok" \
-                    and rec.get("dtype") == dtype and str(op.parse_shape(rec["shape"])) == shape:
-                measured[rec["variant"]] = rec["result"]
-    else:
-        from kernelprof.gpu.devices import require_gpu
-        from kernelprof.methods.kernel_energy import measure_op
-
-        require_gpu("kernelprof compare")
-        for v in variants:
-            console.print(f"measuring {op.name}/{v} at {shape} ...")
-            try:
-                measured[v] = measure_op(op.name, v, shape, args.dtype, device=args.device, config=cfg,
-                                         seed=args.seed, paper_convention=args.paper_peak).to_json()
-            except Exception as exc:  # noqa: BLE001 - one variant failing (OOM, unsupported) must not lose the rest
-                if is_internal_bug(exc):  # kernelprof's own bug is not the variant's failure
-                    raise InternalError(f"variant {v} hit {type(exc).__name__}: {exc}; {BUG_HINT}") from exc
-                failed[v] = f"{type(exc).__name__}: {exc}"
-                console.print(f"[red]{v} failed:[/] {failed[v]}")
-    names = [v for v in variants if v in measured]
-    if len(names) < 2:
-        raise UsageError(f"fewer than two variants measured at {shape} ({names}); nothing to compare")
-    baseline = args.baseline or names[0]
-    if baseline not in names:
-        raise UsageError(f"baseline {baseline!r} was not measured; measured: {names}")
-    points = [point_of(v, measured[v]) for v in names]
-    comps = compare_all(points, baseline=baseline)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{op.name}-{stamp}.json"
-    png = out.with_suffix(".png")
-    from kernelprof.outputs.plots import energy_vs_time_png
-
-    gpu = next(iter(measured.values()))["gpu_name"]
-    energy_vs_time_png(points, png, title=f"{op.name} {shape} {args.dtype} on {gpu}")
-    payload = {"op": op.name, "shape": shape, "dtype": args.dtype, "baseline": baseline, "gpu_name": gpu,
-               "variants": measured, "failed": failed, "comparisons": [to_jsonable(c) for c in comps],
-               "plot": png.name}
-    save_run(out, "compare", payload)
+    result = compare_variants(
+        args.op, args.variants, fn=args.fn, shape=args.shape, dtype=args.dtype, baseline=args.baseline,
+        config=lambda: config_from_args(args), device=args.device, seed=args.seed, paper_convention=args.paper_peak,
+        from_sweep=args.from_sweep, on_variant=lambda op, v, shape: console.print(f"measuring {op}/{v} at {shape} ..."),
+        on_failure=lambda v, err: console.print(f"[red]{v} failed:[/] {err}"))
+    result, out, png = save_compare_run(result, args.out)
+    payload = result.to_json()
     if args.json:
         print_json(payload)
     else:
         render_compare(payload)
         console.print(f"saved {out} and {png}")
-    return points_failed_exit(len(failed), len(variants), "variants")
+    return points_failed_exit(len(result.failed), len(result.failed) + len(result.variants), "variants")
 
 
 def render_run(run) -> None:

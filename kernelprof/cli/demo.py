@@ -45,8 +45,11 @@ def shipped_demo() -> int:
 def gpu_demo(out: Path) -> int:
     import torch
 
-    from kernelprof.cli import compare, info
+    from kernelprof.cli import info
     from kernelprof.cli.ceilings import run as ceilings_run
+    from kernelprof.cli.compare import render_compare
+    from kernelprof.methods.compare_variants import compare_variants, save_compare_run
+    from kernelprof.methods.kernel_measurement import MeasureConfig
     from kernelprof.cli.profile_view import render_profile
     from kernelprof.profiler import Profiler
     from kernels import get_op
@@ -56,10 +59,15 @@ def gpu_demo(out: Path) -> int:
     console.rule("2. What this card really does (cached after the first run)")
     ceilings_run(argparse.Namespace(device=0, refresh=False, json=False))
     console.rule("3. Attention variants: which saves energy, which only time?")
-    compare.run(argparse.Namespace(op="attention", variants="triton,sdpa-flash,sdpa-cudnn", baseline="sdpa-flash",
-                                   shape="b=4,h=32,s=4096,d=128,causal", from_sweep=None, dtype="bf16", device=0,
-                                   precision=1.0, max_seconds=5.0, window=1.0, seed=0,
-                                   out=str(out / "demo-compare-attention.json"), json=False))
+    # 1 s runs and a 5 s cap per variant: a demo, not a benchmark.
+    result = compare_variants("attention", "triton,sdpa-flash,sdpa-cudnn", shape="b=4,h=32,s=4096,d=128,causal",
+                              dtype="bf16", baseline="sdpa-flash",
+                              config=MeasureConfig(run_s=1.0, target_rel_ci=0.01, max_wall_s=5.0, seed=0),
+                              on_variant=lambda op, v, shape: console.print(f"measuring {op}/{v} at {shape} ..."),
+                              on_failure=lambda v, err: console.print(f"[red]{v} failed:[/] {err}"))
+    result, path, png = save_compare_run(result, out / "demo-compare-attention.json")
+    render_compare(result.to_json())
+    console.print(f"saved {path} and {png}")
     console.rule("4. A phased run: prefill-like attention, then decode steps, attributed by the Profiler")
     attn, dec = get_op("attention"), get_op("decode")
     a_in = attn.make_inputs(attn.parse_shape("b=8,h=32,kv=8,s=2048,d=128,causal"), torch.bfloat16, torch.device("cuda"), 0)

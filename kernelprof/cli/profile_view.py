@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from kernelprof.cli.kernel_names import short_kernel_name
 from kernelprof.cli.output import console, flags_summary, fmt
 
 SUMMARIZE_OVER = 3  # a path repeated more often than this (decode steps) is summarized
@@ -84,39 +85,6 @@ def render_profile(res, *, title: str = "Profile", steps: bool = False) -> None:
             console.print(f"[dim]GPU {s['gpu']}: no {', '.join(s['missing'])}[/]")
     for n in res.notes:
         console.print(f"[dim]note: {n}[/]")
-
-
-def short_kernel_name(name: str, chars: int = 160) -> str:
-    """The head of a C++ kernel name without the return type (templates make them 1000+ characters),
-    escaped: brackets in C++ names would read as rich markup."""
-    from rich.markup import escape
-
-    name = name[5:] if name.startswith("void ") else name
-    return escape(name if len(name) <= chars else f"{name[:chars]} (+{len(name) - chars} chars)")
-
-
-def core_kernel_name(name: str) -> str:
-    """The function's own name, without return type, namespaces, template and call arguments:
-    'void at::native::(anonymous namespace)::cunn_SoftMaxForward<8, float>(...)' ->
-    'cunn_SoftMaxForward'. For narrow tables; the full name stays in the run file and the trace."""
-    from rich.markup import escape
-
-    head, depth = [], 0
-    text = name[5:] if name.startswith("void ") else name
-    for ch in text:
-        if ch in "<(" and depth == 0 and head and not "".join(head).endswith("(anonymous namespace"):
-            if ch == "(" and "".join(head).endswith("::"):
-                head.append(ch)  # '(anonymous namespace)' is part of the path, not the call
-                depth += 1
-                continue
-            break
-        if ch in "<(":
-            depth += 1
-        elif ch in ">)":
-            depth -= 1
-        head.append(ch)
-    core = "".join(head).rsplit("::", 1)[-1].strip()
-    return escape(core or text[:40])
 
 
 def _fmt_time(time_s: float) -> str:

@@ -5,7 +5,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kernelprof.cli.output import console, fmt
-from kernelprof.cli.profile_view import core_kernel_name, short_kernel_name
+from kernelprof.cli.kernel_names import core_kernel_name, short_kernel_name
 
 BY = ("range", "kernel", "class")
 

@@ -12,14 +12,14 @@ from kernelprof.outputs.runfile import load_run
 # Run kind -> "module:function" taking the loaded RunFile. Imported lazily: a report of one kind
 # must not need the others' dependencies.
 RENDERERS = {
-    "kernel": "kernelprof.cli.kernel:render_run",
+    "kernel": "kernelprof.cli.kernel_view:render_run",
     "compare": "kernelprof.cli.compare:render_run",
     "profile": "kernelprof.cli.profile_view:render_run",
     "sensor": "kernelprof.cli.sensor:render_run",
-    "counters": "kernelprof.cli.counters:render_counters",
+    "counters": "kernelprof.cli.counters_view:render_counters",
     "llm": "kernelprof.cli.llm:render_run",
     "llm-tp": "kernelprof.cli.llm_tp:render_run",
-    "workload": "kernelprof.cli.workload:render_run",
+    "workload": "kernelprof.cli.workload_view:render_run",
 }
 
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if is_ladder_jsonl(path):
             return _render_ladder_file(path, as_json=args.json)
         from kernelprof.cli.sweep import render_jsonl
-        from kernelprof.cli.workload import is_workload_jsonl, render_workload_jsonl
+        from kernelprof.cli.workload_view import is_workload_jsonl, render_workload_jsonl
 
         if is_workload_jsonl(path):
             return render_workload_jsonl(path, as_json=args.json)

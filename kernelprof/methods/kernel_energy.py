@@ -7,6 +7,7 @@ achieved rates and the roofline fraction. Its payload is what run files and swee
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from kernelprof.errors import UsageError
@@ -153,3 +154,14 @@ def measure_op(op_name: str, variant: str, shape_text: str | None = None, dtype:
                           name=f"{op.name}/{variant}", device=device, config=config)
     return describe(meas, op=op.name, variant=variant, shape=str(shape), dtype=dtype, gpu_name=facts.name,
                     uuid=facts.uuid, driver=facts.driver_version, paper_convention=paper_convention)
+
+
+def save_kernel_run(ke: KernelEnergy, out: str | Path | None = None) -> Path:
+    """Save a run file of kind "kernel" (default runs/kernel-<op>-<variant>-<time>.json, or
+    runs/kernel-fn-<function>-<time>.json for a user's case); returns its path."""
+    from kernelprof.outputs.runfile import default_run_path, save_run
+
+    stem = f"kernel-fn-{ke.op.rpartition(':')[2]}" if ke.op.startswith("fn:") else f"kernel-{ke.op}-{ke.variant}"
+    path = Path(out) if out else default_run_path(stem)
+    save_run(path, "kernel", ke.to_json())
+    return path

@@ -104,7 +104,7 @@ def plot_run(path: str | Path, out: str | Path | None = None, *, depth: int = 0)
             written.append(_timeline(prof, out.with_name(out.name[:-4] + ".timeline.png"), prof.name, depth))
         return written
     if r.kind == "compare":
-        from kernelprof.cli.compare import point_of
+        from kernelprof.methods.compare_variants import point_of
 
         p = r.payload
         pts = [point_of(n, k) for n, k in p["variants"].items()]

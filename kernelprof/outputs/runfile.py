@@ -62,6 +62,13 @@ def arrays_path(path: Path) -> Path:
     return path.with_name(stem + ".arrays.npz")
 
 
+def default_run_path(stem: str) -> Path:
+    """runs/<stem>-<local time YYYYmmdd-HHMMSS>.json: where a command saves a run not given -o."""
+    import datetime as _dt
+
+    return Path("runs") / f"{stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+
+
 def save_run(path: str | Path, kind: str, payload: Any, *, arrays: dict[str, np.ndarray] | None = None,
              environment: dict[str, Any] | None = None) -> Path:
     """Write a run file (and its side arrays) atomically; returns the JSON path."""

@@ -8,5 +8,7 @@ quantiles; a `KernelTrace` of GPU kernel, memcpy and memset slices on the same c
   `Interval` and `Timeline`.
 - `cuda_timing`: `time_cuda`, CUDA-event timing of any callable (L2 flushed or rotating inputs,
   CUDA graphs for short kernels), and rotating input sets.
-- `kernel_trace`: torch.profiler (CUPTI) activity turned into a `KernelTrace` on the Profiler's clock.
+- `kernel_trace`: torch.profiler (CUPTI) activity turned into a `KernelTrace` on the Profiler's clock;
+  `kineto_events` reads the activity, `kernel_clock` aligns it through marker brackets, `kernel_recorder`
+  drives torch.profiler.
 """

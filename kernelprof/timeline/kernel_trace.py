@@ -4,130 +4,31 @@
 module turns the recorded GPU activity into a `KernelTrace` (interned names + numpy arrays) and
 puts it on the same clock as the phases.
 
-Clocks. Phases are CUDA events mapped to host epoch nanoseconds by `kernelprof.timeline.clock.EventClock`.
-Kineto stamps GPU activity in its own nanoseconds (`_KinetoEvent.start_ns()`; on torch 2.11 with
-CUDA 13 they read as Unix epoch ns, but nothing promises that). So the offset is measured, not
-assumed: at the start and at the end of the run, `ClockMarker` brackets a tiny distinctive kernel
-(`torch.cuda._sleep`, CUPTI name `...spin_kernel(long)`) between two of our CUDA events, behind a
-longer spin that keeps the stream busy, so the GPU runs event, marker, event back to back. For
-each bracket
-    offset_ns = mid(event_t0_ns, event_t1_ns) - mid(kernel_start_ns, kernel_end_ns)
-with uncertainty +-slack/2, slack = (event_t1 - event_t0) - (kernel_end - kernel_start).
-
-The two offsets differ (`residual_ns`): in a 2 s LLM run on an H100 the end marker's offset was
-325 us above the start marker's, both brackets tight to 2.5 us; in other runs 8-19 us. Both clocks
-are linear maps of the GPU's timer (ours a line through the EventClock's anchors, CUPTI's its own
-calibration), so their disagreement is linear in time too. The kernels are therefore mapped by the
-line through both brackets,
-    epoch_ns = kineto_ns + offset_ns + (kineto_ns - ref_kineto_ns) * drift_ppm / 1e6,
-which puts them on the phases' clock at both ends and in between, and a residual over 50 us is
-noted (it says that one of the clocks, most likely the phases' own anchors, moved that much
-against the other over the run). With one bracket the offset is constant; without markers,
-kineto's absolute time is taken as epoch ns (offset 0) and the alignment says so.
+The clock alignment is kernelprof.timeline.kernel_clock, the kineto events to arrays
+kernelprof.timeline.kineto_events, and the recorder that drives torch.profiler
+kernelprof.timeline.kernel_recorder; this module holds the trace, its alignment step and the
+per-phase summary, and re-exports the names callers import from it.
 """
 from __future__ import annotations
 
-import time
-import warnings
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
-KINDS = ("kernel", "memcpy", "memset")  # `kind` codes index this tuple
+from kernelprof.timeline.kernel_clock import (MARKER_CYCLES, MARKER_PRELOAD_CYCLES, MAX_RESIDUAL_NS, ClockMarker,
+                                              KernelClockAlignment, align_markers)
+from kernelprof.timeline.kernel_recorder import KernelRecorder
+from kernelprof.timeline.kineto_events import KINDS, GPUActivity, collect_gpu_activity
+
+__all__ = ["ARRAY_NAMES", "KINDS", "MARKER_CYCLES", "MARKER_NAME", "MARKER_PRELOAD_CYCLES", "MAX_RESIDUAL_NS",
+           "ClockMarker", "GPUActivity", "KernelClockAlignment", "KernelRecorder", "KernelTotal", "KernelTrace",
+           "PhaseKernels", "align_markers", "build_kernel_trace", "collect_gpu_activity", "find_markers",
+           "kernels_by_phase"]
+
 MARKER_NAME = "spin_kernel"  # torch.cuda._sleep's kernel: at::cuda::(anonymous namespace)::spin_kernel(long)
-MAX_RESIDUAL_NS = 50_000  # above this the two brackets disagree enough to flag the alignment
-# The preload spin must outlast the host's launches of event, marker, event. 200k cycles (0.1 ms)
-# did not at the start of a run on an H100 (bracket 64 us loose: CUPTI's first activity buffers are
-# set up in those launches), so ~1 ms at 2 GHz; it runs outside the measured window.
-MARKER_PRELOAD_CYCLES = 2_000_000
-MARKER_CYCLES = 1_000  # the marker itself: ~1.4 us on an H100 (measured, torch 2.11)
 ARRAY_NAMES = {"name_index": np.int32, "kind": np.int8, "start_ns": np.int64, "end_ns": np.int64,
                "stream": np.int64, "device": np.int16}
-
-
-@dataclass(frozen=True)
-class ClockMarker:
-    """One bracket: our CUDA events around the marker kernel (epoch ns), and the marker as kineto saw it."""
-
-    event_t0_ns: int  # epoch ns, the CUDA event recorded just before the marker kernel
-    event_t1_ns: int  # epoch ns, the CUDA event recorded just after it
-    kernel_start_ns: int  # kineto ns
-    kernel_end_ns: int  # kineto ns
-
-    @property
-    def offset_ns(self) -> float:
-        """epoch_ns - kineto_ns, from the midpoints of the bracket and the kernel."""
-        # Differences first, in Python ints: an epoch ns in a float64 is only good to 256 ns.
-        return ((self.event_t0_ns - self.kernel_start_ns) + (self.event_t1_ns - self.kernel_end_ns)) / 2
-
-    @property
-    def slack_ns(self) -> int:
-        """How loosely the events bracket the kernel; the offset is good to +-slack/2 (negative: clocks disagree)."""
-        return (self.event_t1_ns - self.event_t0_ns) - (self.kernel_end_ns - self.kernel_start_ns)
-
-
-@dataclass(frozen=True)
-class KernelClockAlignment:
-    """How kineto's timestamps were put on the epoch clock:
-    epoch_ns = kineto_ns + offset_ns + (kineto_ns - ref_kineto_ns) * drift_ppm / 1e6."""
-
-    method: str  # "marker_kernels" | "kineto_absolute" (no usable marker: offset 0, unverified)
-    offset_ns: int  # epoch_ns - kineto_ns at ref_kineto_ns (the start marker)
-    ref_kineto_ns: int
-    drift_ppm: float  # how much faster the phases' clock ran than kineto's; 0 with fewer than 2 markers
-    residual_ns: int | None  # end bracket's offset - start bracket's offset; None with fewer than 2
-    marker_offsets_ns: tuple[float, ...]
-    marker_slack_ns: tuple[int, ...]
-    note: str | None  # why the alignment may be off, or None when both brackets agree
-
-    def to_epoch_ns(self, kineto_ns: np.ndarray) -> np.ndarray:
-        """int64 kineto ns -> int64 epoch ns (the drift term in float64 on differences: exact to 1 ns)."""
-        kineto_ns = np.asarray(kineto_ns, dtype=np.int64)
-        drift = np.round((kineto_ns - np.int64(self.ref_kineto_ns)) * (self.drift_ppm * 1e-6)).astype(np.int64)
-        return kineto_ns + np.int64(self.offset_ns) + drift
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "KernelClockAlignment":
-        return cls(method=d["method"], offset_ns=int(d["offset_ns"]), ref_kineto_ns=int(d.get("ref_kineto_ns", 0)),
-                   drift_ppm=float(d.get("drift_ppm", 0.0)),
-                   residual_ns=None if d.get("residual_ns") is None else int(d["residual_ns"]),
-                   marker_offsets_ns=tuple(d.get("marker_offsets_ns", ())),
-                   marker_slack_ns=tuple(int(x) for x in d.get("marker_slack_ns", ())), note=d.get("note"))
-
-
-def align_markers(markers: Sequence[ClockMarker], *, max_residual_ns: int = MAX_RESIDUAL_NS,
-                  missing_note: str | None = None) -> KernelClockAlignment:
-    """The kineto -> epoch line through the marker brackets, start first (see the module docstring)."""
-    if not markers:
-        return KernelClockAlignment("kineto_absolute", 0, 0, 0.0, None, (), (),
-                                    (missing_note or "no marker kernel found")
-                                    + "; kernel times are kineto's absolute clock taken as epoch ns, "
-                                      "not checked against the phases")
-    offsets = tuple(float(m.offset_ns) for m in markers)
-    slack = tuple(int(m.slack_ns) for m in markers)
-    mids = [(m.kernel_start_ns + m.kernel_end_ns) // 2 for m in markers]  # kineto ns, ints
-    notes = []
-    if missing_note:
-        notes.append(missing_note)
-    residual, drift_ppm = None, 0.0
-    if len(markers) < 2:
-        notes.append("only one marker bracket: a constant offset, unchecked for drift")
-    else:
-        residual = int(round(offsets[-1] - offsets[0]))
-        if mids[-1] > mids[0]:
-            drift_ppm = (offsets[-1] - offsets[0]) / (mids[-1] - mids[0]) * 1e6
-        if abs(residual) > max_residual_ns:
-            notes.append(f"the phases' clock and kineto's moved {residual / 1e3:.1f} us apart between the start and "
-                         f"end markers (> {max_residual_ns / 1e3:.0f} us; {drift_ppm:.0f} ppm); kernels are mapped "
-                         "through both markers, so they agree with the phases where the clocks drift linearly")
-    if any(s < -2_000 or s > max_residual_ns for s in slack):
-        notes.append(f"marker brackets are loose or inverted (slack {[round(s / 1e3, 1) for s in slack]} us)")
-    return KernelClockAlignment("marker_kernels", int(round(offsets[0])), int(mids[0]), float(drift_ppm), residual,
-                                offsets, slack, "; ".join(notes) or None)
 
 
 @dataclass(frozen=True)
@@ -185,74 +86,7 @@ class KernelTrace:
                    collect_wall_s=meta.get("collect_wall_s"), **kw)
 
 
-# -- kineto events to arrays -----------------------------------------------------------------
-@dataclass(frozen=True)
-class GPUActivity:
-    """Raw GPU activity on kineto's clock (ns), before alignment; arrays sorted by start."""
-
-    names: tuple[str, ...]
-    name_index: np.ndarray
-    kind: np.ndarray
-    start_ns: np.ndarray
-    end_ns: np.ndarray
-    stream: np.ndarray
-    device: np.ndarray
-
-
-def _kind_of(name: str, activity_type: str | None) -> int | None:
-    """KINDS code, or None for GPU activity that is not a kernel/memcpy/memset (e.g. gpu_user_annotation)."""
-    if activity_type is not None:  # torch 2.13 has activity_type(); 2.11 does not
-        known = {"kernel": 0, "gpu_memcpy": 1, "gpu_memset": 2}
-        if activity_type in known:
-            return known[activity_type]
-        if activity_type.startswith("gpu_") or "annotation" in activity_type:
-            return None
-    # CUPTI's own names: "Memcpy HtoD (Pageable -> Device)", "Memset (Device)"; the rest are kernels.
-    if name.startswith("Memcpy"):
-        return 1
-    if name.startswith("Memset"):
-        return 2
-    return 0
-
-
-def _is_gpu(device_type: Any, gpu_device_type: Any) -> bool:
-    if gpu_device_type is not None:
-        return device_type == gpu_device_type
-    name = getattr(device_type, "name", None) or str(device_type).rsplit(".", 1)[-1]
-    return name == "CUDA"
-
-
-def collect_gpu_activity(events: Iterable[Any], *, gpu_device_type: Any = None) -> GPUActivity:
-    """Kernels, memcpys and memsets out of kineto events (`_KinetoEvent`-like objects).
-
-    Each event needs name(), device_type(), start_ns(), end_ns() (ints, kineto ns),
-    device_index() and device_resource_id() (the CUDA stream for GPU events). CPU-side events
-    (cudaLaunchKernel, cudaGraphLaunch, ...) are skipped; kernels that a CUDA-graph replay ran
-    are GPU events like any other (CUPTI records each node's kernel).
-    """
-    intern: dict[str, int] = {}
-    rows: list[tuple[int, int, int, int, int, int]] = []
-    for e in events:
-        if not _is_gpu(e.device_type(), gpu_device_type):
-            continue
-        hidden = getattr(e, "is_hidden_event", None)
-        if hidden is not None and hidden():
-            continue
-        name = e.name()
-        at = getattr(e, "activity_type", None)
-        kind = _kind_of(name, at() if at is not None else None)
-        if kind is None:
-            continue
-        idx = intern.setdefault(name, len(intern))
-        rows.append((idx, kind, int(e.start_ns()), int(e.end_ns()), int(e.device_resource_id()), int(e.device_index())))
-    arr = np.array(rows, dtype=np.int64).reshape(-1, 6)
-    order = np.argsort(arr[:, 2], kind="stable")
-    arr = arr[order]
-    return GPUActivity(names=tuple(intern), name_index=arr[:, 0].astype(np.int32), kind=arr[:, 1].astype(np.int8),
-                       start_ns=arr[:, 2].copy(), end_ns=arr[:, 3].copy(), stream=arr[:, 4].copy(),
-                       device=arr[:, 5].astype(np.int16))
-
-
+# -- aligning the activity ---------------------------------------------------------------------
 def _is_spin(act: GPUActivity) -> np.ndarray:
     """[n] bool: the entry is a torch.cuda._sleep kernel."""
     by_name = np.array([MARKER_NAME in n for n in act.names] + [False], dtype=bool)  # pad: no names, no rows
@@ -342,78 +176,3 @@ def kernels_by_phase(kernels: KernelTrace, timeline: Any, *, depth: int = 0, top
         out.append(PhaseKernels(phase, len(ivs), float(sum(iv.duration_s for iv in ivs)), float(totals.sum()),
                                 tuple(KernelTotal(kernels.names[i], int(calls[i]), float(totals[i])) for i in best)))
     return out
-
-
-# -- the recorder the Profiler drives (needs torch and a GPU) -----------------------------------
-class KernelRecorder:
-    """torch.profiler around the Profiler's `with` block, plus the clock-marker brackets.
-
-    Start it before the power sampler: CUPTI's set-up took 4.4 s on an H100 (torch 2.11), which must
-    stay outside the measured window. `mark(clock)` goes right after the first anchor and right
-    after the window's last event.
-    """
-
-    def __init__(self, device: int) -> None:
-        import torch
-
-        self.torch = torch
-        self.device = device
-        self._prof: Any = None
-        self._brackets: list[tuple[Any, Any]] = []
-
-    def start(self) -> "KernelRecorder":
-        from torch.profiler import ProfilerActivity, profile
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*clears events at the end of each cycle.*")
-            self._prof = profile(activities=[ProfilerActivity.CUDA])  # CUDA only: no per-op CPU records
-            self._prof.start()
-        # Warm-up: CUPTI sets up its activity buffers during the first traced calls (it stalled the
-        # first marker bracket by 64 us once on an H100); let that happen here, before the sampler
-        # starts and the EventClock takes its first anchor. A fill kernel, not a spin: spins are markers.
-        torch = self.torch
-        with torch.cuda.device(self.device):
-            torch.empty(1, device="cuda").zero_()
-            torch.cuda.Event(enable_timing=True).record()
-            torch.cuda.synchronize()
-        return self
-
-    def mark(self, clock: Any) -> None:
-        """Queue preload spin, event, marker spin, event on the clock's stream (see the module docstring)."""
-        torch = self.torch
-        with torch.cuda.device(self.device):
-            torch.cuda._sleep(MARKER_PRELOAD_CYCLES)
-            t0 = clock.event()
-            torch.cuda._sleep(MARKER_CYCLES)
-            t1 = clock.event()
-        n = len(self._brackets)
-        clock.add(f"clock_marker{n}", f"clock_marker{n}", 0, "clock_marker", t0, t1)
-        self._brackets.append((t0, t1))
-
-    def abort(self) -> None:
-        if self._prof is not None:
-            try:
-                self._prof.stop()
-            except Exception:  # already failing: leave the original error in charge
-                pass
-            self._prof = None
-
-    def finish(self, marker_intervals: Sequence[Any], device_uuids: dict[int, str] | None = None) -> KernelTrace:
-        """Stop the profiler, read the GPU activity and align it with the fitted marker intervals."""
-        prof, self._prof = self._prof, None
-        t0 = time.perf_counter()
-        prof.stop()  # synchronizes the device, then CUPTI flushes its buffers
-        results = getattr(getattr(prof, "profiler", None), "kineto_results", None)
-        if results is None:
-            from kernelprof.errors import MeasurementError
-
-            raise MeasurementError(f"torch {self.torch.__version__}'s profiler exposes no kineto_results; "
-                                   "kernel slices need torch >= 2.4 built with kineto (CUPTI)")
-        from torch.autograd import DeviceType
-
-        act = collect_gpu_activity(results.events(), gpu_device_type=DeviceType.CUDA)
-        ivs = sorted(marker_intervals, key=lambda i: i.name)
-        kt = build_kernel_trace(act, [(i.t0_ns, i.t1_ns) for i in ivs], marker_device=self.device,
-                                device_uuids=device_uuids,
-                                source=f"torch.profiler (CUPTI via kineto), torch {self.torch.__version__}")
-        return replace(kt, collect_wall_s=time.perf_counter() - t0)
