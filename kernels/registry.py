@@ -21,6 +21,11 @@ import importlib
 from kernels.errors import KernelError, ShapeError
 from kernels.op_spec import NO_TILE_MODEL, OpSpec, TileModel
 
+# The built-in ops' shapes, importable from here and from `kernels` as before the ops had folders.
+from kernels.attention.op import AttentionShape
+from kernels.decode.op import DecodeShape, decode_lengths
+from kernels.gemm.op import GemmShape
+
 try:  # the Triton kernels are optional: without triton the ops still offer their references
     import triton  # noqa: F401
     HAS_TRITON = True
@@ -63,11 +68,6 @@ def get_op(name: str) -> OpSpec:
     except (KeyError, TypeError):
         raise ShapeError(f"unknown op {name!r}; valid ops: {', '.join(_OPS)}") from None
 
-
-# The built-in ops' shapes, importable from here and from `kernels` as before the ops had folders.
-from kernels.attention.op import AttentionShape  # noqa: E402
-from kernels.decode.op import DecodeShape, decode_lengths  # noqa: E402
-from kernels.gemm.op import GemmShape  # noqa: E402
 
 __all__ = ["OpSpec", "TileModel", "NO_TILE_MODEL", "GemmShape", "AttentionShape", "DecodeShape", "get_op",
            "list_ops", "register_op", "unregister_op", "decode_lengths", "KernelError", "HAS_TRITON"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from kernels.decode.counts import decode_flops, decode_min_bytes
+from kernels.decode.counts import decode_flops, decode_lengths, decode_min_bytes
 from kernels.decode.reference import decode_eager, decode_sdpa
 from kernels.decode.tiles import TILES
 from kernels.errors import ShapeError
@@ -54,15 +54,6 @@ class DecodeShape:
         if self.max_len is not None:
             s += f",max={self.max_len}"
         return s + (",mixed" if self.lengths == "mixed" else "")
-
-
-def decode_lengths(shape: DecodeShape) -> list[int]:
-    """The cached length of each sequence, a function of the shape alone (so counts are exact):
-    uniform: ctx_len for all; mixed: ceil(ctx_len * (i+1) / batch) for sequence i, evenly spread
-    up to ctx_len (mean about ctx_len / 2)."""
-    if shape.lengths == "uniform":
-        return [shape.ctx_len] * shape.batch
-    return [-(-shape.ctx_len * (i + 1) // shape.batch) for i in range(shape.batch)]
 
 
 _DECODE_EXAMPLE = "b=16,h=32,kv=8,ctx=8192,d=128"

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kernels.decode.counts import decode_lengths
 from kernels.op_spec import Launches, TileModel, cdiv, tile_int
 
 _TRITON = ("triton-splitk", "triton-nosplit")
-
-
-def _lengths(shape: Any) -> list[int]:
-    from kernels.decode.op import decode_lengths  # op.py imports this module for TILES
-
-    return decode_lengths(shape)
 
 
 def decode_computed_keys(lengths: list[int], chunk: int, num_splits: int, block_n: int) -> int:
@@ -38,11 +33,11 @@ def computed_flops(variant: str, shape: Any, tile: dict[str, Any],
     if not (bn and bg and chunk and splits):
         return None, "the target did not report the decode tile"
     group = shape.q_heads // shape.kv_heads
-    keys = decode_computed_keys(_lengths(shape), chunk, splits, bn)
+    keys = decode_computed_keys(decode_lengths(shape), chunk, splits, bn)
     flops = 4 * shape.head_dim * bg * shape.kv_heads * keys
     note = (f"GQA rows padded for tl.dot: each KV head's group of {group} query heads fills {bg} MMA rows "
             f"(x{bg / group:.2f})")
-    valid = sum(_lengths(shape))
+    valid = sum(decode_lengths(shape))
     if keys != valid:
         note += f"; cache positions padded to BLOCK_N={bn} per chunk (x{keys / valid:.4f})"
     return flops, note
