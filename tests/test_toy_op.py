@@ -129,8 +129,22 @@ def test_tile_model_and_verdicts(toy):
     rows = {c.quantity: c for c in r.comparisons}
     assert rows["DRAM bytes read"].status == "above" and "halo" in rows["DRAM bytes read"].explanation
     assert rows["DRAM bytes written"].status == "agrees"
-    # The variant without a tile model gets the generic answer.
-    assert tile_models.analytic_counts(NAME, "eager", "n=1000", "fp32", {}, None, None).computed_flops is None
+    # The variant without a tile model gets the generic answer; a known GPU gives the roofline time.
+    h100 = tile_models.analytic_counts(NAME, "eager", "n=1000", "fp32", {}, "NVIDIA H100 80GB HBM3", "9.0")
+    assert h100.computed_flops is None and h100.roofline_time_s == pytest.approx(8000 / 3.35e12, rel=0.01)
+
+
+def test_a_sweep_file_names_it(toy, tmp_path):
+    from kernelprof.methods.sweep import load_sweep_toml
+
+    grid = tmp_path / "toy.toml"
+    grid.write_text(f'[sweep]\nop = "{NAME}"\nshapes = ["n=10", "n=20"]\ndtypes = ["fp32"]\n')
+    points = load_sweep_toml(grid).points
+    assert [(p.variant, p.shape) for p in points] == [("eager", "n=10"), ("blocked", "n=10"), ("eager", "n=20"),
+                                                       ("blocked", "n=20")]
+    grid.write_text(f'[sweep]\nop = "{NAME}"\nshapes = ["n=-1"]\n')
+    with pytest.raises(ShapeError, match="positive integer"):
+        load_sweep_toml(grid)
 
 
 def test_cli_checks_its_shape_without_a_gpu(toy, capsys):
