@@ -17,7 +17,6 @@ from kernelprof.methods.steady_state import KernelMeasurement, MeasureConfig, me
 from kernelprof.estimates.datasheets import datasheet_for, normalize_dtype
 
 
-
 @dataclass(frozen=True)
 class KernelEnergy:
     """A measurement of one kernel call plus what it is compared with."""
