@@ -37,14 +37,12 @@ def registry_case(op: str, variant: str, shape: str, dtype: str = "bf16"):
     def build():
         import torch
 
-        from kernelprof.methods.kernel_energy import torch_dtype
-        from kernels import get_op
+        from kernelprof.methods.ops import resolve_kernel
 
-        spec = get_op(op)
-        s = spec.parse_shape(shape)
-        dt = torch_dtype(dtype)
+        req = resolve_kernel(op, variant, shape, dtype)
+        spec, s, dt = req.op, req.shape, req.torch_dtype
         inputs = spec.make_inputs(s, dt, torch.device("cuda", 0), 0)
-        return spec.variants[variant], inputs, spec.flops(s), spec.min_bytes(s, dt), dtype
+        return spec.variants[req.variant], inputs, spec.flops(s), spec.min_bytes(s, dt), dtype
     return build
 
 

@@ -28,27 +28,33 @@ def check_dtype(name: Any, op_name: str | None = None) -> str:
 
     try:
         key = normalize_dtype(name) if isinstance(name, str) and name.strip() == name else None
-    except ValueError:
-        key = None
+    except ValueError:  # a name no dtype has (int4, float128)
+        raise UsageError(f"unknown dtype {name!r}; dtype must be one of {list(KERNEL_DTYPES)}") from None
     if key not in KERNEL_DTYPES:
         raise UsageError(f"dtype must be one of {list(KERNEL_DTYPES)}, got {name!r}")
-    if op_name is not None and key == "fp8" and op_name != "gemm":
-        raise UsageError(f"{op_name} takes dtypes bf16, fp16, fp32; fp8 is for gemm only, got {name!r}")
+    if op_name is not None and key == "fp8":
+        fp8_ops = _fp8_ops()
+        if op_name not in fp8_ops:
+            raise UsageError(f"{op_name} takes dtypes bf16, fp16, fp32; fp8 is for {', '.join(fp8_ops)} only, "
+                             f"got {name!r}")
     return key
 
 
-def check_kernel_request(op_name: Any, variant: str | None, shape_text: str | None, dtype: Any) -> tuple[Any, str, Any, str]:
-    """(op, variant, shape, dtype) after every check a measurement would fail on later."""
-    from kernels import get_op
+def _fp8_ops() -> list[str]:
+    """The registry's ops whose dtypes include fp8 (users' own `fn:` cases are never among them)."""
+    from kernelprof.estimates.datasheets import normalize_dtype
+    from kernels.registry import get_op, list_ops
 
-    if not isinstance(op_name, str):
-        raise UsageError(f"op must be a name (gemm, attention or decode), got {op_name!r}")
-    op = get_op(op_name)
-    variant = variant or next(iter(op.variants))
-    if variant not in op.variants:
-        raise UsageError(f"unknown variant {variant!r} for {op.name}; available: {sorted(op.variants)}")
-    shape = op.parse_shape(shape_text if shape_text is not None else op.default_shape)
-    return op, variant, shape, check_dtype(dtype, op.name)
+    return [n for n in list_ops() if any(normalize_dtype(d) == "fp8" for d in get_op(n).dtypes)]
+
+
+def check_kernel_request(op_name: Any, variant: str | None, shape_text: str | None, dtype: Any) -> tuple[Any, str, Any, str]:
+    """(op, variant, shape, dtype) after every check a measurement would fail on later
+    (kernelprof.methods.ops.resolve_kernel, the one resolver)."""
+    from kernelprof.methods.ops import resolve_kernel
+
+    req = resolve_kernel(op_name, variant, shape_text, dtype)
+    return req.op, req.variant, req.shape, req.dtype
 
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False, upper: float | None = None) -> float:

@@ -4,14 +4,15 @@ PyTorch references and exact FLOP/byte counts, reachable by name through the reg
     from kernels import get_op, list_ops
     op = get_op("decode"); shape = op.parse_shape(op.default_shape)
 
-Each op keeps its optimized kernel (`triton_*.py`), its reference (`reference.py`) and its counts
-(`counts.py`) apart; the optimized path never imports the reference. Errors are `kernels.errors`'
-own (this package never imports kernelprof).
+Each op's folder holds what is known about it: its registry entry (`op.py`: shapes and their
+parser, inputs, variants), its optimized kernel (`triton_*.py`), its reference (`reference.py`), its
+counts (`counts.py`) and its tile model (`tiles.py`), kept apart; the optimized path never imports
+the reference. Errors are `kernels.errors`' own (this package never imports kernelprof).
 """
 from __future__ import annotations
 
-__all__ = ["OpSpec", "GemmShape", "AttentionShape", "DecodeShape", "decode_lengths", "get_op", "list_ops",
-           "HAS_TRITON"]
+__all__ = ["OpSpec", "TileModel", "GemmShape", "AttentionShape", "DecodeShape", "decode_lengths", "get_op",
+           "list_ops", "register_op", "HAS_TRITON"]
 
 
 # The registry imports torch: load it on first use, so that `kernels.errors` (which kernelprof's

@@ -107,15 +107,13 @@ def measure_utilization(op: str, variant: str | None = None, shape: str | None =
     from kernelprof.methods.ops import resolve_kernel
     from kernelprof.gpu.devices import require_gpu
 
-    from kernelprof.validate import check_kernel_request
-
-    check_kernel_request(op, variant, shape, dtype)  # bad input says so, also without a GPU
+    req = resolve_kernel(op, variant, shape, dtype)  # bad input says so, also without a GPU
     require_gpu("kernelprof utilization")
     import torch
 
     from kernelprof.timeline.cuda_timing import time_cuda
 
-    spec, shape_obj, variant, tdt = resolve_kernel(op, variant, shape, dtype)
+    spec, shape_obj, variant, tdt = req.op, req.shape, req.variant, req.torch_dtype
     fn = spec.variants[variant]
     h, gpu_name = _nvml_handle(device_index)
     device = torch.device("cuda", device_index)

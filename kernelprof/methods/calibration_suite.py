@@ -93,14 +93,12 @@ def _build(sp: SuitePoint, device: Any) -> tuple[Callable[..., Any], tuple, floa
 
         fn, flops = fma_microbenchmark(device.index or 0)
         return fn, (), flops, 0.0
-    from kernelprof.methods.kernel_energy import torch_dtype
-    from kernels import get_op
+    from kernelprof.methods.ops import resolve_kernel
 
-    op = get_op(sp.op)
-    shape = op.parse_shape(sp.shape)
-    dt = torch.float32 if normalize_dtype(sp.dtype) == "fp32" else torch_dtype(sp.dtype)
+    req = resolve_kernel(sp.op, sp.variant, sp.shape, sp.dtype)
+    op, shape, dt = req.op, req.shape, req.torch_dtype
     inputs = op.make_inputs(shape, dt, device, 0)
-    return op.variants[sp.variant], tuple(inputs), float(op.flops(shape)), float(op.min_bytes(shape, dt))
+    return op.variants[req.variant], tuple(inputs), float(op.flops(shape)), float(op.min_bytes(shape, dt))
 
 
 def _summary(sp: SuitePoint, m: Any) -> dict[str, Any]:

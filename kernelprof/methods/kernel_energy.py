@@ -13,10 +13,9 @@ from typing import Any
 from kernelprof.errors import UsageError
 from kernelprof.estimates.energy_fit import EnergyFit
 from kernelprof.estimates.energy import Estimate, estimate_all, per_unit_energy, roofline_time_s
+from kernelprof.methods.ops import resolve_kernel
 from kernelprof.methods.steady_state import KernelMeasurement, MeasureConfig, measure_kernel
 from kernelprof.estimates.datasheets import datasheet_for, normalize_dtype
-
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "fp8": "float8_e4m3fn"}
 
 
 @dataclass(frozen=True)
@@ -51,18 +50,6 @@ class KernelEnergy:
         d = dict(d)
         d["estimates"] = tuple(Estimate(**e) for e in d["estimates"])
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
-
-
-def torch_dtype(name: str):
-    import torch
-
-    key = normalize_dtype(name)
-    if key not in DTYPES:
-        raise UsageError(f"dtype {name!r} is not one the kernels take; choose from {sorted(DTYPES)}")
-    dt = getattr(torch, DTYPES[key], None)
-    if dt is None:
-        raise UsageError(f"this torch has no {DTYPES[key]}")
-    return dt
 
 
 def _ceilings_for(uuid: str | None, driver: str | None):
@@ -133,18 +120,10 @@ def measure_op(op_name: str, variant: str, shape_text: str | None = None, dtype:
     import torch
 
     from kernelprof.gpu.devices import gpu_facts, require_gpu
-    from kernels import get_op
 
-    from kernelprof.validate import check_kernel_request
-
-    check_kernel_request(op_name, variant, shape_text, dtype)  # bad input says so, also without a GPU
+    req = resolve_kernel(op_name, variant, shape_text, dtype)  # bad input says so, also without a GPU
     require_gpu("kernelprof kernel")
-    op = get_op(op_name)
-    if variant not in op.variants:
-        raise UsageError(f"unknown variant {variant!r} for {op.name}; available: {sorted(op.variants)}")
-    shape_text = shape_text or op.default_shape
-    shape = op.parse_shape(shape_text)
-    dt = torch_dtype(dtype)
+    op, variant, shape, dt = req.op, req.variant, req.shape, req.torch_dtype
     if dt not in op.dtypes:
         raise UsageError(f"{op.name} does not take {dtype}; it takes {[str(d).replace('torch.', '') for d in op.dtypes]}")
     facts = gpu_facts(device)

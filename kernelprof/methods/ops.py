@@ -1,10 +1,14 @@
-"""An op named on the command line -> the registry's OpSpec, parsed shape, variant and torch dtype.
+"""An op named on the command line -> the registry's OpSpec, parsed shape, variant and dtype (`resolve_kernel`).
 
-Used by `kernelprof counters` (and its ncu target) and `kernelprof counters --utilization`.
+The one place op, variant, shape and dtype names are resolved: every command that runs a registry op
+(`kernel`, `sweep`, `compare`, `counters` and its ncu target, `utilization`, the calibration suite)
+comes through here, so a bad name gets the same answer everywhere, with or without a GPU.
 """
 from __future__ import annotations
 
-from kernelprof import errors as _errors
+from dataclasses import dataclass
+from typing import Any
+
 from kernelprof.errors import UsageError
 from kernelprof.estimates.datasheets import normalize_dtype
 
@@ -25,13 +29,27 @@ def torch_dtype(name: str):
     return getattr(torch, _TORCH_DTYPES[key])
 
 
-def resolve_kernel(op: str, variant: str | None, shape: str | None, dtype: str):
-    """(OpSpec, shape object, variant name, torch dtype), raising the registry's errors for bad names."""
-    from kernels.registry import get_op
+@dataclass(frozen=True)
+class KernelRequest:
+    """One registry op at one variant, shape and dtype, every name checked."""
 
+    op: Any            # kernels.op_spec.OpSpec
+    variant: str
+    shape: Any         # op.shape_type
+    dtype: str         # canonical: "bf16", "fp16", "fp32" or "fp8"
+    torch_dtype: Any   # torch.dtype
+
+
+def resolve_kernel(op: Any, variant: str | None, shape: str | None, dtype: Any) -> KernelRequest:
+    """Resolve and check every name before any GPU work: the op (ShapeError listing the valid ones),
+    the variant (the op's first when None), the shape (the op's default when None) and the dtype."""
+    from kernelprof.validate import check_dtype
+    from kernels.registry import get_op, list_ops
+
+    if not isinstance(op, str):
+        raise UsageError(f"op must be a name ({', '.join(list_ops())}), got {op!r}")
     spec = get_op(op)
-    variant = variant or next(iter(spec.variants))
-    if variant not in spec.variants:
-        raise _errors.ShapeError(f"unknown variant {variant!r} of {op}; valid: {', '.join(spec.variants)}")
-    shape_obj = spec.parse_shape(shape or spec.default_shape)
-    return spec, shape_obj, variant, torch_dtype(dtype)
+    variant = spec.resolve_variant(variant)
+    shape_obj = spec.parse_shape(shape if shape is not None else spec.default_shape)
+    key = check_dtype(dtype, spec.name)
+    return KernelRequest(op=spec, variant=variant, shape=shape_obj, dtype=key, torch_dtype=torch_dtype(key))

@@ -7,6 +7,7 @@ counted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -23,3 +24,12 @@ def decode_min_bytes(q_heads: int, kv_heads: int, head_dim: int, lengths: Sequen
     size = torch.empty((), dtype=dtype).element_size()
     batch = len(lengths)
     return size * head_dim * (2 * kv_heads * int(sum(lengths)) + 2 * batch * q_heads)
+
+
+def decode_lengths(shape: Any) -> list[int]:
+    """The cached length of each sequence of a DecodeShape, a function of the shape alone (so counts
+    are exact): uniform: ctx_len for all; mixed: ceil(ctx_len * (i+1) / batch) for sequence i, evenly
+    spread up to ctx_len (mean about ctx_len / 2)."""
+    if shape.lengths == "uniform":
+        return [shape.ctx_len] * shape.batch
+    return [-(-shape.ctx_len * (i + 1) // shape.batch) for i in range(shape.batch)]

@@ -8,7 +8,8 @@ what its tiles are known to compute, and one verdict per quantity with its toler
 - `target`: the process ncu profiles (`python -m kernelprof.estimates.counters.target`): one call in an NVTX range.
 - `metrics`: the metric names asked for, and the verdicts' tolerances with their reasons.
 - `totals`: per-kernel counters summed over the call (`CounterTotals`).
-- `tile_models`: what the kernels' tiles compute and move beyond the exact counts (`AnalyticCounts`).
+- `tile_models`: the exact counts plus what the tiles compute and move beyond them (`AnalyticCounts`),
+  from each op's own tile model (kernels/<op>/tiles.py, through the registry).
 - `verdicts`: each counter against its analytic value (`Comparison`).
 - `run`: `measure_counters` and `build_result`, tying the above together.
 """

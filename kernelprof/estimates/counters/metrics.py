@@ -59,9 +59,3 @@ READ_TOLERANCE_WHY_WARM = ("L2 was not flushed (--cache-control none): inputs le
 WRITE_TOLERANCE = 0.05
 WRITE_TOLERANCE_WHY = ("the output reaches DRAM once, but L2 writes back lazily and ncu counts only write-backs "
                        "made before the kernel ends; 5% covers sector granularity")
-
-# FlashAttention-2's forward tile (BLOCK_M, BLOCK_N) by head_dim, for torch's sdpa-flash on sm80 and
-# sm90 without dropout (flash_fwd_launch_template.h, run_mha_fwd_hdim*). Only BLOCK_M matters for the
-# causal count when BLOCK_N divides it.
-FA2_FWD_TILES: dict[int, tuple[int, int]] = {32: (128, 128), 64: (128, 128), 128: (128, 64)}
-_FA2_CCS = ("8.0", "9.0")

@@ -29,7 +29,7 @@ from kernelprof import errors as _errors
 from kernelprof.errors import KernelprofError, UsageError
 from kernelprof.estimates.counters import ncu as _ncu
 from kernelprof.estimates.counters.metrics import CORE_METRICS, _KEEP_LAUNCH, OPTIONAL_METRICS, TENSOR_FLOP_METRICS
-from kernelprof.estimates.counters.tile_models import analytic_counts, AnalyticCounts, _int
+from kernelprof.estimates.counters.tile_models import analytic_counts, AnalyticCounts
 from kernelprof.estimates.counters.totals import CounterTotals, _path_sum, _sum, totals_from_kernels
 from kernelprof.estimates.counters.verdicts import (compare_flops, compare_fma, compare_info, compare_reads,
                                                     compare_writes, Comparison)
@@ -77,12 +77,7 @@ def build_result(op: str, variant: str, shape: str, dtype: str, kernels: list[_n
     totals = totals_from_kernels(kernels)
     a = analytic_counts(op, variant, shape, dtype, tile, device_name, compute_capability)
     notes = list(notes or [])
-    if op == "decode" and variant == "triton-splitk" and _int(tile, "num_splits"):
-        grids = [k.grid for k in kernels if "chunk" in k.name]
-        want = f", {tile['num_splits']}, "
-        if grids and want not in grids[0]:
-            notes.append(f"the chunk kernel's grid {grids[0]} does not show num_splits={tile['num_splits']} that the "
-                         "target computed; the split-K byte model may be off")
+    notes += spec.tiles.launch_notes(variant, tile, [(k.name, k.grid) for k in kernels])
     for dtype_key in ("bf16", "fp16"):
         agg = _sum(kernels, TENSOR_FLOP_METRICS[dtype_key])
         paths = _path_sum(totals.tensor_flops_by_path, dtype_key)
@@ -126,12 +121,10 @@ def measure_counters(op: str, variant: str | None = None, shape: str | None = No
 
     Raises NcuNotFoundError (no ncu), NcuPermissionError (ERR_NVGPUCTRPERM), NoKernelsProfiledError,
     the registry's ShapeError for bad names, or the target's own error (e.g. NotSupportedError)."""
-    spec, shape_obj, variant, _ = resolve_kernel(op, variant, shape, dtype)
+    req = resolve_kernel(op, variant, shape, dtype)  # before looking for ncu or a GPU
+    variant, shape_obj = req.variant, req.shape
     if cache_control not in ("all", "none"):
         raise UsageError(f"cache_control must be 'all' or 'none', got {cache_control!r}")
-    from kernelprof.validate import check_kernel_request
-
-    check_kernel_request(op, variant, shape, dtype)  # before looking for ncu or a GPU
     ncu_path = _ncu.find_ncu(ncu)
     from kernelprof.gpu.devices import require_gpu
 

@@ -25,53 +25,12 @@ from kernelprof.estimates.counters.ncu import NVTX_RANGE
 WARMUP_CALLS = 3
 
 
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _autotuned(tuner: Any) -> dict[str, Any]:
-    """The config a Triton autotuner used on its last call (its tile sizes, warps, stages)."""
-    cfg = getattr(tuner, "best_config", None)
-    if cfg is None:
-        return {}
-    out: dict[str, Any] = dict(cfg.kwargs)
-    out["num_warps"] = cfg.num_warps
-    out["num_stages"] = cfg.num_stages
-    out["source"] = "triton autotuner best_config"
-    return out
-
-
 def tile_config(op: str, variant: str, inputs: tuple) -> dict[str, Any]:
-    """Tile sizes of the Triton variants after warm-up ({} for library kernels)."""
-    if op == "gemm" and variant in ("triton", "triton-persistent"):
-        from kernels.gemm import triton_gemm
+    """Tile sizes of the Triton variants after warm-up ({} for library kernels): the op's own
+    reading of its autotuner or dispatcher (kernels/<op>/tiles.py)."""
+    from kernels.registry import get_op
 
-        if variant == "triton":
-            a, b = inputs[0], inputs[1]
-            cfg = triton_gemm._dispatch(a.shape[0], b.shape[1], a.shape[1], a.dtype, a.device)
-            if not isinstance(cfg, str):  # the dispatcher's explicit config (skinny M or tuned table)
-                return {"BLOCK_M": cfg.block_m, "BLOCK_N": cfg.block_n, "BLOCK_K": cfg.block_k,
-                        "GROUP_SIZE_M": cfg.group_m, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
-                        "split_k": cfg.split_k, "source": f"gemm dispatcher ({cfg.source})"}
-        return _autotuned(triton_gemm._gemm_tuned if variant == "triton" else triton_gemm._persistent_tuned)
-    if op == "attention" and variant in ("triton", "triton-tma"):
-        from kernels.attention import triton_flash
-
-        return _autotuned(triton_flash._attn_tuned)
-    if op == "decode" and variant in ("triton-splitk", "triton-nosplit"):
-        from kernels.decode import triton_decode
-
-        q, k_cache = inputs[0], inputs[1]
-        batch, q_heads, head_dim = q.shape
-        kv_heads, max_len = k_cache.shape[1], k_cache.shape[2]
-        # The config decode_attention launches with (the dispatcher's, no autotuner).
-        cfg, chunk = triton_decode.resolve_decode_config(
-            batch, q_heads, kv_heads, max_len, head_dim, q.device,
-            num_splits=1 if variant == "triton-nosplit" else None)
-        return {"BLOCK_N": cfg.block_n, "BLOCK_G": cfg.block_g, "num_warps": cfg.num_warps,
-                "num_stages": cfg.num_stages, "chunk": chunk, "num_splits": cfg.num_splits,
-                "source": f"decode dispatcher ({cfg.source})"}
-    return {}
+    return get_op(op).tiles.tile_config(variant, inputs)
 
 
 def run_target(op: str, variant: str, shape: str, dtype: str, seed: int = 0) -> dict[str, Any]:
@@ -82,14 +41,14 @@ def run_target(op: str, variant: str, shape: str, dtype: str, seed: int = 0) -> 
     from kernelprof.gpu.devices import require_gpu
 
     require_gpu("kernelprof counters")
-    spec, shape_obj, variant, tdt = resolve_kernel(op, variant, shape, dtype)
-    fn = spec.variants[variant]
+    req = resolve_kernel(op, variant, shape, dtype)
+    fn = req.op.variants[req.variant]
     device = torch.device("cuda", torch.cuda.current_device())
-    inputs = spec.make_inputs(shape_obj, tdt, device, seed)
+    inputs = req.op.make_inputs(req.shape, req.torch_dtype, device, seed)
     for _ in range(WARMUP_CALLS):
         fn(*inputs)
     torch.cuda.synchronize()
-    tile = tile_config(op, variant, inputs)
+    tile = tile_config(op, req.variant, inputs)
     torch.cuda.nvtx.range_push(NVTX_RANGE)
     fn(*inputs)
     torch.cuda.nvtx.range_pop()

@@ -7,7 +7,7 @@ from typing import Any
 from kernelprof.estimates.counters.metrics import (FLOP_TOLERANCE, FLOP_TOLERANCE_WHY, READ_TOLERANCE,
                                                    READ_TOLERANCE_WHY, READ_TOLERANCE_WHY_WARM, WRITE_TOLERANCE,
                                                    WRITE_TOLERANCE_WHY)
-from kernelprof.estimates.counters.tile_models import AnalyticCounts, _cdiv, _int
+from kernelprof.estimates.counters.tile_models import AnalyticCounts
 from kernelprof.estimates.counters.totals import CounterTotals
 from kernelprof.estimates.datasheets import normalize_dtype
 
@@ -77,19 +77,11 @@ def compare_fma(t: CounterTotals, a: AnalyticCounts) -> Comparison:
 
 
 def _reread_cause(op: str, shape: Any, tile: dict[str, Any], ratio: float) -> str:
-    if op == "gemm":
-        return ("re-reads that miss L2: every tile row re-reads its A panel and every tile column its B panel; "
-                "L2 serves part of those re-reads, the misses come from DRAM again")
-    if op == "attention":
-        bm = _int(tile, "BLOCK_M")
-        blocks = f"{_cdiv(shape.seq_len, bm)} " if bm else ""
-        return (f"re-reads that miss L2: K and V of a head are read by each of its {blocks}query blocks; L2 "
-                "serves most of them, the misses come from DRAM again")
-    group = shape.q_heads // shape.kv_heads
-    if op == "decode" and group > 1 and abs(ratio - group) < 0.25 * group:
-        return (f"K/V read once per query head instead of once per KV head (x{group} for GQA group {group}): "
-                "the kernel expands the cache or runs one program per query head")
-    return "re-reads that miss L2 (cache lines fetched by more than one program)"
+    """Why DRAM reads came out `ratio` x the minimum: the op's own hint (kernels/<op>/tiles.py), else L2 misses."""
+    from kernels.registry import get_op
+
+    return (get_op(op).tiles.reread_cause(shape, tile, ratio)
+            or "re-reads that miss L2 (cache lines fetched by more than one program)")
 
 
 def compare_reads(t: CounterTotals, a: AnalyticCounts, op: str, shape: Any, tile: dict[str, Any],
