@@ -203,7 +203,7 @@ def test_ladder_png(tmp_path):
 
 
 def test_render_ladder_shows_verdicts_and_flags(capsys):
-    from kernelprof.cli.ladder import render_ladder
+    from kernelprof.cli.ladder_view import render_ladder
     from kernelprof.cli.output import console
 
     rows = link([rung("hf-eager", [200.0], [20.0]),

@@ -17,7 +17,7 @@ RENDERERS = {
     "profile": "kernelprof.cli.profile_view:render_run",
     "sensor": "kernelprof.cli.sensor:render_run",
     "counters": "kernelprof.cli.counters_view:render_counters",
-    "llm": "kernelprof.cli.llm:render_run",
+    "llm": "kernelprof.cli.llm_view:render_run",
     "llm-tp": "kernelprof.cli.llm_tp:render_run",
     "workload": "kernelprof.cli.workload_view:render_run",
 }
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _render_ladder_file(path: Path, *, as_json: bool) -> int:
-    from kernelprof.cli.ladder import render_ladder
+    from kernelprof.cli.ladder_view import render_ladder
     from kernelprof.methods.ladder_store import saved_ladder
 
     saved = saved_ladder(path)
