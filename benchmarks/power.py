@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kernelprof.outputs.benchfile import Case, write_results  # noqa: E402
 from kernelprof.errors import KernelprofError  # noqa: E402
+from kernelprof.methods.matmul_load import MatmulLoad  # noqa: E402
 from kernelprof.outputs.runfile import to_jsonable  # noqa: E402
 
 LOG: dict = {}
@@ -42,61 +43,24 @@ def log(key: str, value) -> None:
     print(f"{key}: {json.dumps(LOG[key])[:400]}", flush=True)
 
 
-class Loads:
-    def __init__(self) -> None:
-        import torch
+class Loads(MatmulLoad):
+    """kernelprof's matmul load plus a launch-bound 256^3 matmul (host-side overhead shows there)."""
 
-        self.torch = torch
-        self.a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
-        self.b = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
-        self.c = torch.empty_like(self.a)
-        self.sa = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16)
-        self.sc = torch.empty_like(self.sa)
-        for _ in range(30):
-            torch.matmul(self.a, self.b, out=self.c)
-        torch.cuda.synchronize()
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(100):
-            torch.matmul(self.a, self.b, out=self.c)
-        e.record()
-        e.synchronize()
-        self.ms = s.elapsed_time(e) / 100
+    def __init__(self) -> None:
+        super().__init__(0, 4096, warmup=30, timing_reps=100)
+        self.ms = self.ms_per_matmul
+        self.sa = self.torch.randn(256, 256, device="cuda", dtype=self.torch.bfloat16)
+        self.sc = self.torch.empty_like(self.sa)
 
     def gemm(self, n: int) -> None:
-        for _ in range(n):
-            self.torch.matmul(self.a, self.b, out=self.c)
+        self.run(n)
 
     def timed(self, fn, *args) -> float:
-        """GPU time in ms of fn(*args), CUDA events around it."""
-        torch = self.torch
-        torch.cuda.synchronize()
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn(*args)
-        e.record()
-        e.synchronize()
-        return s.elapsed_time(e)
+        return self.timed_ms(fn, *args)
 
-    def small(self, n: int) -> None:  # launch-bound: host-side overhead shows here
+    def small(self, n: int) -> None:
         for _ in range(n):
             self.torch.matmul(self.sa, self.sa, out=self.sc)
-
-    def busy_for(self, seconds: float) -> None:
-        chunk = max(1, round(10.0 / self.ms))
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            self.gemm(chunk)
-            self.torch.cuda.synchronize()
-
-    def square(self, on_ms: float, off_ms: float, seconds: float) -> None:
-        n = max(1, round(on_ms / self.ms))
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            self.gemm(n)
-            self.torch.cuda.synchronize()
-            time.sleep(off_ms / 1e3)
-
 
 def bench_overhead(loads: Loads, nvml_index: int, reps: int, gemm_s: float) -> list[Case]:
     from kernelprof.sampling.runners import PowerSampler

@@ -21,48 +21,24 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kernelprof.methods.matmul_load import MatmulLoad  # noqa: E402
 from kernelprof.profiler import Profiler  # noqa: E402
 
 
-class Gemm:
+class Gemm(MatmulLoad):
+    """kernelprof's matmul load, with bursts optionally recorded as "burst" phases of a Profiler."""
+
     def __init__(self, n: int = 4096) -> None:
-        import torch
-
-        self.torch = torch
-        self.a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-        self.b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-        self.c = torch.empty_like(self.a)
-        self.run(30)
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        self.run(100)
-        torch.cuda.synchronize()
-        self.ms = (time.perf_counter() - t0) * 1e3 / 100
-
-    def run(self, k: int) -> None:
-        for _ in range(k):
-            self.torch.matmul(self.a, self.b, out=self.c)
-
-    def busy_for(self, seconds: float) -> None:
-        """Back-to-back matmuls; sync every ~10 ms so the host stays with the GPU."""
-        chunk = max(1, round(10.0 / self.ms))
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            self.run(chunk)
-            self.torch.cuda.synchronize()
+        super().__init__(0, n, warmup=30, timing_reps=100)
+        self.ms = self.ms_per_matmul
 
     def square(self, prof: Profiler | None, on_ms: float, off_ms: tuple[float, float], seconds: float,
                rng: np.random.Generator) -> None:
-        n = max(1, round(on_ms / self.ms))
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            if prof is not None:
-                with prof.phase("burst", kind="burst"):
-                    self.run(n)
-            else:
-                self.run(n)
-            self.torch.cuda.synchronize()
-            time.sleep(rng.uniform(*off_ms) / 1e3)
+        def burst(run) -> None:
+            with prof.phase("burst", kind="burst"):
+                run()
+
+        super().square(on_ms, off_ms, seconds, rng=rng, each_burst=burst if prof is not None else None)
 
 
 def record_idle(out: Path) -> Path:

@@ -204,7 +204,7 @@ class Profiler:
         if self._sampler is None:
             return
         if exc_type is not None:
-            self._sampler._runner.abort()
+            self._sampler.abort()
             if self._kernel_recorder is not None:
                 self._kernel_recorder.abort()
             return

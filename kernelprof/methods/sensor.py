@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from kernelprof.attribution.sensor_profile import sensor_profile_path
+from kernelprof.methods.matmul_load import MatmulLoad
 from kernelprof.timeline.clock import Timeline
 from kernelprof.sampling.powertrace import PowerTrace
 # Re-exported: the analysis lived here before the split, and callers import it from here.
@@ -30,59 +31,21 @@ __all__ = ["DUTY_CYCLES_MS", "Agreement", "BurstResponse", "PeriodStats", "Senso
 DUTY_CYCLES_MS = ((None, None), (50, 50), (10, 30), (5, 95))  # (on, off); None: continuous
 
 
-class _Load:
-    """bf16 matmul bursts of a requested length, timed with CUDA events."""
-
-    def __init__(self, device: int, n: int = 4096) -> None:
-        import torch
-
-        self.torch = torch
-        self.device = device
-        self.a = torch.randn(n, n, device=f"cuda:{device}", dtype=torch.bfloat16)
-        self.b = torch.randn(n, n, device=f"cuda:{device}", dtype=torch.bfloat16)
-        self.c = torch.empty_like(self.a)
-        for _ in range(20):  # cuBLAS heuristics, clocks
-            torch.matmul(self.a, self.b, out=self.c)
-        torch.cuda.synchronize(device)
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(50):
-            torch.matmul(self.a, self.b, out=self.c)
-        e.record()
-        e.synchronize()
-        self.ms_per_matmul = s.elapsed_time(e) / 50
-
-    def run(self, n: int) -> None:
-        for _ in range(n):
-            self.torch.matmul(self.a, self.b, out=self.c)
-
-    def n_for_ms(self, ms: float) -> int:
-        return max(1, round(ms / self.ms_per_matmul))
-
-
-def run_square_wave(clock, load: _Load, on_ms: float, off_ms: float | tuple[float, float], duration_s: float,
+def run_square_wave(clock, load: MatmulLoad, on_ms: float, off_ms: float | tuple[float, float], duration_s: float,
                     parent: str, rng: np.random.Generator | None = None) -> None:
-    """Bursts of `on_ms` of matmuls, each followed by a host sleep (a range draws a random one)."""
-    torch = load.torch
-    n = load.n_for_ms(on_ms)
-    end = time.perf_counter() + duration_s
-    while time.perf_counter() < end:
+    """Bursts of `on_ms` of matmuls, each followed by a host sleep (a range draws a random one), each
+    burst an interval of `clock` under `parent`."""
+    def timed_burst(run: Callable[[], None]) -> None:
         a = clock.event()
-        load.run(n)
+        run()
         b = clock.event()
         clock.add("burst", f"{parent}/burst", 1, "burst", a, b)
-        b.synchronize()
-        off = off_ms if not isinstance(off_ms, tuple) else float(rng.uniform(*off_ms))
-        time.sleep(off / 1e3)
-    torch.cuda.synchronize(load.device)
+
+    load.square(on_ms, off_ms, duration_s, rng=rng, each_burst=timed_burst)
 
 
-def run_continuous(clock, load: _Load, duration_s: float) -> None:
-    chunk = load.n_for_ms(10.0)
-    end = time.perf_counter() + duration_s
-    while time.perf_counter() < end:
-        load.run(chunk)
-        load.torch.cuda.synchronize(load.device)  # keep the host with the GPU so marks mean "now"
+def run_continuous(clock, load: MatmulLoad, duration_s: float) -> None:
+    load.busy_for(duration_s)
 
 
 def characterize(gpu: int = 0, *, segment_s: float = 3.0, progress: Callable[[str], None] | None = None,
@@ -126,7 +89,7 @@ def characterize(gpu: int = 0, *, segment_s: float = 3.0, progress: Callable[[st
         sampler.check()
 
     segment("idle_before", lambda: time.sleep(2.0))
-    load = _Load(gpu)
+    load = MatmulLoad(gpu, warmup=20, timing_reps=50)
     time.sleep(1.0)  # let the warm-up's power fall back before the step
     segment("step", (lambda: run_continuous(clock, load, 0.8), lambda: run_continuous(clock, load, 1.6)), mark=True)
     segment("idle_after", lambda: time.sleep(2.5))

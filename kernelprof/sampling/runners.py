@@ -96,6 +96,11 @@ class PowerSampler:
         self.trace = trace
         return trace
 
+    def abort(self) -> None:
+        """Stop sampling without collecting a trace (after a failure in the measured code)."""
+        if self._runner is not None:
+            self._runner.abort()
+
     def _require_running(self):
         if self._runner is None:
             raise errors.UsageError("the PowerSampler was not started")
@@ -110,7 +115,7 @@ class PowerSampler:
         if exc_type is None:
             self.stop()
         else:
-            self._runner.abort()
+            self.abort()
 
 
 class _ThreadRunner:
