@@ -11,7 +11,8 @@ One subpackage per stage of the data flow in DESIGN.md:
 - `estimates/`: datasheets, estimate models, utilization, ncu counters;
 - `methods/`: steady-state kernels, sweeps, compare, sensor, calibration, ceilings, workloads, LLM;
 - `outputs/`: run files, benchmark files, Perfetto, plots; `cli/`: the `kernelprof` command.
-`profiler.py` is the Python API (`Profiler`), `errors.py` the exceptions, `cache.py` the per-GPU cache.
+`profiler.py` is the Python API (`Profiler`), `errors.py` the exceptions, `cache.py` the per-GPU cache,
+`validate.py` the argument checks every entry point makes before it needs a GPU.
 """
 from __future__ import annotations
 

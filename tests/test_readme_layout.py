@@ -17,3 +17,22 @@ def test_layout_section_names_every_module():
     missing = sorted(str(p.relative_to(ROOT)) for p in modules
                      if p.stem not in words and p.stem not in cli_views)
     assert not missing, f"README layout section does not name: {missing}"
+
+
+def test_each_package_docstring_names_its_modules():
+    """DESIGN-level docstrings: each package's __init__ says which module does what (cli/ excepted:
+    one module per subcommand, listed by `kernelprof --help`)."""
+    import ast
+
+    missing = []
+    for init in sorted((ROOT / "kernelprof").rglob("__init__.py")):
+        if "__pycache__" in init.parts or init.parent.name == "cli":
+            continue
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", ast.get_docstring(ast.parse(init.read_text())) or ""))
+        for p in init.parent.iterdir():
+            name = p.stem if p.suffix == ".py" else p.name
+            if p.name in ("__init__.py", "__main__.py") or not (p.suffix == ".py" or (p / "__init__.py").exists()):
+                continue
+            if name not in words:
+                missing.append(f"{init.parent.relative_to(ROOT)}: {name}")
+    assert not missing, f"package docstrings do not name: {missing}"

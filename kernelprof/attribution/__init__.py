@@ -12,4 +12,8 @@ make a figure wrong, and per-phase mean powers fitted for phases shorter than a 
 - `interval_energy`: the results (`IntervalEnergy`, `GPUIntervalEnergy`, `CounterCheck`, `Flag`).
 - `sensor_profile`: `SensorProfile` (the sensor's period, window and lag) and where it is cached.
 - `phase_fit`: one mean power per phase kind fitted by least squares to the samples' windows.
+- `shipped_profiles`: the sensor profiles measured per GPU model that ship with kernelprof.
+- `counter_discipline`: phase energies pinned to the energy counter's updates (the counter as truth).
+- `kernel_regression` and `kernel_classes`: joules per kernel class inside a program, by a
+  non-negative regression of window energy on per-class busy time (`kernelprof run`).
 """

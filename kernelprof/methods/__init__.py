@@ -23,4 +23,12 @@ Produces: results with their method, uncertainty and flags, which the outputs sa
 - `workloads`: request traces (Azure, fitted BurstGPT) binned as in Fernandez et al. 2025;
   `workload_run` measures the bins and saves the run, its per-bin JSONL and trace (`kernelprof workload`).
 - `llm`: a Llama-shaped model's prefill and decode, measured in-run and as steady-state references.
+- `settled`: the settled power state of a kernel looped back to back (the transient cut by MSER).
+- `matmul_load`: the one bf16 matmul load the sensor, power benchmark and fixtures drive.
+- `calibration_suite`: the calibration's microbenchmarks measured, fitted and validated.
+- `program`, `program_nvtx`, `program_summary`: `kernelprof run`, a whole program under the Profiler,
+  NVTX ranges as phases, and the summary (per range, per kernel class) of its run file.
+- `ladder`, `ladder_run`, `ladder_store`, `ladder_workload`: the optimization ladder's arithmetic, its
+  GPU measurement, its resumable JSONL, and its first and last rung over a binned workload.
+- `user_case`: a user's own kernel from the CLI (`kernelprof kernel --fn pkg.module:make_case`).
 """

@@ -9,4 +9,8 @@ Perfetto/Chrome trace JSON and matplotlib PNGs. The CLI's renderers (kernelprof.
 - `benchfile`: `benchmarks/results/<benchmark>-<gpu>.json` in the shape DESIGN.md gives.
 - `perfetto`: phase and kernel slices with power, clock and temperature counter tracks.
 - `plots`: energy vs time per variant, measured vs estimated energy.
+- `jsonl_store`: the one resumable JSONL store (sweep points, workload bins, ladder rungs).
+- `perfetto_rewrite`: shipped traces rewritten with the current placement rules.
+- `plot_runs`: `kernelprof plot` of any saved run kind; `tables`: CSV rows of a run.
+- `safe_paths`: output paths checked so that no command overwrites its own input.
 """

@@ -12,4 +12,7 @@ records in JSONL and the workload total.
 - `cycle`: the phases cycled as in the run (one prefill, then decode steps at a fixed context).
 - `binned`: the paper's binned workload estimate, one batch per bin, resumable.
 - `hf_baseline`: the same generation through Hugging Face transformers, for comparison.
+- `bin_store`: the per-bin JSONL of a binned workload (the shared resumable store).
+- `tensor_parallel`, `tp_run`, `tp_ranks`: the model split over GPUs with NCCL, each rank's run,
+  and the ranks' records joined.
 """
