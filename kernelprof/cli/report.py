@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="print the tables of a saved run file (or a sweep's .jsonl); no GPU needed")
     p.add_argument("path", help="a run file (.json) or a sweep's results (.jsonl)")
     p.add_argument("--json", action="store_true", help="print the run's payload as JSON")
-    p.add_argument("--by", choices=("range", "kernel", "class"), help="`kernelprof run` files: one table only")
+    p.add_argument("--by", choices=("range", "kernel", "class"),
+                   help="`kernelprof run` files: one table only; profiles with kernels: --by class splits each "
+                        "phase into kernel classes")
     p.add_argument("--csv", action="store_true", help="print one CSV row per phase (profile runs) or point/bin (.jsonl)")
     p.add_argument("--steps", action="store_true", help="list every repeated phase (decode steps) instead of a summary")
     p.set_defaults(handler=run)
@@ -55,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
     r = load_run(path)
     if args.json:
         print_json({"kind": r.kind, "version": r.version, "environment": r.environment, "payload": r.payload})
+        return 0
+    if r.kind == "profile" and args.by == "class" and "program" not in r.payload:
+        from kernelprof.cli.phase_classes_view import render_phase_classes
+
+        render_phase_classes(path)
         return 0
     target = "kernelprof.cli.program_view:render_run" if "program" in r.payload else RENDERERS.get(r.kind)
     if target is None:

@@ -27,7 +27,8 @@ Produces: results with their method, uncertainty and flags, which the outputs sa
 - `matmul_load`: the one bf16 matmul load the sensor, power benchmark and fixtures drive.
 - `calibration_suite`: the calibration's microbenchmarks measured, fitted and validated.
 - `program`, `program_nvtx`, `program_summary`: `kernelprof run`, a whole program under the Profiler,
-  NVTX ranges as phases, and the summary (per range, per kernel class) of its run file.
+  NVTX ranges as phases, and the summary (per range, per kernel class) of its run file;
+  `phase_classes` splits each phase of a profile with kernels into kernel classes, idle and residual.
 - `ladder`, `ladder_run`, `ladder_store`, `ladder_workload`: the optimization ladder's arithmetic, its
   GPU measurement, its resumable JSONL, and its first and last rung over a binned workload.
 - `user_case`: a user's own kernel from the CLI (`kernelprof kernel --fn pkg.module:make_case`).
