@@ -4,6 +4,7 @@
 #   bash benchmarks/gpu_h200_next.sh tests_b   # GPU tests, test_ladder.py onward (~170 s in call E)
 #   bash benchmarks/gpu_h200_next.sh ladder    # a fresh 8B ladder in the store format (hf compile rung fixed)
 #   bash benchmarks/gpu_h200_next.sh accuracy  # accuracy.py without Zeus after the sampler changes (issue 12)
+#   bash benchmarks/gpu_h200_next.sh classes   # 8B llm with kernels, ~6 s in-run, per-phase class table (issue 15)
 # Every test has its own --timeout so one hang cannot eat the call; junit XML and logs go to $OUT.
 set -u
 export PYTHONPATH=. PYTHONUNBUFFERED=1 KERNELPROF_GIT_REVISION=${REV:-unknown}
@@ -23,6 +24,10 @@ case "$1" in
            cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
   accuracy) timeout 560 python benchmarks/accuracy.py --no-zeus --merge --detail "$OUT/accuracy-detail.json" \
              > "$OUT/accuracy.log" 2>&1; cp benchmarks/results/accuracy-h200.json "$OUT/" ;;
+  classes) timeout 400 python -m kernelprof llm --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 \
+             --mode optimized --kernel-slices --min-inrun-s 6 -o "$OUT/llm-8b-b8-kernels-h200" > "$OUT/llm-classes.log" 2>&1
+           timeout 120 python -m kernelprof report "$OUT"/llm-8b-b8-kernels-h200*.profile.json --by class \
+             > "$OUT/llm-classes-report.txt" 2>&1 ;;
   *) echo "unknown step $1"; exit 2 ;;
 esac
 echo "$1 rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
