@@ -27,7 +27,8 @@ case "$1" in
   classes) timeout 400 python -m kernelprof llm --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 \
              --mode optimized --kernel-slices --min-inrun-s 6 -o "$OUT/llm-8b-b8-kernels-h200" > "$OUT/llm-classes.log" 2>&1
            timeout 120 python -m kernelprof report "$OUT"/llm-8b-b8-kernels-h200*.profile.json --by class \
-             > "$OUT/llm-classes-report.txt" 2>&1 ;;
+             > "$OUT/llm-classes-report.txt" 2>&1
+           rm -f "$OUT"/llm-8b-b8-kernels-h200*.trace.json ;;  # ~400k slices: over $OUT's 16 MiB per file
   *) echo "unknown step $1"; exit 2 ;;
 esac
 echo "$1 rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
