@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"kind": r.kind, "version": r.version, "environment": r.environment, "payload": r.payload})
         return 0
-    if r.kind == "profile" and args.by == "class" and "program" not in r.payload:
+    if r.kind == "profile" and getattr(args, "by", None) == "class" and "program" not in r.payload:
         from kernelprof.cli.phase_classes_view import render_phase_classes
 
         render_phase_classes(path)
