@@ -246,3 +246,41 @@ def test_cli_from_saved_file_reports_plots_and_needs_a_gpu_name_for_results(tmp_
                          text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "COLUMNS": "80"})
     assert rep.returncode == 0, rep.stderr
     assert "45.6 J" in rep.stdout and max(len(line) for line in rep.stdout.splitlines()) <= 80
+
+
+def test_run_ladder_streams_resumes_and_refuses_another_gpu(tmp_path, monkeypatch):
+    """run_ladder's orchestration with the GPU parts replaced (the measurement itself is a GPU test):
+    each rung is appended as it finishes, a rerun measures only what is missing or failed, and a file
+    from another GPU is refused before anything is measured."""
+    import types
+
+    import kernelprof.gpu.devices as devices
+    import kernelprof.methods.ladder_run as lr
+
+    facts = types.SimpleNamespace(name="NVIDIA H200", uuid="GPU-a", driver_version="580.159.04")
+    monkeypatch.setattr(devices, "require_gpu", lambda *a, **k: None)
+    monkeypatch.setattr(devices, "gpu_facts", lambda *a, **k: facts)
+    measured = []
+
+    def fake_measure(spec, cfg, cache):
+        measured.append(spec.name)
+        if spec.name == "kp-eager" and measured.count("kp-eager") == 1:
+            return RungResult(spec.name, spec.adds, False, cfg.model, cfg.batch, cfg.input_len, cfg.output_len,
+                              flags=("failed",))
+        return rung(spec.name, [100.0 if spec.name == "hf-eager" else 50.0], [8.0])
+
+    monkeypatch.setattr(lr, "measure_rung", fake_measure)
+    cfg = lr.LadderConfig("tiny", batch=8, input_len=512, output_len=128, repeats=1)
+    out = tmp_path / "ladder.jsonl"
+    rungs = select_rungs("hf-eager,kp-eager,kp-triton")
+    rows = lr.run_ladder(cfg, rungs, out=out)
+    assert measured == ["hf-eager", "kp-eager", "kp-triton"] and len(out.read_text().splitlines()) == 3
+    assert rows[2].change is not None and rows[2].change.below == "hf-eager"  # the failed rung is skipped over
+    rows = lr.run_ladder(cfg, rungs, out=out)
+    assert measured[3:] == ["kp-eager"]  # only the failed rung again
+    assert rows[2].change.below == "kp-eager"
+    assert read_ladder(out).device == {"name": "NVIDIA H200", "uuid": "GPU-a", "driver": "580.159.04"}
+    facts.uuid = "GPU-b"
+    with pytest.raises(UsageError, match="gpu_uuid"):
+        lr.run_ladder(cfg, rungs, out=out)
+    assert measured[4:] == []
