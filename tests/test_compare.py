@@ -56,3 +56,20 @@ def test_measured_over_estimates_ratios_and_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no estimates"):
         measured_over_estimates_png([EstimateRow("x", 1.0, None, {})], tmp_path / "n.png", title="t")
+
+
+def test_energy_verdicts_cases_carry_both_sides_and_the_split():
+    from benchmarks.energy_verdicts import CASES, cases_of
+    from kernelprof.methods.compare import compare_all
+    from kernelprof.methods.compare_variants import VariantComparison
+
+    assert len({c[0] for c in CASES}) == len(CASES)
+    pts = [BASE, VariantPoint("triton", 0.8, 0.01, 0.85e-3, 0.005e-3)]
+    variants = {p.name: {"measurement": {"energy_per_call_j": p.energy_j}} for p in pts}
+    res = VariantComparison("gemm", "4096x4096x4096", "bf16", BASE.name, "NVIDIA H200", variants, {},
+                            tuple(compare_all(pts, baseline=BASE.name)))
+    (case,) = cases_of("gemm-bf16-4096", res)
+    assert case.name == "gemm-bf16-4096/triton/energy_ratio" and case.value == pytest.approx(0.8 / BASE.energy_j)
+    e = case.extra
+    assert e["candidate_j_per_call"] == 0.8 and e["baseline_j_per_call"] == BASE.energy_j
+    assert case.value == pytest.approx(e["time_ratio"] * e["power_ratio"])  # energy = time x power, exactly
