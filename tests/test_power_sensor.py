@@ -101,3 +101,37 @@ def test_kernelprof_sensor_without_a_gpu_exits_nonzero_with_one_sentence():
     assert r.returncode == 3
     assert r.stderr.count("\n") == 1 and "needs a CUDA GPU" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_characterize_stops_the_sampler_when_a_load_fails(monkeypatch):
+    """A load that fails mid-run (out of memory, say) must not leave the sampler thread or process running."""
+    import types
+
+    import kernelprof.gpu.devices as devices
+    import kernelprof.methods.sensor as sensor
+    import kernelprof.sampling.runners as runners
+
+    events = []
+
+    class FakeSampler:
+        def __init__(self, *a, **k):
+            pass
+
+        def start(self):
+            events.append("start")
+            return self
+
+        def abort(self):
+            events.append("abort")
+
+    monkeypatch.setattr(devices, "require_gpu", lambda *a, **k: None)
+    monkeypatch.setattr(devices, "gpu_facts", lambda *a, **k: types.SimpleNamespace(nvml_index=0, driver_version="x"))
+    monkeypatch.setattr(runners, "PowerSampler", FakeSampler)
+
+    def failing_drive(*a, **k):
+        raise MemoryError("CUDA out of memory (test double)")
+
+    monkeypatch.setattr(sensor, "_drive", failing_drive)
+    with pytest.raises(MemoryError):
+        sensor.characterize(0, save=False)
+    assert events == ["start", "abort"]

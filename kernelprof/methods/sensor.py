@@ -51,12 +51,10 @@ def run_continuous(clock, load: MatmulLoad, duration_s: float) -> None:
 def characterize(gpu: int = 0, *, segment_s: float = 3.0, progress: Callable[[str], None] | None = None,
                  save: bool = True) -> tuple[SensorReport, PowerTrace, Timeline]:
     """Measure the power sources of CUDA device `gpu` (~25 s) and save its sensor profile."""
-    from kernelprof.timeline.clock import EventClock
     from kernelprof.gpu.devices import gpu_facts, require_gpu
     from kernelprof.errors import NoGPUError
     from kernelprof.sampling.core import SamplerConfig
     from kernelprof.sampling.runners import PowerSampler
-    from kernelprof.gpu import nvml
 
     require_gpu("kernelprof sensor")
     say = progress or (lambda s: None)
@@ -67,6 +65,25 @@ def characterize(gpu: int = 0, *, segment_s: float = 3.0, progress: Callable[[st
     rng = np.random.default_rng(0)
     cfg = SamplerConfig(field_interval_s=0.01)  # fields every 10 ms to time their 100 ms updates finely
     sampler = PowerSampler([facts.nvml_index], config=cfg).start()
+    try:  # a failing load (out of memory, a dead sampler) must not leave the sampler running
+        trace, timeline, reads_t, reads_e = _drive(gpu, sampler, segment_s, rng, say)
+    except BaseException:
+        sampler.abort()
+        raise
+    report = analyze(trace, timeline, counter_reads=(np.array(reads_t), np.array(reads_e)),
+                     driver=facts.driver_version, duration_s=time.perf_counter() - t_start)
+    if save:
+        save_profile_for(report)
+    return report, trace, timeline
+
+
+def _drive(gpu: int, sampler, segment_s: float, rng: np.random.Generator, say: Callable[[str], None]):
+    """The characterization's loads under a started `sampler`: (trace, timeline, counter read times, joules)."""
+    from kernelprof.gpu import nvml
+    from kernelprof.gpu.devices import gpu_facts
+    from kernelprof.timeline.clock import EventClock
+
+    facts = gpu_facts(gpu)
     clock = EventClock(gpu)
     torch = clock.torch
     torch.cuda.set_device(gpu)
@@ -109,12 +126,7 @@ def characterize(gpu: int = 0, *, segment_s: float = 3.0, progress: Callable[[st
         time.sleep(0.3)
     clock.anchor()
     trace = sampler.stop()
-    timeline = clock.fit()
-    report = analyze(trace, timeline, counter_reads=(np.array(reads_t), np.array(reads_e)),
-                     driver=facts.driver_version, duration_s=time.perf_counter() - t_start)
-    if save:
-        save_profile_for(report)
-    return report, trace, timeline
+    return trace, clock.fit(), reads_t, reads_e
 
 
 def save_profile_for(report: SensorReport):
