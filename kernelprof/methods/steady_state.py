@@ -206,10 +206,7 @@ def measure_kernel(fn: Callable[..., Any], *args: Any, flops: float, min_bytes: 
                 recs = [_run_burst(launcher, sampler, t_launch, cfg, rng) for _ in range(cfg.burst_trials)]
             trace = sampler.stop()
         except BaseException:
-            try:
-                sampler.stop()
-            except Exception:  # noqa: BLE001 - the original error matters more
-                pass
+            sampler.abort()  # stop without collecting: the original error is what matters
             raise
     launch_facts = LaunchFacts(**{**launch_facts.__dict__, "notes": tuple(notes), "flags": tuple(flags)})
     if cfg.state == "sustained":
