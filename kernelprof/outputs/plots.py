@@ -240,7 +240,7 @@ def ladder_png(rungs, path: str | Path, *, title: str) -> Path:
     e_j = np.array([r.j_per_request for r in pts])
     t_lo, t_hi, e_lo, e_hi = t_s.min() * 0.5, t_s.max() * 1.5, e_j.min() * 0.5, e_j.max() * 1.5
     grid = np.geomspace(t_lo, t_hi, 50)
-    for watts in (100.0, 200.0, 300.0, 400.0, 500.0, 700.0, 1000.0):
+    for watts in (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0):  # ~2x apart, so their labels do not overlap
         ax.plot(grid, watts * grid, color="0.85", lw=0.8, zorder=0)  # W x s = J
         t_exit = min(t_hi, e_hi / watts)
         if t_exit > t_lo and watts * t_exit > e_lo:
