@@ -155,7 +155,8 @@ def test_edge_pins_make_the_window_equal_the_counter_and_keep_the_shape(name):
     between = attribute(trace, [Interval("pinned", int(pins[0]) * 1000, int(pins[-1]) * 1000)],
                         profiles=profiles or None, config=ALWAYS).intervals[0]
     assert between.energy_j == pytest.approx(float(e[-1] - e[0]), rel=1e-9)  # the counter, exactly
-    # inside each span the disciplined power is the sample power times one constant
+    # inside each span the disciplined power keeps the span's floor and scales the power above it by one
+    # constant (the whole power where the part above the floor cannot carry the correction: floor 0)
     from kernelprof.attribution.intervals import _GPUModel
 
     m = _GPUModel(g, profiles[0] if profiles else SensorProfile(), ALWAYS, periodic_counter=False)
@@ -165,7 +166,8 @@ def test_edge_pins_make_the_window_equal_the_counter_and_keep_the_shape(name):
         mids = np.linspace(x0, x1, 50)[1:-1]
         p_raw = raw.power_w[np.searchsorted(raw.edges_s, mids, side="right") - 1]
         p_disc = disc.power_w[np.searchsorted(disc.edges_s, mids, side="right") - 1]
-        assert np.allclose(p_disc / p_raw, sp.scale, rtol=1e-12)
+        assert np.allclose(p_disc, sp.floor_w + (p_raw - sp.floor_w) * sp.scale_above_floor, rtol=1e-12)
+        assert sp.floor_w <= p_raw.min() + 1e-9 and np.all(np.diff(p_disc[np.argsort(p_raw)]) >= -1e-9)
     # phases still add up to the whole after discipline
     tops = [iv for iv in a.intervals if iv.depth == 0]
     if tops:

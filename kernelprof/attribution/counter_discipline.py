@@ -4,13 +4,24 @@ The energy counter (mJ since driver load, ~100 ms updates) is the better total: 
 differed by up to ~2% at low power on the H200 (Profiler phases of 6 s, 2026-12-01), while the
 samples give the ~20 ms shape. The sampler pins the counter to its updates at a regular cadence
 (`SamplerConfig.counter_interval_s`); each consecutive pair of pinned readings is a *span* whose
-energy is known exactly (to the pin's timing). Inside each span the sample power is multiplied by
-one scale, counter energy / sample energy over the span, so that:
+energy is known exactly (to the pin's timing). Inside each span the sample power above the span's
+floor F (its lowest sample power) is multiplied by one scale, (counter - F x L) / (samples - F x L)
+over the span of length L, and the floor itself is kept, so that:
 
 - every span, and every union of spans, integrates to the counter exactly;
-- the samples' relative shape inside a span is untouched (only its level moves);
+- the samples' shape inside a span keeps its order and its floor (only the part above it moves);
 - the disciplined power is again a piecewise-constant function with one cumulative integral, so
   adjacent intervals still add up to their union exactly.
+
+Why above the floor and not the whole power: the samples' error against the counter is not a gain.
+Steady power reads right and bursty power reads wrong: on the H200 square-wave recording
+(tests/data/power_duty_pinned.json, 0.5 s spans) idle spans needed -0.03..-0.19% and continuous load
+-0.24..+0.21%, while 5/95, 2/98, 10/30 and 20/20 ms square waves needed +2.4..+7.6%, +2.4%, -11..+16%
+and +4.5% (the ~20 ms sample windows beat against the load's period; over 2 s they average out).
+What such a window misreads is the part of the power that changes inside it, the burst above the
+floor, so that is where a span's correction belongs. A span that straddles a step from idle to a
+bursty load scaled as a whole gave the idle side a share of the bursty side's correction (up to
++4.8 J of a 2 s, 335 J phase); above the floor the idle side keeps its own reading.
 
 Why a scale constant per span and not a piecewise-linear scale continuous at the pins: a linear
 scale that matched every span's integral has one more unknown than equations (a node per pin, an
@@ -21,7 +32,7 @@ local (a bad span changes nothing outside itself) and steps at a pin by the chan
 between neighbouring spans (~1-2%, under the samples' own 20 ms noise).
 
 An interval that does not start and end at pins gets part of a span's correction in proportion to
-its sample energy there; how the span's correction is really distributed inside it is unknown. The
+its sample energy above the span's floor there; how the span's correction is really distributed inside it is unknown. The
 uncertainty models the samples' cumulative error against the counter as a random walk with diffusion
 `sigma2_j2_per_s` (estimated from the spans' own residuals), which the discipline pins to zero at
 every pin: inside a span of length L the error at time tau after its start is a Brownian bridge of
@@ -40,7 +51,7 @@ import numpy as np
 
 from kernelprof.sampling.powertrace import GPUTrace
 
-METHOD = "counter_scale_per_span"
+METHOD = "counter_scale_above_floor_per_span"
 # The energy counter updates every 100 ms on the H100 and the H200 (SENSOR_FACTS.md).
 COUNTER_PERIOD_S = 0.100
 # A pinned reading is stamped at the midpoint of the last read before the step and the first after,
@@ -56,7 +67,16 @@ class DisciplineSpan:
     t1_us: int
     counter_energy_j: float
     samples_energy_j: float
-    scale: float  # counter / samples: the factor on the sample power inside this span
+    scale: float  # counter / samples over the span (its correction; 1 where the span was rejected)
+    floor_w: float = 0.0  # the span's lowest sample power: kept as read, the power above it is scaled
+
+    @property
+    def scale_above_floor(self) -> float:
+        """The factor on the sample power above `floor_w`, so that the span integrates to the counter."""
+        if self.floor_w == 0.0:
+            return self.scale
+        floor_j = self.floor_w * self.time_s
+        return (self.counter_energy_j - floor_j) / (self.samples_energy_j - floor_j)
 
     @property
     def time_s(self) -> float:
@@ -243,25 +263,34 @@ def build_discipline(samples: Any, g: GPUTrace, *, pin_sigma_s: float | None = N
         return None, f"{len(t_us)} pinned counter reading(s) inside the sampled span; discipline needs two"
     spans = []
     good = []  # spans whose correction is plausible: the ones the uncertainty is estimated from
-    rejected = 0
+    rejected = whole = 0
     for a, b, ea, eb in zip(t_us[:-1], t_us[1:], e_j[:-1], e_j[1:]):
         se = samples.energy_j(int(a) * 1000, int(b) * 1000)
         ce = float(eb - ea)
         scale = ce / se if se > 0 else 1.0
+        floor_w = 0.0
         if not abs(scale - 1.0) <= max_correction:
             rejected += 1
             scale = 1.0
         else:
             good.append(len(spans))
-        spans.append(DisciplineSpan(int(a), int(b), ce, se, scale))
+            floor_w = _floor_w(samples, int(a) * 1000, int(b) * 1000)
+            above_j = se - floor_w * (b - a) / 1e6
+            if floor_w > 0 and not (above_j > 0 and abs((ce - se) / above_j) <= max_correction):
+                whole += 1
+                floor_w = 0.0
+        spans.append(DisciplineSpan(int(a), int(b), ce, se, scale, floor_w))
     power = _scaled(samples, spans)
     s2, s2_note = _sigma2([spans[i] for i in good] or spans)
     pin_s = (pin_sigma_s if pin_sigma_s is not None else
              g.call_latency_us.get("counter", DEFAULT_COUNTER_CALL_S * 1e6) / 1e6 / math.sqrt(12.0))
     corr = np.array([s.correction_pct for s in spans])
     lens = np.array([s.time_s for s in spans])
-    notes = [f"{len(spans)} counter span(s) of median {np.median(lens):.2f} s; sample power scaled per span to "
-             f"the counter (corrections {corr.min():+.2f}% to {corr.max():+.2f}%); uncertainty {s2_note}"]
+    notes = [f"{len(spans)} counter span(s) of median {np.median(lens):.2f} s; sample power above each span's floor "
+             f"scaled to the counter (corrections {corr.min():+.2f}% to {corr.max():+.2f}%); uncertainty {s2_note}"]
+    if whole:
+        notes.append(f"{whole} span(s) whose power above the floor could not carry the correction within "
+                     f"{max_correction:.0%} scaled their whole power")
     if rejected:
         notes.append(f"{rejected} span(s) off by more than {max_correction:.0%} kept the raw samples")
     if dropped:
@@ -272,17 +301,27 @@ def build_discipline(samples: Any, g: GPUTrace, *, pin_sigma_s: float | None = N
     return CounterDiscipline(samples, power, tuple(spans), summary), summary.note
 
 
+def _floor_w(f: Any, t0_ns: int, t1_ns: int) -> float:
+    """The lowest sample power read in [t0, t1] (holes, which no sample read, left out); 0 if none."""
+    x0, x1 = f._x(t0_ns), f._x(t1_ns)
+    over = (f.edges_s[1:] > x0) & (f.edges_s[:-1] < x1) & ~f.hole
+    return float(max(np.min(f.power_w[over]), 0.0)) if np.any(over) else 0.0
+
+
 def _scaled(f: Any, spans: list[DisciplineSpan]) -> Any:
-    """`f` with its segments split at the pins and each piece's power times its span's scale."""
+    """`f` with its segments split at the pins and, in each span, the power above its floor scaled."""
     pins_x = np.array([(s.t0_us - f.origin_us) / 1e6 for s in spans] + [(spans[-1].t1_us - f.origin_us) / 1e6])
     edges = np.union1d(f.edges_s, pins_x[(pins_x > f.edges_s[0]) & (pins_x < f.edges_s[-1])])
     mid = 0.5 * (edges[:-1] + edges[1:])
     seg = np.clip(np.searchsorted(f.edges_s, mid, side="right") - 1, 0, len(f.power_w) - 1)
     span = np.searchsorted(pins_x, mid, side="right") - 1
     scales = np.ones(len(mid))
+    floors = np.zeros(len(mid))
     inside = (span >= 0) & (span < len(spans))
-    scales[inside] = np.array([s.scale for s in spans])[span[inside]]
-    return type(f)(f.origin_us, edges, f.power_w[seg] * scales, f.hole[seg])
+    scales[inside] = np.array([s.scale_above_floor for s in spans])[span[inside]]
+    floors[inside] = np.array([s.floor_w for s in spans])[span[inside]]
+    p = f.power_w[seg]
+    return type(f)(f.origin_us, edges, floors + (p - floors) * scales, f.hole[seg])
 
 
 def next_update_us(pins_us: list[int], now_us: int, period_us: float = COUNTER_PERIOD_S * 1e6) -> int | None:
