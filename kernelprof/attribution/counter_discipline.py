@@ -162,6 +162,48 @@ def pinned_readings(g: GPUTrace, *, min_spacing_s: float = 0.5 * COUNTER_PERIOD_
     return np.asarray(keep_t, np.int64), np.asarray(keep_e, np.float64), "; ".join(notes)
 
 
+# Fewer pins than this and one stamp thrown by a descheduled thread cannot be told from the grid.
+GRID_MIN_PINS = 8
+
+
+def on_update_grid(t_us: np.ndarray, call_s: float) -> tuple[np.ndarray, str]:
+    """Pinned stamps moved onto the counter's own update grid, fitted to them: (t_us, what was done).
+
+    The counter updates on its own clock every ~100 ms (SENSOR_FACTS.md), so every pin is one of
+    those updates, t = t_0 + k x period. A stamp is the midpoint between the read before the step
+    and the read that saw it: one call's uniform spread when the sampler thread runs on time, but
+    half the gap when it was held up between the two reads (on the H200 square-wave recording two of
+    36 pins, both taken just after a phase boundary, sat 8.1 and 7.3 ms late against a grid the
+    others fit to 0.95 ms). A straight-line fit over the pins, refitted without stamps beyond 3
+    sigma, places each pin on its update. The stamps are kept as they are when there are fewer than
+    GRID_MIN_PINS, when spacings are not whole periods, or when the pins that fit spread by more than
+    one counter call (then the counter is not on one grid here, and no grid is claimed).
+    """
+    t_us = np.asarray(t_us, np.int64)
+    if len(t_us) < GRID_MIN_PINS:
+        return t_us, ""
+    steps = np.diff(t_us) / (COUNTER_PERIOD_S * 1e6)
+    n = np.round(steps)
+    if np.any(n < 1) or np.any(np.abs(steps - n) > 0.25):
+        return t_us, "pins not a whole number of counter periods apart: stamps kept"
+    k = np.concatenate([[0.0], np.cumsum(n)])
+    x = (t_us - t_us[0]).astype(np.float64)
+    use = np.ones(len(t_us), bool)
+    for _ in range(3):
+        slope, icpt = np.polyfit(k[use], x[use], 1)
+        r = x - (icpt + slope * k)
+        sigma = 1.4826 * float(np.median(np.abs(r[use] - np.median(r[use]))))
+        use = np.abs(r) <= 3 * max(sigma, call_s * 1e6 / math.sqrt(12.0))
+    if sigma > call_s * 1e6 or abs(slope / (COUNTER_PERIOD_S * 1e6) - 1) > 0.02:
+        return t_us, (f"pins spread {sigma / 1e3:.1f} ms about a {slope / 1e3:.2f} ms grid (more than one counter "
+                      "call): stamps kept")
+    moved = np.abs(r[~use])
+    note = (f"pins placed on the counter's update grid ({slope / 1e3:.3f} ms period, spread {sigma / 1e3:.2f} ms)"
+            + (f"; {len(moved)} stamp(s) off it by {', '.join(f'{m / 1e3:.1f}' for m in moved)} ms moved" if len(moved)
+               else ""))
+    return t_us[0] + np.round(icpt + slope * k).astype(np.int64), note
+
+
 def _sigma2(spans: list[DisciplineSpan]) -> tuple[float, str]:
     """Diffusion (J^2/s) of the samples' cumulative error against the counter, from the spans.
 
@@ -261,6 +303,8 @@ def build_discipline(samples: Any, g: GPUTrace, *, pin_sigma_s: float | None = N
     t_us, e_j = t_us[inside], e_j[inside]
     if len(t_us) < 2:
         return None, f"{len(t_us)} pinned counter reading(s) inside the sampled span; discipline needs two"
+    call_s = g.call_latency_us.get("counter", DEFAULT_COUNTER_CALL_S * 1e6) / 1e6
+    t_us, grid_note = on_update_grid(t_us, call_s)
     spans = []
     good = []  # spans whose correction is plausible: the ones the uncertainty is estimated from
     rejected = whole = 0
@@ -282,8 +326,8 @@ def build_discipline(samples: Any, g: GPUTrace, *, pin_sigma_s: float | None = N
         spans.append(DisciplineSpan(int(a), int(b), ce, se, scale, floor_w))
     power = _scaled(samples, spans)
     s2, s2_note = _sigma2([spans[i] for i in good] or spans)
-    pin_s = (pin_sigma_s if pin_sigma_s is not None else
-             g.call_latency_us.get("counter", DEFAULT_COUNTER_CALL_S * 1e6) / 1e6 / math.sqrt(12.0))
+    # one call's spread per pin, as if unsnapped: the grid is better than that, but not claimed
+    pin_s = pin_sigma_s if pin_sigma_s is not None else call_s / math.sqrt(12.0)
     corr = np.array([s.correction_pct for s in spans])
     lens = np.array([s.time_s for s in spans])
     notes = [f"{len(spans)} counter span(s) of median {np.median(lens):.2f} s; sample power above each span's floor "
@@ -291,6 +335,8 @@ def build_discipline(samples: Any, g: GPUTrace, *, pin_sigma_s: float | None = N
     if whole:
         notes.append(f"{whole} span(s) whose power above the floor could not carry the correction within "
                      f"{max_correction:.0%} scaled their whole power")
+    if grid_note:
+        notes.append(grid_note)
     if rejected:
         notes.append(f"{rejected} span(s) off by more than {max_correction:.0%} kept the raw samples")
     if dropped:
