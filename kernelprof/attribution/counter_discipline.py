@@ -15,9 +15,10 @@ over the span of length L, and the floor itself is kept, so that:
 
 Why above the floor and not the whole power: the samples' error against the counter is not a gain.
 Steady power reads right and bursty power reads wrong: on the H200 square-wave recording
-(tests/data/power_duty_pinned.json, 0.5 s spans) idle spans needed -0.03..-0.19% and continuous load
--0.24..+0.21%, while 5/95, 2/98, 10/30 and 20/20 ms square waves needed +2.4..+7.6%, +2.4%, -11..+16%
-and +4.5% (the ~20 ms sample windows beat against the load's period; over 2 s they average out).
+(tests/data/power_duty_pinned.json, 0.5 s spans) idle spans needed -0.17..+0.14% and continuous load
+-0.75..+0.14%, while 5/95, 2/98, 10/30 and 20/20 ms square waves needed +4.3..+7.4%, +2.3..+2.6%,
+-11.5..+15.1% and +0.6..+4.9% (the ~20 ms sample windows beat against the load's period; over 2 s
+they average out). benchmarks/results/logs/counter-discipline-analysis-h200.md has the numbers.
 What such a window misreads is the part of the power that changes inside it, the burst above the
 floor, so that is where a span's correction belongs. A span that straddles a step from idle to a
 bursty load scaled as a whole gave the idle side a share of the bursty side's correction (up to
@@ -29,11 +30,15 @@ equation per span), and solving that bidiagonal system alternates in sign from s
 node values oscillate and amplify the counter's pin timing noise) unless it is regularized; a
 regularized version no longer matches the counter per span. The constant scale matches exactly, is
 local (a bad span changes nothing outside itself) and steps at a pin by the change in correction
-between neighbouring spans (~1-2%, under the samples' own 20 ms noise).
+between neighbouring spans.
+
+The pins are first placed on the counter's own update grid, fitted to them (`on_update_grid`): a
+stamp thrown by a sampler thread held up between its reads would otherwise move a power step's
+energy across the pin.
 
 An interval that does not start and end at pins gets part of a span's correction in proportion to
-its sample energy above the span's floor there; how the span's correction is really distributed inside it is unknown. The
-uncertainty models the samples' cumulative error against the counter as a random walk with diffusion
+its sample energy above the span's floor there; how the span's correction is really distributed
+inside it is unknown. The uncertainty models the samples' cumulative error against the counter as a random walk with diffusion
 `sigma2_j2_per_s` (estimated from the spans' own residuals), which the discipline pins to zero at
 every pin: inside a span of length L the error at time tau after its start is a Brownian bridge of
 variance sigma2 * tau * (L - tau) / L. An interval's variance is the sum of its two edges' bridge
