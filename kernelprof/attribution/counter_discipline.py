@@ -38,9 +38,9 @@ energy across the pin.
 
 An interval that does not start and end at pins gets part of a span's correction in proportion to
 its sample energy above the span's floor there; how the span's correction is really distributed
-inside it is unknown. The uncertainty models the samples' cumulative error against the counter as a random walk with diffusion
-`sigma2_j2_per_s` (estimated from the spans' own residuals), which the discipline pins to zero at
-every pin: inside a span of length L the error at time tau after its start is a Brownian bridge of
+inside it is unknown. The uncertainty models the samples' cumulative error against the counter as a
+random walk with diffusion `sigma2_j2_per_s` (estimated from the spans' own residuals), which the
+discipline pins to zero at every pin: inside a span of length L the error at time tau after its start is a Brownian bridge of
 variance sigma2 * tau * (L - tau) / L. An interval's variance is the sum of its two edges' bridge
 variances (or sigma2 * d * (L - d) / L for both edges in one span, d apart), plus the pins' timing
 (power at the edge x the pin's timing spread). Edges on pins carry only the timing term; parts of an
@@ -178,11 +178,12 @@ def on_update_grid(t_us: np.ndarray, call_s: float) -> tuple[np.ndarray, str]:
     those updates, t = t_0 + k x period. A stamp is the midpoint between the read before the step
     and the read that saw it: one call's uniform spread when the sampler thread runs on time, but
     half the gap when it was held up between the two reads (on the H200 square-wave recording two of
-    36 pins, both taken just after a phase boundary, sat 8.1 and 7.3 ms late against a grid the
-    others fit to 0.95 ms). A straight-line fit over the pins, refitted without stamps beyond 3
-    sigma, places each pin on its update. The stamps are kept as they are when there are fewer than
-    GRID_MIN_PINS, when spacings are not whole periods, or when the pins that fit spread by more than
-    one counter call (then the counter is not on one grid here, and no grid is claimed).
+    36 pins, one 8 ms after a phase boundary, sat 8.1 and 7.3 ms late against a grid the others fit
+    to 0.95 ms). A straight-line fit over the pins, refitted without stamps beyond 3 sigma, places
+    each pin on its update. The stamps are kept as they are when there are fewer than GRID_MIN_PINS,
+    when spacings are not whole periods, when the pins that fit spread by more than one counter call
+    or the fitted period is more than 2% off 100 ms (then the counter is not on one grid here, and
+    no grid is claimed).
     """
     t_us = np.asarray(t_us, np.int64)
     if len(t_us) < GRID_MIN_PINS:
@@ -199,9 +200,11 @@ def on_update_grid(t_us: np.ndarray, call_s: float) -> tuple[np.ndarray, str]:
         r = x - (icpt + slope * k)
         sigma = 1.4826 * float(np.median(np.abs(r[use] - np.median(r[use]))))
         use = np.abs(r) <= 3 * max(sigma, call_s * 1e6 / math.sqrt(12.0))
-    if sigma > call_s * 1e6 or abs(slope / (COUNTER_PERIOD_S * 1e6) - 1) > 0.02:
+    if sigma > call_s * 1e6:
         return t_us, (f"pins spread {sigma / 1e3:.1f} ms about a {slope / 1e3:.2f} ms grid (more than one counter "
                       "call): stamps kept")
+    if abs(slope / (COUNTER_PERIOD_S * 1e6) - 1) > 0.02:
+        return t_us, f"pins fit a {slope / 1e3:.2f} ms grid, not the counter's ~100 ms: stamps kept"
     moved = np.abs(r[~use])
     note = (f"pins placed on the counter's update grid ({slope / 1e3:.3f} ms period, spread {sigma / 1e3:.2f} ms)"
             + (f"; {len(moved)} stamp(s) off it by {', '.join(f'{m / 1e3:.1f}' for m in moved)} ms moved" if len(moved)
