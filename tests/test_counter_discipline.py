@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from kernelprof.attribution.intervals import AttributionConfig, PowerFunction, SensorProfile, attribute
 from kernelprof.timeline.clock import Interval
-from kernelprof.attribution.counter_discipline import build_discipline, next_update_us
+from kernelprof.attribution.counter_discipline import build_discipline, next_update_us, on_update_grid
 from kernelprof.profiler import load_profile, load_profile_inputs
 from kernelprof.sampling.replay import ReplayReader, synthetic_trace
 from kernelprof.sampling.core import SamplerConfig, SamplerCore
@@ -79,6 +79,40 @@ def test_uncertainty_is_pin_timing_on_pins_a_bridge_inside_and_none_outside():
     assert mid.uncertainty_j > 5 * on_pins.uncertainty_j  # half of each span's correction is a guess
     assert mid.energy_j == pytest.approx(0.5 * 204 + 0.5 * 200, rel=1e-6)
     assert outside.uncertainty_j is None and outside.coverage == pytest.approx(0.5) and "outside" in outside.uncertainty_note
+
+
+def test_pins_go_onto_the_counter_update_grid_and_a_late_stamp_is_moved():
+    rng = np.random.default_rng(3)
+    k = np.cumsum(rng.integers(4, 7, 20))  # pins 0.4-0.6 s apart, on a 100.02 ms update grid
+    true = T0_US + np.round(k * 100_020.0).astype(np.int64)
+    stamps = true + rng.integers(-1_400, 1_400, len(true))  # one 2.8 ms call's spread
+    stamps[7] += 8_000  # the sampler thread held up between its two reads
+    snapped, note = on_update_grid(stamps, 0.0028)
+    assert np.max(np.abs(snapped - true)) < 700 and "1 stamp(s) off it by" in note
+    assert np.array_equal(on_update_grid(stamps[:7], 0.0028)[0], stamps[:7])  # too few to tell a bad one
+    jumbled = stamps + rng.integers(-20_000, 20_000, len(stamps))  # not one grid: kept, and said
+    kept, why = on_update_grid(jumbled, 0.0028)
+    assert np.array_equal(kept, jumbled) and "kept" in why
+
+
+def test_a_span_across_a_step_from_idle_gives_its_correction_to_the_bursts():
+    """Idle read right, a square wave read 10% low: the idle part of the span across the step keeps its reading."""
+    def power(t):
+        return 125.0 + 565.0 * ((t >= 1.0) & (np.mod(t, 0.04) < 0.01))
+    tr = synthetic_trace(power, start_t_us=T0_US, duration_s=2.0)
+    g = tr.gpus[0]
+    f = PowerFunction.from_windows(g.samples_t_us, g.samples_w, period_s=0.020)
+    pins = T0_US + np.array([0, 500_000, 1_500_000, 2_000_000])
+    cum = np.array([f.energy_j(T0_US * 1000, int(p) * 1000) for p in pins])
+    floor_j = 125.0 * np.diff(pins) / 1e6
+    # the counter: every span's power above 125 W 10% higher than the samples say (a scale of the whole
+    # power would give the idle half of the middle span ~30% of its correction)
+    counter = cum[0] + np.concatenate([[0.0], np.cumsum(1.1 * np.diff(cum) - 0.1 * floor_j)])
+    disc, note = build_discipline(f, _pinned(g, pins, counter))
+    idle = disc.interval((T0_US + 500_000) * 1000, (T0_US + 1_000_000) * 1000)
+    busy = disc.interval((T0_US + 1_000_000) * 1000, (T0_US + 1_500_000) * 1000)
+    assert abs(idle.energy_j - idle.raw_energy_j) < 0.02 * abs(busy.energy_j - busy.raw_energy_j), (idle, busy)
+    assert idle.energy_j + busy.energy_j == pytest.approx(counter[2] - counter[1], rel=1e-9)
 
 
 def test_next_update_is_predicted_from_the_pins_grid():
@@ -155,7 +189,8 @@ def test_edge_pins_make_the_window_equal_the_counter_and_keep_the_shape(name):
     between = attribute(trace, [Interval("pinned", int(pins[0]) * 1000, int(pins[-1]) * 1000)],
                         profiles=profiles or None, config=ALWAYS).intervals[0]
     assert between.energy_j == pytest.approx(float(e[-1] - e[0]), rel=1e-9)  # the counter, exactly
-    # inside each span the disciplined power is the sample power times one constant
+    # inside each span the disciplined power keeps the span's floor and scales the power above it by one
+    # constant (the whole power where the part above the floor cannot carry the correction: floor 0)
     from kernelprof.attribution.intervals import _GPUModel
 
     m = _GPUModel(g, profiles[0] if profiles else SensorProfile(), ALWAYS, periodic_counter=False)
@@ -165,7 +200,8 @@ def test_edge_pins_make_the_window_equal_the_counter_and_keep_the_shape(name):
         mids = np.linspace(x0, x1, 50)[1:-1]
         p_raw = raw.power_w[np.searchsorted(raw.edges_s, mids, side="right") - 1]
         p_disc = disc.power_w[np.searchsorted(disc.edges_s, mids, side="right") - 1]
-        assert np.allclose(p_disc / p_raw, sp.scale, rtol=1e-12)
+        assert np.allclose(p_disc, sp.floor_w + (p_raw - sp.floor_w) * sp.scale_above_floor, rtol=1e-12)
+        assert sp.floor_w <= p_raw.min() + 1e-9 and np.all(np.diff(p_disc[np.argsort(p_raw)]) >= -1e-9)
     # phases still add up to the whole after discipline
     tops = [iv for iv in a.intervals if iv.depth == 0]
     if tops:
@@ -228,14 +264,22 @@ def test_a_periodic_recording_is_disciplined_by_default_and_survives_a_save(tmp_
     assert off.energy_j == pytest.approx(d.raw_energy_j, rel=1e-12)
 
 
-def test_recorded_square_waves_agree_with_the_independent_counter_within_their_stated_uncertainty():
+# Per phase, disciplined error vs the independent reference (%) on power_duty_pinned, as CPU-re-analysed in
+# benchmarks/results/logs/counter-discipline-analysis-h200.md (the scale per span of the whole power gave
+# +0.02 +1.18 -0.54 -0.43 +0.07 +1.23 +0.76 -0.25; raw samples +0.18 -5.16 -0.14 -1.19 +0.00 +0.34 -1.98 -2.56).
+DUTY_PINNED_ERROR_PCT = {"idle": 0.180, "square_5_95": -0.134, "square_10_30": 0.148, "square_50_50": -0.158,
+                         "continuous": -0.006, "idle_after": 0.343, "square_2_98": -0.168, "square_20_20": -0.009}
+
+
+def test_recorded_square_waves_agree_with_the_independent_counter_within_the_target():
     """tests/data/power_duty_pinned.json: recorded on an H200 by `benchmarks/counter_discipline.py --fixture tests/data/`.
 
-    The issue's target (every 2 s phase within 0.5% of the counter) is NOT met on this recording:
-    disciplined within 1.23%, raw samples within 5.16% (benchmarks/results/counter_discipline-h200.json).
-    A span that straddles a large power step scales both sides by the busy side's correction, and no
-    constant counter lag (tried -40..+60 ms) removes it. What the method does claim, and this checks:
-    each phase within 3 sigma of its own stated uncertainty, and a worst case well below the raw samples'.
+    The issue's target: every 2 s phase within 0.5% of the independent counter. Scaling each span's whole
+    power missed it on 4 of 8 phases (within 1.23%; benchmarks/results/counter_discipline-h200.json, the GPU
+    run): spans that straddle a step from idle into a bursty load gave the idle side part of the bursty
+    side's correction, and two pins stamped 7-8 ms late moved a 450 W edge. Scaling the power above each
+    span's floor, with the pins on the counter's update grid, meets it on this recording (CPU re-analysis).
+    Checked too: each phase within 3 sigma of its own stated uncertainty.
     """
     import sys
 
@@ -251,8 +295,13 @@ def test_recorded_square_waves_agree_with_the_independent_counter_within_their_s
     names = [iv.name for iv in timeline.intervals if iv.depth == 0]
     rows, att = compare(trace, pins, names, profiles)
     assert att.disciplines[0] is not None
+    assert "update grid" in att.disciplines[0].note and "2 stamp(s)" in att.disciplines[0].note
     for r in rows:
         assert abs(r["energy_j"] - r["reference_j"]) <= 3 * r["sigma_j"], r
+        assert abs(r["error_pct"]) <= 0.5, r  # the issue's target
+        # the analysis note's figures, printed to 0.001 points: the computation is deterministic, so to
+        # that print's precision
+        assert r["error_pct"] == pytest.approx(DUTY_PINNED_ERROR_PCT[r["name"]], abs=1e-3), r
     worst = max(abs(r["error_pct"]) for r in rows)
     worst_raw = max(abs(r["raw_error_pct"]) for r in rows)
-    assert worst < 0.5 * worst_raw, (worst, worst_raw)
+    assert worst < 0.1 * worst_raw, (worst, worst_raw)

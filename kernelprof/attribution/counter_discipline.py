@@ -4,13 +4,25 @@ The energy counter (mJ since driver load, ~100 ms updates) is the better total: 
 differed by up to ~2% at low power on the H200 (Profiler phases of 6 s, 2026-12-01), while the
 samples give the ~20 ms shape. The sampler pins the counter to its updates at a regular cadence
 (`SamplerConfig.counter_interval_s`); each consecutive pair of pinned readings is a *span* whose
-energy is known exactly (to the pin's timing). Inside each span the sample power is multiplied by
-one scale, counter energy / sample energy over the span, so that:
+energy is known exactly (to the pin's timing). Inside each span the sample power above the span's
+floor F (its lowest sample power) is multiplied by one scale, (counter - F x L) / (samples - F x L)
+over the span of length L, and the floor itself is kept, so that:
 
 - every span, and every union of spans, integrates to the counter exactly;
-- the samples' relative shape inside a span is untouched (only its level moves);
+- the samples' shape inside a span keeps its order and its floor (only the part above it moves);
 - the disciplined power is again a piecewise-constant function with one cumulative integral, so
   adjacent intervals still add up to their union exactly.
+
+Why above the floor and not the whole power: the samples' error against the counter is not a gain.
+Steady power reads right and bursty power reads wrong: on the H200 square-wave recording
+(tests/data/power_duty_pinned.json, 0.5 s spans) idle spans needed -0.17..+0.14% and continuous load
+-0.75..+0.14%, while 5/95, 2/98, 10/30 and 20/20 ms square waves needed +4.3..+7.4%, +2.3..+2.6%,
+-11.5..+15.1% and +0.6..+4.9% (the ~20 ms sample windows beat against the load's period; over 2 s
+they average out). benchmarks/results/logs/counter-discipline-analysis-h200.md has the numbers.
+What such a window misreads is the part of the power that changes inside it, the burst above the
+floor, so that is where a span's correction belongs. A span that straddles a step from idle to a
+bursty load scaled as a whole gave the idle side a share of the bursty side's correction (up to
++4.8 J of a 2 s, 335 J phase); above the floor the idle side keeps its own reading.
 
 Why a scale constant per span and not a piecewise-linear scale continuous at the pins: a linear
 scale that matched every span's integral has one more unknown than equations (a node per pin, an
@@ -18,13 +30,17 @@ equation per span), and solving that bidiagonal system alternates in sign from s
 node values oscillate and amplify the counter's pin timing noise) unless it is regularized; a
 regularized version no longer matches the counter per span. The constant scale matches exactly, is
 local (a bad span changes nothing outside itself) and steps at a pin by the change in correction
-between neighbouring spans (~1-2%, under the samples' own 20 ms noise).
+between neighbouring spans.
+
+The pins are first placed on the counter's own update grid, fitted to them (`on_update_grid`): a
+stamp thrown by a sampler thread held up between its reads would otherwise move a power step's
+energy across the pin.
 
 An interval that does not start and end at pins gets part of a span's correction in proportion to
-its sample energy there; how the span's correction is really distributed inside it is unknown. The
-uncertainty models the samples' cumulative error against the counter as a random walk with diffusion
-`sigma2_j2_per_s` (estimated from the spans' own residuals), which the discipline pins to zero at
-every pin: inside a span of length L the error at time tau after its start is a Brownian bridge of
+its sample energy above the span's floor there; how the span's correction is really distributed
+inside it is unknown. The uncertainty models the samples' cumulative error against the counter as a
+random walk with diffusion `sigma2_j2_per_s` (estimated from the spans' own residuals), which the
+discipline pins to zero at every pin: inside a span of length L the error at time tau after its start is a Brownian bridge of
 variance sigma2 * tau * (L - tau) / L. An interval's variance is the sum of its two edges' bridge
 variances (or sigma2 * d * (L - d) / L for both edges in one span, d apart), plus the pins' timing
 (power at the edge x the pin's timing spread). Edges on pins carry only the timing term; parts of an
@@ -40,7 +56,7 @@ import numpy as np
 
 from kernelprof.sampling.powertrace import GPUTrace
 
-METHOD = "counter_scale_per_span"
+METHOD = "counter_scale_above_floor_per_span"
 # The energy counter updates every 100 ms on the H100 and the H200 (SENSOR_FACTS.md).
 COUNTER_PERIOD_S = 0.100
 # A pinned reading is stamped at the midpoint of the last read before the step and the first after,
@@ -56,7 +72,16 @@ class DisciplineSpan:
     t1_us: int
     counter_energy_j: float
     samples_energy_j: float
-    scale: float  # counter / samples: the factor on the sample power inside this span
+    scale: float  # counter / samples over the span (its correction; 1 where the span was rejected)
+    floor_w: float = 0.0  # the span's lowest sample power: kept as read, the power above it is scaled
+
+    @property
+    def scale_above_floor(self) -> float:
+        """The factor on the sample power above `floor_w`, so that the span integrates to the counter."""
+        if self.floor_w == 0.0:
+            return self.scale
+        floor_j = self.floor_w * self.time_s
+        return (self.counter_energy_j - floor_j) / (self.samples_energy_j - floor_j)
 
     @property
     def time_s(self) -> float:
@@ -140,6 +165,51 @@ def pinned_readings(g: GPUTrace, *, min_spacing_s: float = 0.5 * COUNTER_PERIOD_
     if dropped_back:
         notes.append(f"{dropped_back} pinned reading(s) below the previous value (counter reset?) were not used")
     return np.asarray(keep_t, np.int64), np.asarray(keep_e, np.float64), "; ".join(notes)
+
+
+# Fewer pins than this and one stamp thrown by a descheduled thread cannot be told from the grid.
+GRID_MIN_PINS = 8
+
+
+def on_update_grid(t_us: np.ndarray, call_s: float) -> tuple[np.ndarray, str]:
+    """Pinned stamps moved onto the counter's own update grid, fitted to them: (t_us, what was done).
+
+    The counter updates on its own clock every ~100 ms (SENSOR_FACTS.md), so every pin is one of
+    those updates, t = t_0 + k x period. A stamp is the midpoint between the read before the step
+    and the read that saw it: one call's uniform spread when the sampler thread runs on time, but
+    half the gap when it was held up between the two reads (on the H200 square-wave recording two of
+    36 pins, one 8 ms after a phase boundary, sat 8.1 and 7.3 ms late against a grid the others fit
+    to 0.95 ms). A straight-line fit over the pins, refitted without stamps beyond 3 sigma, places
+    each pin on its update. The stamps are kept as they are when there are fewer than GRID_MIN_PINS,
+    when spacings are not whole periods, when the pins that fit spread by more than one counter call
+    or the fitted period is more than 2% off 100 ms (then the counter is not on one grid here, and
+    no grid is claimed).
+    """
+    t_us = np.asarray(t_us, np.int64)
+    if len(t_us) < GRID_MIN_PINS:
+        return t_us, ""
+    steps = np.diff(t_us) / (COUNTER_PERIOD_S * 1e6)
+    n = np.round(steps)
+    if np.any(n < 1) or np.any(np.abs(steps - n) > 0.25):
+        return t_us, "pins not a whole number of counter periods apart: stamps kept"
+    k = np.concatenate([[0.0], np.cumsum(n)])
+    x = (t_us - t_us[0]).astype(np.float64)
+    use = np.ones(len(t_us), bool)
+    for _ in range(3):
+        slope, icpt = np.polyfit(k[use], x[use], 1)
+        r = x - (icpt + slope * k)
+        sigma = 1.4826 * float(np.median(np.abs(r[use] - np.median(r[use]))))
+        use = np.abs(r) <= 3 * max(sigma, call_s * 1e6 / math.sqrt(12.0))
+    if sigma > call_s * 1e6:
+        return t_us, (f"pins spread {sigma / 1e3:.1f} ms about a {slope / 1e3:.2f} ms grid (more than one counter "
+                      "call): stamps kept")
+    if abs(slope / (COUNTER_PERIOD_S * 1e6) - 1) > 0.02:
+        return t_us, f"pins fit a {slope / 1e3:.2f} ms grid, not the counter's ~100 ms: stamps kept"
+    moved = np.abs(r[~use])
+    note = (f"pins placed on the counter's update grid ({slope / 1e3:.3f} ms period, spread {sigma / 1e3:.2f} ms)"
+            + (f"; {len(moved)} stamp(s) off it by {', '.join(f'{m / 1e3:.1f}' for m in moved)} ms moved" if len(moved)
+               else ""))
+    return t_us[0] + np.round(icpt + slope * k).astype(np.int64), note
 
 
 def _sigma2(spans: list[DisciplineSpan]) -> tuple[float, str]:
@@ -241,27 +311,40 @@ def build_discipline(samples: Any, g: GPUTrace, *, pin_sigma_s: float | None = N
     t_us, e_j = t_us[inside], e_j[inside]
     if len(t_us) < 2:
         return None, f"{len(t_us)} pinned counter reading(s) inside the sampled span; discipline needs two"
+    call_s = g.call_latency_us.get("counter", DEFAULT_COUNTER_CALL_S * 1e6) / 1e6
+    t_us, grid_note = on_update_grid(t_us, call_s)
     spans = []
     good = []  # spans whose correction is plausible: the ones the uncertainty is estimated from
-    rejected = 0
+    rejected = whole = 0
     for a, b, ea, eb in zip(t_us[:-1], t_us[1:], e_j[:-1], e_j[1:]):
         se = samples.energy_j(int(a) * 1000, int(b) * 1000)
         ce = float(eb - ea)
         scale = ce / se if se > 0 else 1.0
+        floor_w = 0.0
         if not abs(scale - 1.0) <= max_correction:
             rejected += 1
             scale = 1.0
         else:
             good.append(len(spans))
-        spans.append(DisciplineSpan(int(a), int(b), ce, se, scale))
+            floor_w = _floor_w(samples, int(a) * 1000, int(b) * 1000)
+            above_j = se - floor_w * (b - a) / 1e6
+            if floor_w > 0 and not (above_j > 0 and abs((ce - se) / above_j) <= max_correction):
+                whole += 1
+                floor_w = 0.0
+        spans.append(DisciplineSpan(int(a), int(b), ce, se, scale, floor_w))
     power = _scaled(samples, spans)
     s2, s2_note = _sigma2([spans[i] for i in good] or spans)
-    pin_s = (pin_sigma_s if pin_sigma_s is not None else
-             g.call_latency_us.get("counter", DEFAULT_COUNTER_CALL_S * 1e6) / 1e6 / math.sqrt(12.0))
+    # one call's spread per pin, as if unsnapped: the grid is better than that, but not claimed
+    pin_s = pin_sigma_s if pin_sigma_s is not None else call_s / math.sqrt(12.0)
     corr = np.array([s.correction_pct for s in spans])
     lens = np.array([s.time_s for s in spans])
-    notes = [f"{len(spans)} counter span(s) of median {np.median(lens):.2f} s; sample power scaled per span to "
-             f"the counter (corrections {corr.min():+.2f}% to {corr.max():+.2f}%); uncertainty {s2_note}"]
+    notes = [f"{len(spans)} counter span(s) of median {np.median(lens):.2f} s; sample power above each span's floor "
+             f"scaled to the counter (corrections {corr.min():+.2f}% to {corr.max():+.2f}%); uncertainty {s2_note}"]
+    if whole:
+        notes.append(f"{whole} span(s) whose power above the floor could not carry the correction within "
+                     f"{max_correction:.0%} scaled their whole power")
+    if grid_note:
+        notes.append(grid_note)
     if rejected:
         notes.append(f"{rejected} span(s) off by more than {max_correction:.0%} kept the raw samples")
     if dropped:
@@ -272,17 +355,27 @@ def build_discipline(samples: Any, g: GPUTrace, *, pin_sigma_s: float | None = N
     return CounterDiscipline(samples, power, tuple(spans), summary), summary.note
 
 
+def _floor_w(f: Any, t0_ns: int, t1_ns: int) -> float:
+    """The lowest sample power read in [t0, t1] (holes, which no sample read, left out); 0 if none."""
+    x0, x1 = f._x(t0_ns), f._x(t1_ns)
+    over = (f.edges_s[1:] > x0) & (f.edges_s[:-1] < x1) & ~f.hole
+    return float(max(np.min(f.power_w[over]), 0.0)) if np.any(over) else 0.0
+
+
 def _scaled(f: Any, spans: list[DisciplineSpan]) -> Any:
-    """`f` with its segments split at the pins and each piece's power times its span's scale."""
+    """`f` with its segments split at the pins and, in each span, the power above its floor scaled."""
     pins_x = np.array([(s.t0_us - f.origin_us) / 1e6 for s in spans] + [(spans[-1].t1_us - f.origin_us) / 1e6])
     edges = np.union1d(f.edges_s, pins_x[(pins_x > f.edges_s[0]) & (pins_x < f.edges_s[-1])])
     mid = 0.5 * (edges[:-1] + edges[1:])
     seg = np.clip(np.searchsorted(f.edges_s, mid, side="right") - 1, 0, len(f.power_w) - 1)
     span = np.searchsorted(pins_x, mid, side="right") - 1
     scales = np.ones(len(mid))
+    floors = np.zeros(len(mid))
     inside = (span >= 0) & (span < len(spans))
-    scales[inside] = np.array([s.scale for s in spans])[span[inside]]
-    return type(f)(f.origin_us, edges, f.power_w[seg] * scales, f.hole[seg])
+    scales[inside] = np.array([s.scale_above_floor for s in spans])[span[inside]]
+    floors[inside] = np.array([s.floor_w for s in spans])[span[inside]]
+    p = f.power_w[seg]
+    return type(f)(f.origin_us, edges, floors + (p - floors) * scales, f.hole[seg])
 
 
 def next_update_us(pins_us: list[int], now_us: int, period_us: float = COUNTER_PERIOD_S * 1e6) -> int | None:
