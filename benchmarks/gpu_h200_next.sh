@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_h200_next.sh accuracy  # accuracy.py without Zeus after the sampler changes (issue 12)
 #   bash benchmarks/gpu_h200_next.sh verdicts  # issue 17: subject vs vendor J/call and verdicts (~5 min)
 #   bash benchmarks/gpu_h200_next.sh discipline  # a fresh counter-discipline recording (the out-of-sample test)
+#   bash benchmarks/gpu_h200_next.sh kattr     # issue 15: the mix regression vs isolated settled AND burst state
 #   bash benchmarks/gpu_h200_next.sh classes   # 8B llm with kernels, ~6 s in-run, per-phase class table (issue 15)
 # Every test has its own --timeout so one hang cannot eat the call; junit XML and logs go to $OUT.
 set -u
@@ -35,6 +36,8 @@ case "$1" in
             cp benchmarks/results/energy-verdicts-h200.json "$OUT/" 2>/dev/null ;;
   discipline) timeout 300 python benchmarks/counter_discipline.py --fixture "$OUT/" > "$OUT/discipline.log" 2>&1
               cp benchmarks/results/counter_discipline-h200.json "$OUT/" 2>/dev/null ;;
+  kattr) timeout 300 python benchmarks/kernel_attribution.py --burst-reference > "$OUT/kattr.log" 2>&1
+         cp benchmarks/results/kernel-attribution-h200.json "$OUT/" 2>/dev/null ;;
   *) echo "unknown step $1"; exit 2 ;;
 esac
 echo "$1 rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"

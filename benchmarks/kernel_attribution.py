@@ -121,6 +121,10 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from: {', '.join(CASES)}")
     p.add_argument("--save", help="also save the mixed run's profile here (kernelprof report works on it)")
+    p.add_argument("--burst-reference", action="store_true",
+                   help="also measure each case alone in the burst state (MeasureConfig(state='burst'): short "
+                        "runs after idle gaps, what a kernel costs in a mix of short segments) and report the "
+                        "error against it beside the settled one")
     args = p.parse_args()
     names = [c for c in args.cases.split(",") if c]
     if [c for c in names if c not in CASES]:
@@ -128,6 +132,7 @@ def main() -> int:
         return 2
     require_gpu("benchmarks/kernel_attribution.py")
     from kernelprof.attribution.kernel_regression import attribute_kernels
+    from kernelprof.methods.kernel_measurement import MeasureConfig
     from kernelprof.methods.steady_state import measure_kernel
 
     built = {}
@@ -152,7 +157,9 @@ def main() -> int:
                     f"segments, seed {args.seed}; CUPTI on (torch.profiler)",
              "regression": "NNLS of each 20 ms window's energy on per-case busy seconds + idle seconds "
                            "(kernelprof.attribution.kernel_regression); J/call = case power x busy time / calls",
-             "isolated": "measure_kernel defaults (sustained, settled state)",
+             "isolated": "measure_kernel defaults (sustained, settled state)"
+                         + ("; and MeasureConfig(state='burst') (error_vs_isolated_burst_pct)" if args.burst_reference
+                            else ""),
              "fit": {"windows": fit.windows, "residual_j": fit.residual_j, "measured_energy_j": fit.measured_energy_j,
                      "idle_power_w": fit.idle_power_w, "condition_number": fit.condition_number,
                      "residual_rms_w": fit.residual_rms_w, "notes": list(fit.notes)},
@@ -176,6 +183,15 @@ def main() -> int:
         cases.append(Case(f"{case}/error_vs_isolated_pct", "error_pct", err, extra=extra))
         cases.append(Case(f"{case}/regression_j_per_call", "j_per_call", reg, baseline="isolated (measure_kernel)",
                           baseline_value=m.energy_per_call_j))
+        if args.burst_reference:  # the like-for-like reference for a kernel run in short segments
+            mb = measure_kernel(fn, flops=flops, min_bytes=min_bytes, dtype=dtype, name=case, input_sets=[tuple(a)],
+                                config=MeasureConfig(state="burst"))
+            err_b = 100.0 * (reg - mb.energy_per_call_j) / mb.energy_per_call_j
+            cases.append(Case(f"{case}/error_vs_isolated_burst_pct", "error_pct", err_b, extra={
+                "isolated_burst_j_per_call": mb.energy_per_call_j, "isolated_burst_mean_power_w": mb.mean_power_w,
+                "isolated_burst_flags": [f.code for f in mb.flags], "within_5pct": abs(err_b) <= 5.0}))
+            print(f"{case}: vs the burst state {mb.energy_per_call_j:.4f} J/call ({mb.mean_power_w:.0f} W): "
+                  f"{err_b:+.2f}%", flush=True)
         print(f"{case}: regression {reg:.4f} J/call ({c.power_w:.0f} +- {c.power_se_w or float('nan'):.1f} W, "
               f"{'identifiable' if c.identifiable else 'NOT identifiable: ' + str(c.reason)}), isolated "
               f"{m.energy_per_call_j:.4f} J/call ({m.mean_power_w:.0f} W): {err:+.2f}%", flush=True)
