@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The next session's device calls, one per argument (each fits one 600 s call):
+# The next session's device calls: `bash benchmarks/gpu_h200_next.sh STEP [STEP...]`, steps in order.
+# Suggested calls for 30 min of device time (each under 600 s): (1) tests_a; (2) tests_b discipline kattr;
+# (3) ladder; (4) verdicts, or accuracy classes. Estimated step times:
 #   bash benchmarks/gpu_h200_next.sh tests_a   # GPU tests, files before test_ladder.py (~430 s in call D)
 #   bash benchmarks/gpu_h200_next.sh tests_b   # GPU tests, test_ladder.py onward (~170 s in call E)
 #   bash benchmarks/gpu_h200_next.sh ladder    # a fresh 8B ladder in the store format (hf compile rung fixed)
@@ -15,8 +17,9 @@ nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.sm,temperature.gpu
 nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv >> "$OUT/gpu.txt" 2>&1
 files_a=$(ls tests/test_*.py | sort | awk '$0 < "tests/test_ladder.py"')
 files_b=$(ls tests/test_*.py | sort | awk '$0 >= "tests/test_ladder.py"')
+for step in "$@"; do
 t0=$SECONDS
-case "$1" in
+case "$step" in
   tests_a) timeout 560 python -m pytest -v -m gpu $files_a -p no:cacheprovider --timeout 200 -rfEs --tb=short \
              --durations=30 --junitxml="$OUT/junit-a.xml" > "$OUT/tests-a.log" 2>&1 ;;
   tests_b) timeout 560 python -m pytest -v -m gpu $files_b -p no:cacheprovider --timeout 200 -rfEs --tb=short \
@@ -38,6 +41,7 @@ case "$1" in
               cp benchmarks/results/counter_discipline-h200.json "$OUT/" 2>/dev/null ;;
   kattr) timeout 300 python benchmarks/kernel_attribution.py --burst-reference > "$OUT/kattr.log" 2>&1
          cp benchmarks/results/kernel-attribution-h200.json "$OUT/" 2>/dev/null ;;
-  *) echo "unknown step $1"; exit 2 ;;
+  *) echo "unknown step $step"; exit 2 ;;
 esac
-echo "$1 rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
+echo "$step rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
+done
