@@ -29,8 +29,10 @@ _LAZY = {
     "load_profile_run": "kernelprof.profiler",
     # one kernel's joules per call by the steady-state method, and CUDA-event timing
     "measure_kernel": "kernelprof.methods.steady_state",
-    "MeasureConfig": "kernelprof.methods.steady_state_analysis",
-    "KernelMeasurement": "kernelprof.methods.steady_state_analysis",
+    "MeasureConfig": "kernelprof.methods.kernel_measurement",
+    "KernelMeasurement": "kernelprof.methods.kernel_measurement",
+    # variants of one op measured and compared (the library half of `kernelprof compare`)
+    "compare_variants": "kernelprof.methods.compare_variants",
     "time_cuda": "kernelprof.timeline.cuda_timing",
     "Timing": "kernelprof.timeline.cuda_timing",
     "rotating_input_sets": "kernelprof.timeline.cuda_timing",
@@ -38,8 +40,13 @@ _LAZY = {
     "PowerSampler": "kernelprof.sampling.runners",
     "phase": "kernelprof.methods.program_nvtx",  # a named phase under `kernelprof run`; elsewhere an NVTX range
     "PowerTrace": "kernelprof.sampling.powertrace",
-    "SensorProfile": "kernelprof.attribution.intervals",
+    "SensorProfile": "kernelprof.attribution.sensor_profile",
     "attribute": "kernelprof.attribution.intervals",
+    # another power source or vendor: a Reader subclass behind the registry
+    "Reader": "kernelprof.sampling.readers.common",
+    "register_reader": "kernelprof.sampling.readers.common",
+    # joules per kernel class in each phase of a profile with kernels
+    "classes_per_phase": "kernelprof.methods.phase_classes",
     # run files and traces
     "save_run": "kernelprof.outputs.runfile",
     "load_run": "kernelprof.outputs.runfile",

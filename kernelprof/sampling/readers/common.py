@@ -86,7 +86,8 @@ class Reader(ABC):
     channels: tuple[PowerChannel, ...] = ()
 
     @abstractmethod
-    def open(self, gpus: list[int]) -> list[GPUIdentity]: ...
+    def open(self, gpus: list[int]) -> list[GPUIdentity]:
+        """Start reading the vendor's devices `gpus` (its own indices); their identities, in order."""
 
     @abstractmethod
     def probe(self, k: int) -> Sources:
@@ -109,12 +110,15 @@ class Reader(ABC):
         raise NotSupportedError(f"{self.vendor} reader has no energy counter")
 
     def state(self, k: int, sources: Sources) -> StateReading:
+        """Clocks, utilization and temperature of GPU k now (all None where the vendor has none)."""
         return StateReading()
 
     def compute_pids(self, k: int) -> list[int]:
+        """Processes with compute work on GPU k (to flag measurements shared with others)."""
         return []
 
     def polled_channels(self) -> list[str]:
+        """Names of the channels read by polling (not buffered)."""
         return [c.name for c in self.channels if not c.buffered]
 
     def describe(self) -> dict[str, Any]:
