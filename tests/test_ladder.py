@@ -284,3 +284,12 @@ def test_run_ladder_streams_resumes_and_refuses_another_gpu(tmp_path, monkeypatc
     with pytest.raises(UsageError, match="gpu_uuid"):
         lr.run_ladder(cfg, rungs, out=out)
     assert measured[4:] == []
+
+
+def test_plot_command_draws_a_saved_ladder(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "l.png"
+    r = subprocess.run([sys.executable, "-m", "kernelprof", "plot", str(SHIPPED), "--out", str(out)],
+                       capture_output=True, text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:4] == b"\x89PNG" and str(out) in r.stdout
