@@ -315,3 +315,17 @@ def test_activity_from_achieved_rates_is_counts_over_time():
     frac = achieved_activity({"bf16": 1e12}, 2e9, 1e-3, BASIS)
     assert frac["tensor"] * 1e-3 == pytest.approx(1e12 / BASIS.peak_flop_s["bf16"])
     assert frac["dram"] * 1e-3 == pytest.approx(2e9 / BASIS.copy_bytes_s)
+
+
+def test_a_capped_calibrated_estimate_says_so():
+    from dataclasses import replace
+
+    from kernelprof.estimates.energy import fitted_estimates
+
+    fit = replace(synthetic_fit(), power_limit_w=300.0)  # SYNTHETIC limit, below this point's sum
+    t = 0.034e-3
+    ests = {e.name: e for e in fitted_estimates(flops=2 * 2048**3, min_bytes=3 * 2 * 2048**2, dtype="bf16",
+                                                   time_s=t, energy_j=None, model=fit, idle_power_w=122.0)}
+    assert ests["calibrated"].energy_j == pytest.approx(300.0 * t)
+    assert "capped at the 300 W power limit" in ests["calibrated"].note
+    assert "capped" in ests["activity"].note
