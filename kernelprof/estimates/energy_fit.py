@@ -21,12 +21,9 @@ that the fit minimises relative error and a 1 J GEMM does not drown a 3 mJ decod
 come from the free coefficients' covariance; a coefficient held at zero by its bound has none.
 Validation is leave-one-out over the microbenchmarks and prediction of kernels not fitted on.
 
-Both predictions are capped at the board's power limit x time (`power_limit_w`, read from the card
-at calibration; no fitted number): the power limiter keeps a kernel's average power at or under it,
-so a linear sum that comes out above it cannot be right. On the H200 (700 W) eight of fifteen points
-ran at 689-694 W; uncapped, the sum put gemm-bf16-2048 at 784 W (measured / predicted 0.88),
-capped 0.99 (benchmarks/results/logs/calibration-analysis-h200.md). The fit itself stays linear.
-
+Predictions are capped at the board's power limit x time (read at calibration, not fitted): the
+limiter holds average power under it. Uncapped, H200 leave-one-out put gemm-bf16-2048 at 784 W of
+700 (0.88; capped 0.99: benchmarks/results/logs/calibration-analysis-h200.md). The fit stays linear.
 Everything here is pure numpy over plain numbers, so it runs (and is tested) without a GPU.
 """
 from __future__ import annotations
@@ -353,12 +350,10 @@ def _predict(cal: LinearFit, act: LinearFit | None, p: FitPoint,
 
 def _capped_note(cal: LinearFit, act: LinearFit | None, p: FitPoint, power_limit_w: float | None) -> str:
     """Which predictions the power limit capped, and the power their sums gave."""
-    if not power_limit_w:
-        return ""
-    over = []
+    over: list[str] = []
     for label, lf, feat in (("calibrated", cal, _cal_feat), ("activity", act, _act_feat)):
         dyn = lf.predict_dynamic_j(feat(p)) if lf is not None and (lf is cal or p.activity) else None
-        if dyn is not None and p.idle_power_w + dyn / p.time_s > power_limit_w:
+        if power_limit_w and dyn is not None and p.idle_power_w + dyn / p.time_s > power_limit_w:
             over.append(f"{label} sum {p.idle_power_w + dyn / p.time_s:.0f} W")
     return f"capped at the {power_limit_w:.0f} W power limit ({', '.join(over)})" if over else ""
 
