@@ -204,6 +204,32 @@ def test_subjects_are_predicted_not_fitted():
     assert h.how == "not_fitted" and h.calibrated_ratio == pytest.approx(1.0, rel=1e-6)
 
 
+def test_predictions_are_capped_at_the_power_limit_and_old_fits_are_not():
+    """A linear sum above the board's limit x time is impossible: the limiter holds the average."""
+    import json
+
+    pts = synthetic_points()
+    tiny = next(p for p in pts if p.name == "gemm-bf16-2048")
+    sum_w = tiny.energy_j / tiny.time_s  # the exact synthetic model's power for this point
+    limit_w = 0.9 * sum_w
+    fit = fit_energy(pts, gpu_name="g", basis=BASIS, power_limit_w=limit_w)
+    h = next(h for h in fit.leave_one_out if h.name == "gemm-bf16-2048")
+    assert h.calibrated_j == pytest.approx(limit_w * tiny.time_s) and "power limit" in h.note
+    assert h.activity_j == pytest.approx(limit_w * tiny.time_s)
+    pred = fit.predict_calibrated_j(flops_by_dtype=tiny.flops_by_dtype, bytes=tiny.bytes, time_s=tiny.time_s,
+                                    idle_power_w=tiny.idle_power_w)
+    assert pred == pytest.approx(limit_w * tiny.time_s)
+    low = next(h for h in fit.leave_one_out if h.name == "decode-b1-ctx1024")  # far under the limit
+    assert low.calibrated_ratio == pytest.approx(1.0, rel=1e-6) and low.note == ""
+    doc = fit.to_json()
+    assert EnergyFit.from_json(json.loads(json.dumps(doc))).power_limit_w == limit_w
+    del doc["power_limit_w"]  # a fit cached before the cap existed: loads, predicts uncapped
+    old = EnergyFit.from_json(doc)
+    assert old.power_limit_w is None
+    assert old.predict_calibrated_j(flops_by_dtype=tiny.flops_by_dtype, bytes=tiny.bytes, time_s=tiny.time_s,
+                                    idle_power_w=tiny.idle_power_w) == pytest.approx(tiny.energy_j, rel=1e-6)
+
+
 def test_fit_needs_more_points_than_coefficients():
     with pytest.raises(ValueError, match="cannot fit"):
         fit_linear(["a", "b"], [{"x": 1.0, "y": 2.0}, {"x": 2.0, "y": 1.0}], [1.0, 1.0], [1.0, 1.0])
@@ -289,3 +315,17 @@ def test_activity_from_achieved_rates_is_counts_over_time():
     frac = achieved_activity({"bf16": 1e12}, 2e9, 1e-3, BASIS)
     assert frac["tensor"] * 1e-3 == pytest.approx(1e12 / BASIS.peak_flop_s["bf16"])
     assert frac["dram"] * 1e-3 == pytest.approx(2e9 / BASIS.copy_bytes_s)
+
+
+def test_a_capped_calibrated_estimate_says_so():
+    from dataclasses import replace
+
+    from kernelprof.estimates.energy import fitted_estimates
+
+    fit = replace(synthetic_fit(), power_limit_w=300.0)  # SYNTHETIC limit, below this point's sum
+    t = 0.034e-3
+    ests = {e.name: e for e in fitted_estimates(flops=2 * 2048**3, min_bytes=3 * 2 * 2048**2, dtype="bf16",
+                                                   time_s=t, energy_j=None, model=fit, idle_power_w=122.0)}
+    assert ests["calibrated"].energy_j == pytest.approx(300.0 * t)
+    assert "capped at the 300 W power limit" in ests["calibrated"].note
+    assert "capped" in ests["activity"].note

@@ -128,6 +128,12 @@ def fitted_estimates(*, flops: float, min_bytes: float, dtype: str, time_s: floa
     counts = {key: flops} if flops else {}
     fitted_on = f"fitted on {len(model.points)} microbenchmarks ({model.source or 'this GPU'})"
     idle_note = "" if idle_power_w is not None else f"; P_idle {model.median_idle_w:.0f} W from the calibration"
+
+    def cap_note(pred: float | None) -> str:  # the fit caps a sum above the board's power limit x time
+        limit = model.power_limit_w
+        capped = bool(limit and pred and pred >= limit * time_s * (1 - 1e-9))
+        return f"; capped at the {limit:.0f} W power limit" if capped else ""
+
     out = []
     if model.activity is None or model.basis is None:
         out.append(Estimate("activity", None, None, act_formula, "the calibration has no activity fit"))
@@ -138,10 +144,11 @@ def fitted_estimates(*, flops: float, min_bytes: float, dtype: str, time_s: floa
         act = model.predict_activity_j(activity=frac, time_s=time_s, idle_power_w=idle_power_w)
         out.append(Estimate("activity", act, _ratio(energy_j, act), act_formula,
                             f"activity from {'ncu counters' if activity is not None else 'achieved rates'}: tensor {frac['tensor']:.3f}, FMA {frac['fma']:.3f}, "
-                            f"DRAM {frac['dram']:.3f} of copy bandwidth; {fitted_on}{idle_note}", "dense"))
+                            f"DRAM {frac['dram']:.3f} of copy bandwidth; {fitted_on}{idle_note}{cap_note(act)}", "dense"))
     cal = model.predict_calibrated_j(flops_by_dtype=counts, bytes=min_bytes, time_s=time_s, idle_power_w=idle_power_w)
     out.append(Estimate("calibrated", cal, _ratio(energy_j, cal), cal_formula,
-                        (f"{fitted_on}{idle_note}" if cal is not None else f"the calibration has no {key} FLOP energy")))
+                        (f"{fitted_on}{idle_note}{cap_note(cal)}" if cal is not None
+                         else f"the calibration has no {key} FLOP energy")))
     return out
 
 

@@ -20,6 +20,10 @@ physical energy or power, so none may be negative), each point weighted by 1/mea
 that the fit minimises relative error and a 1 J GEMM does not drown a 3 mJ decode. Standard errors
 come from the free coefficients' covariance; a coefficient held at zero by its bound has none.
 Validation is leave-one-out over the microbenchmarks and prediction of kernels not fitted on.
+
+Predictions are capped at the board's power limit x time (read at calibration, not fitted): the
+limiter holds average power under it. Uncapped, H200 leave-one-out put gemm-bf16-2048 at 784 W of
+700 (0.88; capped 0.99: benchmarks/results/logs/calibration-analysis-h200.md). The fit stays linear.
 Everything here is pure numpy over plain numbers, so it runs (and is tested) without a GPU.
 """
 from __future__ import annotations
@@ -276,12 +280,13 @@ class EnergyFit:
     created: str = ""
     source: str = ""  # "measured by kernelprof calibrate ..." or "synthetic"
     skipped: tuple[str, ...] = ()
+    power_limit_w: float | None = None  # the board's limit at calibration; None: predictions are not capped
 
     def predict_calibrated_j(self, *, flops_by_dtype: dict[str, float], bytes: float, time_s: float,
                              idle_power_w: float | None = None) -> float | None:
         dyn = self.calibrated.predict_dynamic_j(calibrated_features(flops_by_dtype, bytes, time_s))
         idle = self.median_idle_w if idle_power_w is None else idle_power_w
-        return None if dyn is None else idle * time_s + dyn
+        return None if dyn is None else at_power_limit(idle * time_s + dyn, time_s, self.power_limit_w)
 
     def predict_activity_j(self, *, activity: dict[str, float], time_s: float,
                            idle_power_w: float | None = None) -> float | None:
@@ -289,7 +294,7 @@ class EnergyFit:
             return None
         dyn = self.activity.predict_dynamic_j(activity_features(activity, time_s))
         idle = self.median_idle_w if idle_power_w is None else idle_power_w
-        return None if dyn is None else idle * time_s + dyn
+        return None if dyn is None else at_power_limit(idle * time_s + dyn, time_s, self.power_limit_w)
 
     def held_out(self) -> tuple[HeldOut, ...]:
         return self.leave_one_out + self.not_fitted
@@ -322,23 +327,44 @@ class EnergyFit:
                    points=tuple(FitPoint.from_json(p) for p in d["points"]),
                    leave_one_out=held(d.get("leave_one_out", ())), not_fitted=held(d.get("not_fitted", ())),
                    median_idle_w=float(d["median_idle_w"]), created=d.get("created", ""),
-                   source=d.get("source", ""), skipped=tuple(d.get("skipped", ())))
+                   source=d.get("source", ""), skipped=tuple(d.get("skipped", ())),
+                   power_limit_w=d.get("power_limit_w"))  # absent from fits made before the cap
 
 
-def _predict(cal: LinearFit, act: LinearFit | None, p: FitPoint) -> tuple[float | None, float | None]:
+def at_power_limit(energy_j: float, time_s: float, power_limit_w: float | None) -> float:
+    """min(energy_j, power_limit_w x time_s): the limiter holds average power at or under the limit."""
+    return energy_j if not power_limit_w else min(energy_j, power_limit_w * time_s)
+
+
+def _predict(cal: LinearFit, act: LinearFit | None, p: FitPoint,
+             power_limit_w: float | None) -> tuple[float | None, float | None]:
     dyn_c = cal.predict_dynamic_j(_cal_feat(p))
     dyn_a = act.predict_dynamic_j(_act_feat(p)) if act is not None and p.activity else None
     base = p.idle_power_w * p.time_s
-    return (None if dyn_c is None else base + dyn_c), (None if dyn_a is None else base + dyn_a)
+
+    def total(dyn: float | None) -> float | None:
+        return None if dyn is None else at_power_limit(base + dyn, p.time_s, power_limit_w)
+
+    return total(dyn_c), total(dyn_a)
+
+
+def _capped_note(cal: LinearFit, act: LinearFit | None, p: FitPoint, power_limit_w: float | None) -> str:
+    """Which predictions the power limit capped, and the power their sums gave."""
+    over: list[str] = []
+    for label, lf, feat in (("calibrated", cal, _cal_feat), ("activity", act, _act_feat)):
+        dyn = lf.predict_dynamic_j(feat(p)) if lf is not None and (lf is cal or p.activity) else None
+        if power_limit_w and dyn is not None and p.idle_power_w + dyn / p.time_s > power_limit_w:
+            over.append(f"{label} sum {p.idle_power_w + dyn / p.time_s:.0f} W")
+    return f"capped at the {power_limit_w:.0f} W power limit ({', '.join(over)})" if over else ""
 
 
 def fit_energy(points: Sequence[FitPoint], *, gpu_name: str, gpu_uuid: str | None = None,
                driver_version: str | None = None, basis: ActivityBasis | None = None,
                subjects: Sequence[FitPoint] = (), created: str = "", source: str = "",
-               skipped: Sequence[str] = ()) -> EnergyFit:
+               skipped: Sequence[str] = (), power_limit_w: float | None = None) -> EnergyFit:
     """Fit both models over `points`, predict each point with a fit made without it, and predict
     `subjects` (kernels the fit never sees). The activity model is fitted only when every point
-    carries activity fractions."""
+    carries activity fractions. With `power_limit_w`, every prediction is capped at it x time."""
     if len({p.name for p in points}) != len(points):
         raise ValueError("microbenchmark names must be unique")
     with_activity = bool(points) and all(p.activity for p in points)
@@ -354,17 +380,21 @@ def fit_energy(points: Sequence[FitPoint], *, gpu_name: str, gpu_uuid: str | Non
             a_i = _fit_points(rest, _act_feat) if with_activity else None
         except ValueError as exc:  # too few points left for the coefficients
             notes.append(str(exc))
-        pc, pa = _predict(c_i, a_i, p) if c_i is not None else (None, None)
+        pc, pa = _predict(c_i, a_i, p, power_limit_w) if c_i is not None else (None, None)
         if c_i is not None and pc is None:
             notes.append("the only point with its FLOP dtype: no e_flop for it once it is left out")
+        capped = _capped_note(c_i, a_i, p, power_limit_w) if c_i is not None else ""
+        if capped:
+            notes.append(capped)
         loo.append(HeldOut(p.name, p.kind, "leave_one_out", p.energy_j, pc, pa, "; ".join(notes)))
     held = []
     for s in subjects:
-        pc, pa = _predict(cal, act, s)
+        pc, pa = _predict(cal, act, s, power_limit_w)
         held.append(HeldOut(s.name, s.kind, "not_fitted", s.energy_j, pc, pa,
-                            "" if pc is not None else "its FLOP dtype is not among the microbenchmarks'"))
+                            _capped_note(cal, act, s, power_limit_w) if pc is not None
+                            else "its FLOP dtype is not among the microbenchmarks'"))
     idles = sorted(p.idle_power_w for p in points)
     return EnergyFit(gpu_name=gpu_name, gpu_uuid=gpu_uuid, driver_version=driver_version, calibrated=cal,
                      activity=act, basis=basis, points=tuple(points), leave_one_out=tuple(loo),
                      not_fitted=tuple(held), median_idle_w=float(idles[len(idles) // 2]), created=created,
-                     source=source, skipped=tuple(skipped))
+                     source=source, skipped=tuple(skipped), power_limit_w=power_limit_w)

@@ -189,13 +189,14 @@ def fit_points(summaries: list[dict[str, Any]], basis: ActivityBasis, *, source:
 
 def fit_from_summaries(summaries: list[dict[str, Any]], *, gpu_name: str, gpu_uuid: str | None = None,
                        driver_version: str | None = None, source: str = "", skipped: tuple[str, ...] = (),
-                       created: str = "") -> EnergyFit:
-    """The pure half: fit both models over the microbenchmarks, validate on the subjects."""
+                       created: str = "", power_limit_w: float | None = None) -> EnergyFit:
+    """The pure half: fit both models over the microbenchmarks, validate on the subjects.
+    `power_limit_w` (the board's, as recorded) caps every prediction at it x time."""
     basis = activity_basis(summaries, gpu_name)
     micro = fit_points([s for s in summaries if s["kind"] != "subject"], basis, source=source)
     subj = fit_points([s for s in summaries if s["kind"] == "subject"], basis, source=source)
     return fit_energy(micro, gpu_name=gpu_name, gpu_uuid=gpu_uuid, driver_version=driver_version, basis=basis,
-                      subjects=subj, created=created, source=source, skipped=skipped)
+                      subjects=subj, created=created, source=source, skipped=skipped, power_limit_w=power_limit_w)
 
 
 def result_cases(fit: EnergyFit) -> list[Case]:
@@ -237,7 +238,7 @@ def calibrate(device: int = 0, *, max_wall_s: float = 8.0, subjects: bool = True
     source = f"measured by kernelprof calibrate on {facts.name} at {git_revision() or 'unknown revision'}, {created}"
     fit = fit_from_summaries(summaries, gpu_name=facts.name, gpu_uuid=facts.uuid,
                              driver_version=facts.driver_version, source=source, skipped=tuple(skipped),
-                             created=created)
+                             created=created, power_limit_w=facts.power_limit_w)
     write_cached(cache_path("energy-fit", facts.uuid, facts.driver_version), fit.to_json())
     path = None
     if results_dir is not None:
@@ -256,9 +257,10 @@ def refit_results_file(doc: dict[str, Any]) -> CalibrationRun:
     if not isinstance(notes, dict) or not isinstance(notes.get("measurements"), list):
         raise RunFileError("this file is not a calibration results file: it has no notes.measurements list")
     old = notes.get("fit", {})
-    fit = fit_from_summaries(list(notes["measurements"]), gpu_name=doc.get("device", {}).get("name", "unknown"),
-                             gpu_uuid=doc.get("device", {}).get("uuid"),
-                             driver_version=doc.get("device", {}).get("driver"),
+    dev = doc.get("device", {})
+    fit = fit_from_summaries(list(notes["measurements"]), gpu_name=dev.get("name", "unknown"),
+                             gpu_uuid=dev.get("uuid"), driver_version=dev.get("driver"),
                              source=old.get("source", "from a saved results file"),
-                             skipped=tuple(old.get("skipped", ())), created=old.get("created", ""))
+                             skipped=tuple(old.get("skipped", ())), created=old.get("created", ""),
+                             power_limit_w=dev.get("power_limit_w"))  # the device record of the run
     return CalibrationRun(fit, tuple(notes["measurements"]))
