@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The next session's device calls: `bash benchmarks/gpu_h200_next.sh STEP [STEP...]`, steps in order.
-# Suggested calls for 30 min of device time (each under 600 s): (1) tests_a; (2) tests_b discipline kattr;
+# Suggested calls for 30 min of device time (each under 600 s): (1) tests_a; (2) tests_b discipline kattr gemm_tune;
 # (3) ladder; (4) verdicts, or accuracy classes. Estimated step times:
 #   bash benchmarks/gpu_h200_next.sh tests_a   # GPU tests, files before test_ladder.py (~430 s in call D)
 #   bash benchmarks/gpu_h200_next.sh tests_b   # GPU tests, test_ladder.py onward (~170 s in call E)
@@ -9,6 +9,7 @@
 #   bash benchmarks/gpu_h200_next.sh verdicts  # issue 17: subject vs vendor J/call and verdicts (~5 min)
 #   bash benchmarks/gpu_h200_next.sh discipline  # a fresh counter-discipline recording (the out-of-sample test)
 #   bash benchmarks/gpu_h200_next.sh kattr     # issue 15: the mix regression vs isolated settled AND burst state
+#   bash benchmarks/gpu_h200_next.sh gemm_tune # the GEMM tuner again on an idle GPU (call D's run may have shared it; ~40 s)
 #   bash benchmarks/gpu_h200_next.sh classes   # 8B llm with kernels, ~6 s in-run, per-phase class table (issue 15)
 # Every test has its own --timeout so one hang cannot eat the call; junit XML and logs go to $OUT.
 set -u
@@ -41,6 +42,8 @@ case "$step" in
               cp benchmarks/results/counter_discipline-h200.json "$OUT/" 2>/dev/null ;;
   kattr) timeout 300 python benchmarks/kernel_attribution.py --burst-reference > "$OUT/kattr.log" 2>&1
          cp benchmarks/results/kernel-attribution-h200.json "$OUT/" 2>/dev/null ;;
+  gemm_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/gemm_tune.py --out "$OUT/tune" --budget-s 150 \
+               > "$OUT/tune/gemm.log" 2>&1 ;;
   *) echo "unknown step $step"; exit 2 ;;
 esac
 echo "$step rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
