@@ -64,3 +64,18 @@ def test_hf_generate_has_fixed_length():
     out = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=7, min_new_tokens=7,
                       do_sample=False)
     assert out.shape == (2, 12)
+
+
+def test_compiled_rung_lets_generate_compile_itself():
+    """transformers >= 4.48 compiles the forward inside generate for a static cache; wrapping the forward
+    in torch.compile as well failed on the H200 (CUDAGraphs output overwritten), so the compiled rung
+    passes a CompileConfig and leaves the forward alone."""
+    pytest.importorskip("transformers")
+    from kernelprof.methods.llm.hf_baseline import _generate_compiles_itself, _generate_kwargs
+
+    assert _generate_kwargs(False) == {}
+    kw = _generate_kwargs(True)
+    assert kw["cache_implementation"] == "static"
+    if _generate_compiles_itself():
+        cc = kw["compile_config"]
+        assert cc.mode == "reduce-overhead" and cc.fullgraph is True
