@@ -293,3 +293,23 @@ def test_plot_command_draws_a_saved_ladder(tmp_path):
                        capture_output=True, text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:4] == b"\x89PNG" and str(out) in r.stdout
+
+
+def test_report_csv_of_a_ladder_and_of_a_corrupt_jsonl(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-m", "kernelprof", "report", str(SHIPPED), "--csv"], capture_output=True,
+                       text=True, cwd=root, env=env)
+    assert r.returncode == 0, r.stderr
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [x["rung"] for x in rows][:3] == ["hf-eager", "hf-sdpa-static-compile", "kp-eager"]
+    triton = next(x for x in rows if x["rung"] == "kp-triton")
+    assert float(triton["j_per_request"]) == pytest.approx(45.62, abs=0.01) and triton["verdict"] == "saves energy"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\nnot json\n')
+    r = subprocess.run([sys.executable, "-m", "kernelprof", "report", str(bad), "--csv"], capture_output=True,
+                       text=True, cwd=root, env=env)
+    assert r.returncode == 6 and "corrupt" in r.stderr and "internal error" not in r.stderr  # was a traceback

@@ -28,7 +28,22 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def rows_of(path: Path) -> list[dict[str, Any]]:
     """The CSV rows of a saved run or results .jsonl."""
     if path.suffix == ".jsonl":
-        return [_flat(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+        from kernelprof.methods.ladder_store import is_ladder_jsonl, saved_ladder
+        from kernelprof.outputs.jsonl_store import read_store
+
+        if is_ladder_jsonl(path):  # one row per rung: the summary, not the raw repeats
+            return [{"rung": r.name, "supported": r.supported, "batch": r.batch, "j_per_request": r.j_per_request,
+                     "prefill_j": r.prefill_j, "decode_j": r.decode_j, "time_per_batch_s": r.time_s,
+                     "mean_power_w": r.mean_power_w, "vs": r.change.below if r.change else None,
+                     "energy_ratio": r.change.energy_ratio if r.change else None,
+                     "time_ratio": r.change.time_ratio if r.change else None,
+                     "power_ratio": r.change.power_ratio if r.change else None,
+                     "verdict": r.change.verdict if r.change else None, "flags": ";".join(r.flags)}
+                    for r in saved_ladder(path).rungs]
+        # read strictly (a corrupt line is a clear error, a torn tail is reported), as `report` does
+        read = read_store(path)
+        read.emit_warnings("kernelprof report")
+        return [_flat(rec) for rec in read.records.values()]
     from kernelprof.outputs.runfile import load_run
 
     run = load_run(path)
