@@ -321,6 +321,16 @@ def cases(fx: dict[str, Path]) -> list[Case]:
     for name in run_names:
         add(f"report-{name}", ["report", f[name]], 6, inputs=(name,))
     add("report-swapped-arrays", ["report", f["swapped"]], 6, inputs=("swapped",))
+    # --csv and --by class read the same payloads: a corrupt one is a corrupt-file error there too
+    # (other kinds' CSV is their payload flattened as it is, so a garbage payload there is not an error)
+    for name in ("profile_garbage_payload", "llm_empty_payload", "llm_garbage_payload"):
+        add(f"report-csv-{name}", ["report", "--csv", f[name]], 6, inputs=(name,))
+    add("report-by-class-profile_garbage_payload", ["report", "--by", "class", f["profile_garbage_payload"]], 6,
+        inputs=("profile_garbage_payload",))
+    for name in ("jl_mid_garbage", "jl_non_utf8", "jl_list"):
+        add(f"report-csv-{name}", ["report", "--csv", f[name]], 6, inputs=(name,))
+    add("report-by-class-no-kernels", ["report", "--by", "class", f["profile_ok"]], 2, expect_re=r"no kernels",
+        inputs=("profile_ok",))
     add("report-missing", ["report", "/nonexistent/run.json"], 6)
     add("report-dir", ["report", f["grid_dir"]], 6)
     add("report-json-version-99", ["report", "--json", f["version_99"]], 6)

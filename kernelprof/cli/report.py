@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "csv", False):
         from kernelprof.outputs.tables import write_csv
 
-        write_csv(path)
+        _reading(path, lambda: write_csv(path))
         return 0
     if path.suffix == ".jsonl":
         from kernelprof.methods.ladder_store import is_ladder_jsonl
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if r.kind == "profile" and getattr(args, "by", None) == "class" and "program" not in r.payload:
         from kernelprof.cli.phase_classes_view import render_phase_classes
 
-        render_phase_classes(path)
+        _reading(path, lambda: render_phase_classes(path))
         return 0
     target = "kernelprof.cli.program_view:render_run" if "program" in r.payload else RENDERERS.get(r.kind)
     if target is None:
@@ -71,14 +71,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs: dict = {"by": args.by} if getattr(args, "by", None) else {}
     if target == RENDERERS["profile"]:
         kwargs["steps"] = bool(getattr(args, "steps", False))
-    try:
-        getattr(importlib.import_module(module), func)(r, **kwargs)
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
-        if isinstance(exc, KernelprofError):
-            raise
-        # A payload that lacks what its kind's renderer reads: the file is corrupt (or hand-edited).
-        raise RunFileError(f"{path} is a '{r.kind}' run that lacks or misstates what its report reads "
-                           f"({type(exc).__name__}: {exc}); the file is corrupt or from an incompatible kernelprof") from exc
+    _reading(path, lambda: getattr(importlib.import_module(module), func)(r, **kwargs), kind=r.kind)
     env = r.environment
     gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "no GPU recorded"
     console.print(f"[dim]recorded {env.get('created', '?')} on {gpus}, kernelprof {env.get('git_revision', '?')}, "
@@ -98,3 +91,16 @@ def _render_ladder_file(path: Path, *, as_json: bool) -> int:
         console.print(f"[yellow]note: {w}[/]")
     render_ladder(saved.rungs)
     return 0
+
+
+def _reading(path: Path, render, *, kind: str | None = None) -> None:
+    """Run `render`; a payload that lacks what it reads (the file is corrupt or hand-edited) is a
+    corrupt-file error naming the file, not an internal error."""
+    try:
+        render()
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        if isinstance(exc, KernelprofError):
+            raise
+        what = f"a '{kind}' run" if kind else "a run"
+        raise RunFileError(f"{path} is {what} that lacks or misstates what its report reads "
+                           f"({type(exc).__name__}: {exc}); the file is corrupt or from an incompatible kernelprof") from exc

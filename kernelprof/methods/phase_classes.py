@@ -20,6 +20,7 @@ import numpy as np
 
 from kernelprof.attribution.kernel_classes import busy_seconds, merged_spans
 from kernelprof.attribution.kernel_regression import KernelAttribution, attribute_kernels
+from kernelprof.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ def classes_per_phase(profile_path: str | Path, *, depth: int = 0) -> list[tuple
 
     r = load_profile_run(profile_path)
     if r.kernels is None:
-        raise ValueError(f"{profile_path} recorded no kernels (Profiler(kernels=True), or `kernelprof llm "
-                         "--kernel-slices`)")
+        raise UsageError(f"{profile_path} recorded no kernels, so there are no classes to split phases into; "
+                         "record with Profiler(kernels=True) or `kernelprof llm --kernel-slices`")
     res = load_profile(profile_path)
     fits = attribute_kernels(r.trace, r.kernels, (r.window.t0_ns, r.window.t1_ns), r.sensor_profiles)
     dev_of_uuid = {u: d for d, u in r.kernels.device_uuids.items()}
