@@ -313,3 +313,14 @@ def test_report_csv_of_a_ladder_and_of_a_corrupt_jsonl(tmp_path):
     r = subprocess.run([sys.executable, "-m", "kernelprof", "report", str(bad), "--csv"], capture_output=True,
                        text=True, cwd=root, env=env)
     assert r.returncode == 6 and "corrupt" in r.stderr and "internal error" not in r.stderr  # was a traceback
+
+
+@pytest.mark.parametrize("argv", [["report", "{p}"], ["report", "{p}", "--csv"], ["plot", "{p}", "--out", "{p}.png"],
+                                  ["ladder", "--from", "{p}"]])
+def test_corrupt_ladder_records_are_clear_errors_everywhere(tmp_path, argv):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"v": 2, "key": "hf-eager", "status": "ok", "config": {}, "rung": {"name": 3}}\n')
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "kernelprof", *[a.format(p=p) for a in argv]], capture_output=True,
+                       text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 6 and "corrupt" in r.stderr and "internal error" not in r.stderr, r.stderr

@@ -55,6 +55,14 @@ def is_ladder_jsonl(path: str | Path) -> bool:
     return isinstance(d, dict) and ("rung" in d or "ladder_key" in (d.get("extra") or {}))
 
 
+def _rung(d: dict, where: str) -> RungResult:
+    """A rung from its JSON, or a corrupt-file error naming where it was."""
+    try:
+        return RungResult.from_json(d)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise RunFileError(f"{where} is not a ladder rung ({type(exc).__name__}: {exc}); the file is corrupt") from None
+
+
 def _status(r: RungResult) -> str:
     return "failed" if any(f in RETRIED_FLAGS for f in r.flags) else "ok"
 
@@ -80,10 +88,7 @@ def _read_legacy(path: Path) -> LadderFile:
             raise RunFileError(f"{path}: line {n} is not JSON; the file is corrupt") from None
         if not isinstance(d, dict) or "name" not in d:
             raise RunFileError(f"{path}: line {n} is not a ladder rung; the file is corrupt")
-        try:
-            r = RungResult.from_json(d)
-        except (TypeError, KeyError, ValueError) as exc:
-            raise RunFileError(f"{path}: line {n} is not a ladder rung ({exc}); the file is corrupt") from None
+        r = _rung(d, f"{path}: line {n}")
         if r.name in rungs and _status(r) == "failed" and _status(rungs[r.name]) == "ok":
             continue
         rungs[r.name] = r
@@ -106,7 +111,7 @@ def read_ladder(path: str | Path) -> LadderFile:
     if legacy:
         return _read_legacy(path)
     read = read_store(path, validate=_validate)
-    rungs = {k: RungResult.from_json(rec["rung"]) for k, rec in read.records.items()}
+    rungs = {k: _rung(rec["rung"], f"{path}: rung {k!r}") for k, rec in read.records.items()}
     configs = [rec.get("config") for rec in read.records.values()]
     return LadderFile(path, rungs, configs[0] if configs else None, warnings=tuple(read.warnings))
 
@@ -122,7 +127,7 @@ class LadderStore:
                                  "pass --fresh to move it aside and start again, or choose another --out")
         read = prepare(self.path, config, resume=True, new_file=fresh, validate=_validate, what="ladder")
         read.emit_warnings("kernelprof ladder")
-        self.done = {k: RungResult.from_json(rec["rung"]) for k, rec in read.records.items()
+        self.done = {k: _rung(rec["rung"], f"{self.path}: rung {k!r}") for k, rec in read.records.items()
                      if rec["status"] == "ok"}
         self._appender = Appender(self.path, config)
 
