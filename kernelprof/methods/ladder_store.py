@@ -97,18 +97,22 @@ def _read_legacy(path: Path) -> LadderFile:
     return LadderFile(path, rungs, None, legacy=True, warnings=tuple(warnings))
 
 
+def _is_legacy(path: Path) -> bool:
+    """Whether the file's first record is a bare RungResult (before the store); from line 1 only."""
+    with path.open("rb") as f:
+        first = f.readline()
+    try:
+        return "rung" not in json.loads(first.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        raise RunFileError(f"{path}: line 1 is not a JSON record; the file is corrupt") from None
+
+
 def read_ladder(path: str | Path) -> LadderFile:
     """Every rung of a ladder file, store format or legacy. RunFileError for anything else."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path} is not a file")
-    with path.open("rb") as f:
-        first = f.readline()
-    try:
-        legacy = "rung" not in json.loads(first.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
-        raise RunFileError(f"{path}: line 1 is not a JSON record; the file is corrupt") from None
-    if legacy:
+    if _is_legacy(path):
         return _read_legacy(path)
     read = read_store(path, validate=_validate)
     rungs = {k: _rung(rec["rung"], f"{path}: rung {k!r}") for k, rec in read.records.items()}
@@ -122,7 +126,7 @@ class LadderStore:
     def __init__(self, path: str | Path, config: dict[str, Any], *, fresh: bool = False):
         self.path = Path(path)
         if self.path.exists() and not fresh and self.path.is_file() and not self.path.stat().st_size == 0:
-            if read_ladder(self.path).legacy:
+            if _is_legacy(self.path):  # line 1 only: the store's reader below reads the whole file
                 raise UsageError(f"{self.path} is a legacy ladder file (no GPU recorded); it cannot be resumed: "
                                  "pass --fresh to move it aside and start again, or choose another --out")
         read = prepare(self.path, config, resume=True, new_file=fresh, validate=_validate, what="ladder")
