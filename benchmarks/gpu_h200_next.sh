@@ -48,3 +48,6 @@ case "$step" in
 esac
 echo "$step rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
 done
+# $OUT brings back at most 8 files: pack everything but the two summaries into one archive.
+(cd "$OUT" && find . -type f ! -name steps.txt ! -name gpu.txt ! -name bundle.tgz ! -name .list | sort > .list \
+   && tar czf bundle.tgz -T .list && xargs rm -f < .list && rm -f .list && find . -mindepth 1 -type d -empty -delete)
