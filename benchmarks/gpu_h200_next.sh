@@ -36,7 +36,7 @@ case "$step" in
            timeout 120 python -m kernelprof report "$OUT"/llm-8b-b8-kernels-h200*.profile.json --by class \
              > "$OUT/llm-classes-report.txt" 2>&1
            rm -f "$OUT"/llm-8b-b8-kernels-h200*.trace.json ;;  # ~400k slices: over $OUT's 16 MiB per file
-  verdicts) timeout 560 python benchmarks/energy_verdicts.py --budget-s 450 > "$OUT/verdicts.log" 2>&1
+  verdicts) timeout $(( ${VERDICTS_BUDGET_S:-450} + 110 )) python benchmarks/energy_verdicts.py --budget-s ${VERDICTS_BUDGET_S:-450} > "$OUT/verdicts.log" 2>&1
             cp benchmarks/results/energy-verdicts-h200.json "$OUT/" 2>/dev/null ;;
   discipline) timeout 300 python benchmarks/counter_discipline.py --fixture "$OUT/" > "$OUT/discipline.log" 2>&1
               cp benchmarks/results/counter_discipline-h200.json "$OUT/" 2>/dev/null ;;
