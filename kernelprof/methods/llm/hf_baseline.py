@@ -50,6 +50,11 @@ def hf_model(cfg: LlamaConfig, device: str = "cuda", seed: int = 0, dtype: Any =
         from transformers import LlamaConfig as HFLlamaConfig
         from transformers import LlamaForCausalLM
     except ImportError as exc:
+        if "kernels" in str(exc):  # transformers >= 5.25 imports the Hub's `kernels`; ours shadows it
+            raise NotSupportedError(
+                f"transformers could not import the Hugging Face `kernels` package ({exc}): kernelprof's "
+                "top-level `kernels/` shadows it. Use transformers<5.25 (`pip install 'transformers<5.25'`)"
+            ) from exc
         raise NotSupportedError("the transformers baseline needs `pip install transformers`") from exc
     import torch
 
