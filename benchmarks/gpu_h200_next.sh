@@ -5,6 +5,7 @@
 #   bash benchmarks/gpu_h200_next.sh tests_a   # GPU tests, files before test_ladder.py (~430 s in call D)
 #   bash benchmarks/gpu_h200_next.sh tests_b   # GPU tests, test_ladder.py onward (~170 s in call E)
 #   bash benchmarks/gpu_h200_next.sh ladder    # a fresh 8B ladder in the store format (hf compile rung fixed)
+#   bash benchmarks/gpu_h200_next.sh ladder_new  # only the two rungs never measured on the H200 (compile, max batch)
 #   bash benchmarks/gpu_h200_next.sh accuracy  # accuracy.py without Zeus after the sampler changes (issue 12)
 #   bash benchmarks/gpu_h200_next.sh verdicts  # issue 17: subject vs vendor J/call and verdicts (~5 min)
 #   bash benchmarks/gpu_h200_next.sh discipline  # a fresh counter-discipline recording (the out-of-sample test)
@@ -29,6 +30,9 @@ case "$step" in
              --repeats 2 --out "$OUT/ladder-llama-3.1-8b-b8-h200.jsonl" --results --plot "$OUT/ladder-h200.png" \
              > "$OUT/ladder.log" 2>&1
            cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
+  ladder_new) timeout ${LADDER_TIMEOUT_S:-300} python -m kernelprof ladder --model llama-3.1-8b --batch 8 --input-len 512 \
+             --output-len 128 --repeats 1 --rungs hf-sdpa-static-compile,kp-triton-max-batch \
+             --out "$OUT/ladder-new-rungs-llama-3.1-8b-b8-h200.jsonl" > "$OUT/ladder-new.log" 2>&1 ;;
   accuracy) timeout 560 python benchmarks/accuracy.py --no-zeus --merge --detail "$OUT/accuracy-detail.json" \
              > "$OUT/accuracy.log" 2>&1; cp benchmarks/results/accuracy-h200.json "$OUT/" ;;
   classes) timeout 400 python -m kernelprof llm --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 \
