@@ -25,7 +25,7 @@ from kernelprof.outputs.jsonl_store import prepare
 kind, out, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 rng = random.Random()
 def pause():
-    time.sleep(rng.uniform(0, 0.004))
+    time.sleep(rng.uniform(0, 0.01))  # ~0.2 s for 40 points: a kill lands mid-run
 if kind == "sweep":
     spec = SweepSpec("crash", tuple(SweepPoint("gemm", "cublas", f"{{n}}x64x64", "bf16") for n in range(1, 41)))
     def measure(p):
@@ -71,8 +71,16 @@ def test_sigkill_at_random_points_then_resume_loses_nothing(kind, tmp_path):
     out = tmp_path / f"{kind}.jsonl"
     kills = 0
     for attempt in range(8):
+        size_at_start = out.stat().st_size if out.exists() else -1
         p = _child(kind, out, resume=out.exists())
-        time.sleep(rng.uniform(0.15, 0.6))  # interpreter start-up, then some points
+        # Wait out interpreter start-up (its length varies by machine) until a point lands, then kill
+        # at a random moment in the run, mid-write included.
+        deadline = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < deadline:
+            if out.exists() and out.stat().st_size != size_at_start:
+                break
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.06))
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
             kills += 1
