@@ -11,6 +11,7 @@
 #   bash benchmarks/gpu_h200_next.sh discipline  # a fresh counter-discipline recording (the out-of-sample test)
 #   bash benchmarks/gpu_h200_next.sh kattr     # issue 15: the mix regression vs isolated settled AND burst state
 #   bash benchmarks/gpu_h200_next.sh gemm_tune # the GEMM tuner again on an idle GPU (call D's run may have shared it; ~40 s)
+#   bash benchmarks/gpu_h200_next.sh rebase    # issue 12 item 5: power, kernel-energy, timing, counters as -h200 (~7 min)
 #   bash benchmarks/gpu_h200_next.sh classes   # 8B llm with kernels, ~6 s in-run, per-phase class table (issue 15)
 # Every test has its own --timeout so one hang cannot eat the call; junit XML and logs go to $OUT.
 set -u
@@ -48,6 +49,13 @@ case "$step" in
          cp benchmarks/results/kernel-attribution-h200.json "$OUT/" 2>/dev/null ;;
   gemm_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/gemm_tune.py --out "$OUT/tune" --budget-s 150 \
                > "$OUT/tune/gemm.log" 2>&1 ;;
+  rebase) mkdir -p "$OUT/rebase"
+          # Short benchmarks first, each capped so that one overrun cannot take the others' time.
+          timeout 150 python benchmarks/power.py > "$OUT/rebase/power.log" 2>&1; echo "power rc=$?" >> "$OUT/steps.txt"
+          timeout 170 python benchmarks/kernel_energy.py > "$OUT/rebase/kernel-energy.log" 2>&1; echo "kernel_energy rc=$?" >> "$OUT/steps.txt"
+          timeout 80 python benchmarks/timing.py > "$OUT/rebase/timing.log" 2>&1; echo "timing rc=$?" >> "$OUT/steps.txt"
+          timeout 170 python benchmarks/counters.py > "$OUT/rebase/counters.log" 2>&1; echo "counters rc=$?" >> "$OUT/steps.txt"
+          cp benchmarks/results/{power,kernel-energy,timing,counters}-h200.json "$OUT/rebase/" 2>/dev/null ;;
   *) echo "unknown step $step"; exit 2 ;;
 esac
 echo "$step rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
