@@ -9,6 +9,7 @@
 #   bash benchmarks/gpu_h200_next.sh accuracy  # accuracy.py without Zeus after the sampler changes (issue 12)
 #   bash benchmarks/gpu_h200_next.sh verdicts  # issue 17: subject vs vendor J/call and verdicts (~5 min)
 #   bash benchmarks/gpu_h200_next.sh discipline  # a fresh counter-discipline recording (the out-of-sample test)
+#   bash benchmarks/gpu_h200_next.sh discipline_sweep  # the same at pin cadences 0.5, 0.2, 0.1 s (~90 s)
 #   bash benchmarks/gpu_h200_next.sh kattr     # issue 15: the mix regression vs isolated settled AND burst state
 #   bash benchmarks/gpu_h200_next.sh gemm_tune # the GEMM tuner again on an idle GPU (call D's run may have shared it; ~40 s)
 #   bash benchmarks/gpu_h200_next.sh rebase    # issue 12 item 5: power, kernel-energy, timing, counters as -h200 (~7 min)
@@ -44,6 +45,9 @@ case "$step" in
   verdicts) timeout $(( ${VERDICTS_BUDGET_S:-450} + 110 )) python benchmarks/energy_verdicts.py --budget-s ${VERDICTS_BUDGET_S:-450} > "$OUT/verdicts.log" 2>&1
             cp benchmarks/results/energy-verdicts-h200.json "$OUT/" 2>/dev/null ;;
   discipline) timeout 300 python benchmarks/counter_discipline.py --fixture "$OUT/" > "$OUT/discipline.log" 2>&1
+              cp benchmarks/results/counter_discipline-h200.json "$OUT/" 2>/dev/null ;;
+  discipline_sweep) timeout 240 python benchmarks/counter_discipline.py --counter-interval-s 0.5,0.2,0.1 \
+             --fixture "$OUT/" > "$OUT/discipline-sweep.log" 2>&1
               cp benchmarks/results/counter_discipline-h200.json "$OUT/" 2>/dev/null ;;
   kattr) timeout 300 python benchmarks/kernel_attribution.py --burst-reference > "$OUT/kattr.log" 2>&1
          cp benchmarks/results/kernel-attribution-h200.json "$OUT/" 2>/dev/null ;;
