@@ -63,18 +63,23 @@ class Loads(MatmulLoad):
             self.torch.matmul(self.sa, self.sa, out=self.sc)
 
 def bench_overhead(loads: Loads, nvml_index: int, reps: int, gemm_s: float) -> list[Case]:
+    from kernelprof.sampling.core_state import SamplerConfig
     from kernelprof.sampling.runners import PowerSampler
 
     n_gemm = max(100, round(gemm_s * 1e3 / loads.ms))
     n_small = 20000
-    modes = ["off", "thread", "process"]
+    # thread_pins_0.1s: the thread sampler pinning the counter at every update, the discipline's finest
+    # cadence (benchmarks/counter_discipline.py --counter-interval-s), at its cost of ~3 reads per 100 ms
+    modes = ["off", "thread", "thread_pins_0.1s", "process"]
+    configs = {"thread_pins_0.1s": SamplerConfig(counter_interval_s=0.1)}
     times: dict[str, dict[str, list[float]]] = {m: {"gemm": [], "small": []} for m in modes}
     for rep in range(reps):
-        order = modes[rep % 3:] + modes[:rep % 3]  # rotate, so no mode always runs first or last
+        order = modes[rep % len(modes):] + modes[:rep % len(modes)]  # rotate, so no mode always runs first or last
         if rep % 2:
             order = order[::-1]
         for mode in order:
-            sampler = None if mode == "off" else PowerSampler([nvml_index], mode=mode).start()
+            sampler = None if mode == "off" else PowerSampler(
+                [nvml_index], mode=mode.split("_")[0], config=configs.get(mode)).start()
             time.sleep(0.3)  # past the sampler's start-up burst (first drain, probes)
             times[mode]["gemm"].append(loads.timed(loads.gemm, n_gemm))
             times[mode]["small"].append(loads.timed(loads.small, n_small))
@@ -84,7 +89,7 @@ def bench_overhead(loads: Loads, nvml_index: int, reps: int, gemm_s: float) -> l
     log("overhead_times_ms", times)
     cases = []
     for load, label in (("gemm", "gemm_bf16_4096"), ("small", "launch_bound_256")):
-        for mode in ("thread", "process"):
+        for mode in modes[1:]:
             ratio = np.array(times[mode][load]) / np.array(times["off"][load])
             pct = (ratio - 1.0) * 100.0
             cases.append(Case(f"overhead/{label}/{mode}", "overhead_pct", float(np.median(pct)), extra={

@@ -305,3 +305,41 @@ def test_recorded_square_waves_agree_with_the_independent_counter_within_the_tar
     worst = max(abs(r["error_pct"]) for r in rows)
     worst_raw = max(abs(r["raw_error_pct"]) for r in rows)
     assert worst < 0.1 * worst_raw, (worst, worst_raw)
+
+
+# Out of sample: recorded on an H200 on 2026-12-04 (revision dc5cdc9, `counter_discipline.py --counter-interval-s
+# 0.5,0.2,0.1`), after the method above was fixed. Per phase, disciplined error vs the independent counter (%), as
+# the GPU run printed them (benchmarks/results/logs/discipline-sweep-h200-dc5cdc9.log). The 0.5% target holds on
+# the 0.5 s and 0.1 s recordings and misses once at 0.2 s (square_5_95, +1.10%, 2.0 sigma of its stated 0.54%).
+OUT_OF_SAMPLE_ERROR_PCT = {
+    "0.5s": {"idle": 0.306, "square_5_95": 0.001, "square_10_30": 0.024, "square_50_50": -0.042,
+             "continuous": -0.031, "idle_after": 0.085, "square_2_98": -0.231, "square_20_20": 0.048},
+    "0.2s": {"idle": -0.259, "square_5_95": 1.104, "square_10_30": -0.337, "square_50_50": -0.016,
+             "continuous": -0.004, "idle_after": -0.071, "square_2_98": -0.064, "square_20_20": 0.007},
+    "0.1s": {"idle": -0.035, "square_5_95": 0.015, "square_10_30": 0.004, "square_50_50": -0.128,
+             "continuous": 0.040, "idle_after": 0.259, "square_2_98": -0.158, "square_20_20": 0.062},
+}
+
+
+@pytest.mark.parametrize("cadence", sorted(OUT_OF_SAMPLE_ERROR_PCT))
+def test_out_of_sample_recordings_stay_within_their_stated_uncertainty(cadence):
+    """Fresh recordings the method was not tuned on, one per pin cadence: every 2.1 s phase within 3 sigma
+    of the independent counter, the disciplined worst far below the raw samples' worst, and the figures the
+    GPU run printed reproduced on CPU (the analysis is deterministic; 0.001 points is the print's precision)."""
+    import sys
+
+    sys.path.insert(0, str(DATA.parent.parent))
+    from benchmarks.counter_discipline import compare
+
+    trace, timeline, window, profiles, payload = load_profile_inputs(
+        DATA / f"power_duty_pinned_h200_20261204_{cadence}.json")
+    pins = [tuple(p) for p in payload["reference_pins"]]
+    names = [iv.name for iv in timeline.intervals if iv.depth == 0]
+    rows, att = compare(trace, pins, names, profiles)
+    assert f"median {float(cadence[:-1]):.2f} s" in att.disciplines[0].note
+    for r in rows:
+        assert abs(r["energy_j"] - r["reference_j"]) <= 3 * r["sigma_j"], r
+        assert r["error_pct"] == pytest.approx(OUT_OF_SAMPLE_ERROR_PCT[cadence][r["name"]], abs=1e-3), r
+    worst = max(abs(r["error_pct"]) for r in rows)
+    worst_raw = max(abs(r["raw_error_pct"]) for r in rows)
+    assert worst < 0.35 * worst_raw, (worst, worst_raw)
