@@ -13,6 +13,9 @@
 #   bash benchmarks/gpu_h200_next.sh kattr     # issue 15: the mix regression vs isolated settled AND burst state
 #   bash benchmarks/gpu_h200_next.sh gemm_tune # the GEMM tuner again on an idle GPU (call D's run may have shared it; ~40 s)
 #   bash benchmarks/gpu_h200_next.sh rebase    # issue 12 item 5: power, kernel-energy, timing, counters as -h200 (~7 min)
+#   bash benchmarks/gpu_h200_next.sh power     # power.py alone (overhead incl. the 0.1 s pin cadence; ~110 s)
+#   bash benchmarks/gpu_h200_next.sh llm       # benchmarks/llm.py without HF, 6 s in-run: llm-h200.json (issue 12)
+#   bash benchmarks/gpu_h200_next.sh workload  # benchmarks/workload.py on azure-conv: workload-h200.json (~330 s on an H100)
 #   bash benchmarks/gpu_h200_next.sh classes   # 8B llm with kernels, ~6 s in-run, per-phase class table (issue 15)
 # Every test has its own --timeout so one hang cannot eat the call; junit XML and logs go to $OUT.
 set -u
@@ -60,6 +63,12 @@ case "$step" in
           timeout 80 python benchmarks/timing.py > "$OUT/rebase/timing.log" 2>&1; echo "timing rc=$?" >> "$OUT/steps.txt"
           timeout 170 python benchmarks/counters.py > "$OUT/rebase/counters.log" 2>&1; echo "counters rc=$?" >> "$OUT/steps.txt"
           cp benchmarks/results/{power,kernel-energy,timing,counters}-h200.json "$OUT/rebase/" 2>/dev/null ;;
+  power) timeout 170 python benchmarks/power.py > "$OUT/power.log" 2>&1; cp benchmarks/results/power-h200.json "$OUT/" ;;
+  llm) timeout ${LLM_TIMEOUT_S:-540} python benchmarks/llm.py --no-hf --min-inrun-s 6 > "$OUT/llm.log" 2>&1
+       cp benchmarks/results/llm-h200.json "$OUT/" 2>/dev/null ;;
+  workload) timeout ${WORKLOAD_TIMEOUT_S:-540} python benchmarks/workload.py --trace azure-conv \
+              --out "$OUT/workload-azure-conv.jsonl" > "$OUT/workload.log" 2>&1
+            cp benchmarks/results/workload-h200.json "$OUT/" 2>/dev/null ;;
   *) echo "unknown step $step"; exit 2 ;;
 esac
 echo "$step rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
