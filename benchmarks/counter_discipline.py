@@ -4,7 +4,7 @@
                                                          [--counter-interval-s 0.5,0.2,0.1]
 
 Square-wave loads (bf16 4096^3 matmul bursts, host sleep between) in phases of `--phase-s` at several
-duty cycles, under the Profiler with its default sampler (counter pinned every 0.5 s; no counter marks
+duty cycles, under the Profiler with its default sampler (counter pinned every 0.1 s; no counter marks
 at phase edges, so phase edges fall anywhere inside the sampler's spans). Beside it, an independent
 reference: its own thread and its own NVML handle (pynvml directly, sharing nothing with kernelprof
 beyond the binding) reads the energy counter until it steps, once at each phase boundary. For every
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kernelprof.sampling.core_state import SamplerConfig  # noqa: E402  (after the path insert)
 
 DUTIES = [("idle", 0.0, 0.0), ("square_5_95", 5.0, 95.0), ("square_10_30", 10.0, 30.0),
           ("square_50_50", 50.0, 50.0), ("continuous", 1.0, 0.0), ("idle_after", 0.0, 0.0),
@@ -82,13 +83,12 @@ class ReferenceCounter:
         self._t.join(2.0)
 
 
-def run(phase_s: float, gpu: int = 0, counter_interval_s: float = 0.5):
+def run(phase_s: float, gpu: int = 0, counter_interval_s: float = SamplerConfig().counter_interval_s):
     import torch
 
     from benchmarks.record_power_fixtures import Gemm
     from kernelprof.gpu.devices import gpu_facts
     from kernelprof.profiler import Profiler
-    from kernelprof.sampling.core_state import SamplerConfig
 
     gemm = Gemm()
     rng = np.random.default_rng(0)
@@ -137,7 +137,7 @@ def main() -> int:
     ap.add_argument("--phase-s", type=float, default=2.0)
     ap.add_argument("--gpu", type=int, default=0)
     ap.add_argument("--fixture", default=None, help="folder to save the recording in (e.g. tests/data/)")
-    ap.add_argument("--counter-interval-s", default="0.5",
+    ap.add_argument("--counter-interval-s", default=f"{SamplerConfig().counter_interval_s:g}",
                     help="the sampler's counter pin cadence; a comma list runs one recording per value "
                          "(shorter spans leave less of a phase edge to the samples' shape)")
     args = ap.parse_args()

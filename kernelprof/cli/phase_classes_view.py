@@ -30,6 +30,19 @@ def render_phase_classes(path: str | Path) -> None:
             t.add_row("residual", "", "", fmt(ph.residual_j, "J"),
                       fmt(100 * ph.residual_j / ph.energy_j if ph.energy_j else None, "%"))
             console.print(t)
-        if any(c.energy_j is None for _, ps in [(fit, phases)] for ph in ps for c in ph.classes):
-            console.print("[dim]classes the regression cannot identify carry no joules; their energy is in the "
-                          "residual (record longer: ~1 s of 20 ms windows per class, or group them)[/]")
+        unknown = [c for c in fit.classes if not c.identifiable]
+        for c in unknown:
+            console.print(f"[dim]not identifiable: {c.name}: {c.reason or ''}[/]")
+        if unknown:
+            console.print(f"[dim]classes the regression cannot identify carry no joules; their energy is in the "
+                          f"residual. {_advice(unknown)}[/]")
+
+
+def _advice(unknown) -> str:
+    """What would make the classes identifiable, from why they are not."""
+    if any("collinear" in (c.reason or "") or "zero bound" in (c.reason or "") for c in unknown):
+        # a longer run of the same program repeats the same mix in every window: it cannot help
+        return ("Their busy shares are nearly the same in every 20 ms window (the program repeats one mix of "
+                "kernels), so recording longer does not separate them: vary the mix between windows (phases of "
+                "different batch or context), or merge them into one class (`kernelprof run --class GROUP=REGEX`).")
+    return "Record longer (~1 s of 20 ms windows per class) or group them."
