@@ -42,7 +42,7 @@ case "$step" in
              > "$OUT/accuracy.log" 2>&1; cp benchmarks/results/accuracy-h200.json "$OUT/" ;;
   classes) timeout 400 python -m kernelprof llm --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 \
              --mode optimized --kernel-slices --min-inrun-s 6 -o "$OUT/llm-8b-b8-kernels-h200" > "$OUT/llm-classes.log" 2>&1
-           timeout 120 python -m kernelprof report "$OUT"/llm-8b-b8-kernels-h200*.profile.json --by class \
+           timeout 120 python -m kernelprof report "$OUT"/llm-8b-b8-kernels-h200-optimized.profile.json --by class \
              > "$OUT/llm-classes-report.txt" 2>&1
            rm -f "$OUT"/llm-8b-b8-kernels-h200*.trace.json ;;  # ~400k slices: over $OUT's 16 MiB per file
   verdicts) timeout $(( ${VERDICTS_BUDGET_S:-450} + 110 )) python benchmarks/energy_verdicts.py --budget-s ${VERDICTS_BUDGET_S:-450} > "$OUT/verdicts.log" 2>&1
