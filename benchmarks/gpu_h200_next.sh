@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The next session's device calls: `bash benchmarks/gpu_h200_next.sh STEP [STEP...]`, steps in order.
-# Suggested calls for 30 min of device time (each under 600 s): (1) tests_a; (2) tests_b discipline kattr gemm_tune;
-# (3) ladder; (4) verdicts, or accuracy classes. Estimated step times:
+# Done on 2026-12-04 (e300645): tests_a, tests_b, rebase, power, llm, workload, verdicts, ladder_new, classes,
+# discipline_sweep x2. Still to run: accuracy at the 0.1 s pin default (issue 12), the whole ladder in one
+# run and the workload ladders (issue 18; split over calls with --only first|last), kattr. Estimated step times:
 #   bash benchmarks/gpu_h200_next.sh tests_a   # GPU tests, files before test_ladder.py (~430 s in call D)
 #   bash benchmarks/gpu_h200_next.sh tests_b   # GPU tests, test_ladder.py onward (~170 s in call E)
 #   bash benchmarks/gpu_h200_next.sh ladder    # a fresh 8B ladder in the store format (hf compile rung fixed)
