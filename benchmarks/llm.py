@@ -95,15 +95,18 @@ def main() -> int:
         def gaps(method: str, reference: str, per_call: bool = False) -> list[float]:
             return [round(float(gap_pct(p, method, reference, per_call=per_call) or 0), 2) for p in r.phases]
 
-        def clock(p, method: str) -> float | None:
+        def mhz(x) -> int | None:  # numpy scalars print as np.float64(...): plain ints for the log
+            return None if x is None else round(float(x))
+
+        def clock(p, method: str) -> int | None:
             e = p.estimate(method)
-            return None if e is None or e.sm_clock_mhz is None else round(float(e.sm_clock_mhz))
+            return None if e is None else mhz(e.sm_clock_mhz)
 
         print(f"{tag} optimized: {e_ours:.2f} J/request, {t_ours:.3f} s/batch, gaps "
               f"{gaps('inrun', 'steady')}, fit gaps {gaps('inrun_fit', 'steady')}, per call "
               f"{gaps('inrun', 'steady', True)} / {gaps('inrun_fit', 'steady', True)}, cycled gaps "
               f"{gaps('inrun', 'cycle')} / {gaps('inrun_fit', 'cycle_fit')}, clocks in-run/alone/cycled "
-              f"{[(round(float(p.sm_clock_inrun_mhz or 0)), clock(p, 'steady'), clock(p, 'cycle')) for p in r.phases]}, busy "
+              f"{[(mhz(p.sm_clock_inrun_mhz), clock(p, 'steady'), clock(p, 'cycle')) for p in r.phases]}, busy "
               f"{[round(float(p.busy_fraction or 0), 3) for p in r.phases]}", flush=True)
         if args.no_hf:
             continue

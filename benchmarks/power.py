@@ -70,8 +70,9 @@ def bench_overhead(loads: Loads, nvml_index: int, reps: int, gemm_s: float) -> l
     n_small = 20000
     # thread_pins_0.1s: the thread sampler pinning the counter at every update, the discipline's finest
     # cadence (benchmarks/counter_discipline.py --counter-interval-s), at its cost of ~3 reads per 100 ms
-    modes = ["off", "thread", "thread_pins_0.1s", "process"]
-    configs = {"thread_pins_0.1s": SamplerConfig(counter_interval_s=0.1)}
+    runners = {"thread": ("thread", None), "thread_pins_0.1s": ("thread", SamplerConfig(counter_interval_s=0.1)),
+               "process": ("process", None)}  # mode -> (PowerSampler mode, config; None: its defaults)
+    modes = ["off", *runners]
     times: dict[str, dict[str, list[float]]] = {m: {"gemm": [], "small": []} for m in modes}
     for rep in range(reps):
         order = modes[rep % len(modes):] + modes[:rep % len(modes)]  # rotate, so no mode always runs first or last
@@ -79,7 +80,7 @@ def bench_overhead(loads: Loads, nvml_index: int, reps: int, gemm_s: float) -> l
             order = order[::-1]
         for mode in order:
             sampler = None if mode == "off" else PowerSampler(
-                [nvml_index], mode=mode.split("_")[0], config=configs.get(mode)).start()
+                [nvml_index], mode=runners[mode][0], config=runners[mode][1]).start()
             time.sleep(0.3)  # past the sampler's start-up burst (first drain, probes)
             times[mode]["gemm"].append(loads.timed(loads.gemm, n_gemm))
             times[mode]["small"].append(loads.timed(loads.small, n_small))

@@ -13,7 +13,6 @@ from kernelprof.attribution.intervals import AttributionConfig, PowerFunction, S
 from kernelprof.timeline.clock import Interval
 from kernelprof.attribution.counter_discipline import build_discipline, next_update_us, on_update_grid
 from kernelprof.profiler import load_profile, load_profile_inputs
-from kernelprof.sampling.core_state import SamplerConfig
 from kernelprof.sampling.replay import ReplayReader, synthetic_trace
 from kernelprof.sampling.core import SamplerConfig, SamplerCore
 
@@ -265,6 +264,19 @@ def test_a_periodic_recording_is_disciplined_by_default_and_survives_a_save(tmp_
     assert off.energy_j == pytest.approx(d.raw_energy_j, rel=1e-12)
 
 
+def _compare_recording(path: Path):
+    """A recorded square-wave fixture re-analysed as the GPU benchmark does: (rows per phase, attribution)."""
+    import sys
+
+    sys.path.insert(0, str(DATA.parent.parent))
+    from benchmarks.counter_discipline import compare
+
+    trace, timeline, window, profiles, payload = load_profile_inputs(path)
+    pins = [tuple(p) for p in payload["reference_pins"]]
+    names = [iv.name for iv in timeline.intervals if iv.depth == 0]
+    return compare(trace, pins, names, profiles)
+
+
 # Per phase, disciplined error vs the independent reference (%) on power_duty_pinned, as CPU-re-analysed in
 # benchmarks/results/logs/counter-discipline-analysis-h200.md (the scale per span of the whole power gave
 # +0.02 +1.18 -0.54 -0.43 +0.07 +1.23 +0.76 -0.25; raw samples +0.18 -5.16 -0.14 -1.19 +0.00 +0.34 -1.98 -2.56).
@@ -282,19 +294,11 @@ def test_recorded_square_waves_agree_with_the_independent_counter_within_the_tar
     span's floor, with the pins on the counter's update grid, meets it on this recording (CPU re-analysis).
     Checked too: each phase within 3 sigma of its own stated uncertainty.
     """
-    import sys
-
     path = DATA / "power_duty_pinned.json"
     if not path.is_file():
         pytest.skip("power_duty_pinned is not recorded yet: PYTHONPATH=. python benchmarks/counter_discipline.py "
                     "--fixture tests/data/ on a GPU")
-    sys.path.insert(0, str(DATA.parent.parent))
-    from benchmarks.counter_discipline import compare
-
-    trace, timeline, window, profiles, payload = load_profile_inputs(path)
-    pins = [tuple(p) for p in payload["reference_pins"]]
-    names = [iv.name for iv in timeline.intervals if iv.depth == 0]
-    rows, att = compare(trace, pins, names, profiles)
+    rows, att = _compare_recording(path)
     assert att.disciplines[0] is not None
     assert "update grid" in att.disciplines[0].note and "2 stamp(s)" in att.disciplines[0].note
     for r in rows:
@@ -336,16 +340,7 @@ def test_out_of_sample_recordings_stay_within_their_stated_uncertainty(recording
     independent counter, the disciplined worst below half the raw samples' worst, the figures the GPU run
     printed reproduced on CPU (the analysis is deterministic; 0.001 points is the print's precision), and at
     the default cadence (0.1 s) the issue's 0.5% target on every phase."""
-    import sys
-
-    sys.path.insert(0, str(DATA.parent.parent))
-    from benchmarks.counter_discipline import compare
-
-    trace, timeline, window, profiles, payload = load_profile_inputs(
-        DATA / f"power_duty_pinned_h200_20261204{recording}.json")
-    pins = [tuple(p) for p in payload["reference_pins"]]
-    names = [iv.name for iv in timeline.intervals if iv.depth == 0]
-    rows, att = compare(trace, pins, names, profiles)
+    rows, att = _compare_recording(DATA / f"power_duty_pinned_h200_20261204{recording}.json")
     cadence_s = float(recording.split("_")[1][:-1])
     assert f"median {cadence_s:.2f} s" in att.disciplines[0].note
     for r in rows:
