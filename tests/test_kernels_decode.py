@@ -22,6 +22,7 @@ from kernels.decode import (  # noqa: E402
     decode_attention,
     decode_attention_nosplit,
     decode_eager,
+    decode_eager_batched,
     decode_flops,
     decode_min_bytes,
     decode_sdpa,
@@ -129,6 +130,29 @@ def test_decode_rejects_bad_inputs():
         decode_attention(q, k, v, lens, num_splits=0)
     with pytest.raises(ShapeError, match=r"lengths\[1\] must be in 1..max_len=16, got 0"):
         decode_eager(q, k, v, torch.tensor([16, 0], dtype=torch.int32))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"b{c[0]}-hq{c[1]}-hkv{c[2]}-len{c[3]}")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+def test_decode_eager_batched_matches_per_sequence(case, dtype):
+    # The LLM's eager mode runs the batched form; the per-sequence one is the oracle. Same rounding
+    # points (fp32 softmax, P rounded to dtype) so they agree to the dtype's tolerance. The tail is
+    # finite (a zeroed cache), which the batched form needs: it reads up to max(lengths).
+    b, hq, hkv, max_len, d, lengths = case
+    q, k, v, lens = make_case(b, hq, hkv, max_len, d, lengths, dtype, seed=7, poison_tail=False)
+    out = decode_eager_batched(q, k, v, lens)
+    assert out.shape == q.shape and out.dtype == dtype
+    assert rel_err(out, reference(q, k, v, lens)) < RTOL[dtype]
+
+
+def test_decode_eager_batched_reads_nothing_past_the_longest():
+    # All lengths 9 of max_len 16: positions 9..15 are NaN and must not be read at all.
+    q, k, v, lens = make_case(2, 4, 2, 16, 64, [9, 9], torch.float32, seed=3)
+    assert torch.isfinite(decode_eager_batched(q, k, v, lens)).all()
+    with pytest.raises(ShapeError, match=r"lengths must be in 1..max_len=16"):
+        decode_eager_batched(q, k, v, torch.tensor([16, 0], dtype=torch.int32))
+    with pytest.raises(ShapeError, match="multiple of kv_heads"):
+        decode_eager_batched(q[:, :3], k, v, lens)
 
 
 def test_decode_counts_exact():

@@ -324,3 +324,57 @@ def test_corrupt_ladder_records_are_clear_errors_everywhere(tmp_path, argv):
     r = subprocess.run([sys.executable, "-m", "kernelprof", *[a.format(p=p) for a in argv]], capture_output=True,
                        text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 6 and "corrupt" in r.stderr and "internal error" not in r.stderr, r.stderr
+
+
+WORKLOAD_H200 = Path(__file__).resolve().parents[1] / "traces" / "workload-azure-conv-llama-3.1-8b-h200.jsonl"
+
+
+def _workload_folder(tmp_path: Path) -> Path:
+    """optimized.jsonl: the real azure-conv recording (H200, e300645); eager.jsonl: the same bins with
+    mode "eager" and 4x the energy, hand-made to check the arithmetic (not a measurement)."""
+    d = tmp_path / "wl"
+    d.mkdir()
+    lines = WORKLOAD_H200.read_text().splitlines()
+    (d / "optimized.jsonl").write_text("\n".join(lines) + "\n")
+    eager = []
+    for line in lines:
+        rec = json.loads(line)
+        if "key" in rec:
+            rec["config"]["mode"] = "eager"
+            rec["energy_per_batch_j"] *= 4
+            rec["phases"] = {k: {**v, "energy_j": 4 * v["energy_j"]} for k, v in rec["phases"].items()}
+        eager.append(json.dumps(rec))
+    (d / "eager.jsonl").write_text("\n".join(eager) + "\n")
+    return d
+
+
+def test_saved_workload_ladder_reads_both_rungs_without_a_gpu(tmp_path):
+    from kernelprof.methods.ladder_workload import revisions_in, saved_workload_ladder
+
+    d = _workload_folder(tmp_path)
+    w = saved_workload_ladder("azure-conv", "llama-3.1-8b", out_dir=d)
+    assert w.saving_pct == pytest.approx(75.0)
+    assert w.first_energy_j == pytest.approx(4 * w.last_energy_j)
+    # The recorded paper estimate (the GPU's sheet) is used: the two rungs share it, so equal FLOPs.
+    assert w.first_ratio == pytest.approx(4 * w.last_ratio) and w.last_ratio > 1
+    assert len(w.bins) == 43 and all(b.saving_pct == pytest.approx(75.0) for b in w.bins)
+    assert any("GPU-0c90c76e" in n for n in w.notes)
+    assert revisions_in(d) == "not recorded"  # the e300645 file predates per-bin revisions
+    (d / "eager.jsonl").unlink()
+    one = saved_workload_ladder("azure-conv", "llama-3.1-8b", out_dir=d)
+    assert one.saving_pct is None and "one rung measured so far" in one.notes[0]
+    with pytest.raises(UsageError, match="different configuration"):
+        saved_workload_ladder("azure-code", "llama-3.1-8b", out_dir=d)
+
+
+def test_cli_workload_ladder_from_folder(tmp_path):
+    d = _workload_folder(tmp_path)
+    r = _cli("--workload", "azure-conv", "--from", str(d))
+    assert r.returncode == 0, r.stderr
+    assert "saving 75.0 %" in r.stdout and "32/128" in r.stdout
+    bad = _cli("--workload", "azure-conv", "--from", str(d), "--results")
+    assert bad.returncode == 2 and "--gpu-name" in bad.stderr
+    both = _cli("--workload", "azure-conv", "--from", str(d), "--only", "first")
+    assert both.returncode == 2 and "--only" in both.stderr
+    empty = _cli("--workload", "azure-conv", "--from", str(tmp_path / "nothing"))
+    assert empty.returncode == 2 and "nothing to read" in empty.stderr

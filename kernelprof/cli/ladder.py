@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", help="JSONL of finished rungs (default runs/ladder-<model>.jsonl); rerun resumes")
     p.add_argument("--fresh", action="store_true",
                    help="move an existing --out aside (never deleted) and start again instead of resuming")
-    p.add_argument("--from", dest="from_file", metavar="JSONL",
-                   help="no measurement: print, plot (--plot) or write results (--results) from a saved ladder file")
+    p.add_argument("--from", dest="from_file", metavar="PATH",
+                   help="no measurement: print, plot (--plot) or write results (--results) from a saved ladder file "
+                        "(with --workload: the folder of its two rung files)")
     p.add_argument("--gpu-name", help="with --from --results on a file that records no GPU (legacy format): the GPU "
                                       "that measured it, stated by you and labelled so in the results")
     p.add_argument("--measured-revision", help="with --from on a legacy file: the git revision that measured it "
@@ -52,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch, --input and --repeats must be >= 1 and --output >= 2, got "
                          f"{args.batch}, {args.input_len}, {args.repeats}, {args.output_len}")
     rungs = select_rungs(args.rungs)
-    if args.from_file:
-        return _from_file(args)
     if args.workload:
         return _workload(args)
+    if args.from_file:
+        return _from_file(args)
     cfg = LadderConfig(args.model, args.batch, args.input_len, args.output_len, args.repeats, args.min_inrun_s, args.device)
     out = Path(args.out or f"runs/ladder-{args.model}.jsonl")
     results = run_ladder(cfg, rungs, out=out, resume=not args.fresh,
@@ -95,11 +96,25 @@ def _from_file(args: argparse.Namespace) -> int:
 
 
 def _workload(args: argparse.Namespace) -> int:
-    from kernelprof.methods.ladder_workload import run_workload_ladder, write_ladder_results
+    from kernelprof.methods.ladder_workload import (revisions_in, run_workload_ladder, saved_workload_ladder,
+                                                    write_ladder_results)
 
-    w = run_workload_ladder(args.workload, args.model, out_dir=Path(args.out or f"runs/ladder-{args.workload}"),
-                            device=args.device, only=args.only)
-    if args.results:
+    if args.from_file and (args.only or args.out):
+        raise UsageError("--from reads a finished workload ladder folder: --only and --out measure, drop them")
+    if args.from_file:
+        w = saved_workload_ladder(args.workload, args.model, out_dir=Path(args.from_file))
+    else:
+        w = run_workload_ladder(args.workload, args.model, out_dir=Path(args.out or f"runs/ladder-{args.workload}"),
+                                device=args.device, only=args.only)
+    if args.results and args.from_file:
+        if not args.gpu_name:
+            raise UsageError("--results with --from on a workload folder needs --gpu-name: bin files record the "
+                             "GPU's uuid and driver, not its name")
+        dev = {"name": args.gpu_name, "source": "named by the user (--gpu-name); uuids in the workload notes"}
+        at = {"git_revision": revisions_in(Path(args.from_file)), "note": f"written from the saved workload folder {args.from_file} on a machine "
+                                            "that measured nothing; each rung's GPU and revision are in its notes"}
+        console.print(f"wrote {write_ladder_results([], [w], device_info=dev, merge=True, measured_at=at)}")
+    elif args.results:
         console.print(f"wrote {write_ladder_results([], [w], device=args.device, merge=True)}")
     if args.json:
         print_json(w.to_json())
@@ -108,7 +123,7 @@ def _workload(args: argparse.Namespace) -> int:
                   f"estimate), last rung {fmt(w.last_energy_j, 'J')} ({fmt(w.last_ratio, 'x')}): saving "
                   f"{fmt(w.saving_pct, '%')}")
     t = Table(title="saving per bin (input x output)")
-    for col in ("bin", "requests", "first J/batch", "last J/batch", "saving"):
+    for col in ("bin", "requests", "first J/request", "last J/request", "saving"):
         t.add_column(col, justify="right")
     for b in w.bins:
         t.add_row(b.key, str(b.requests), fmt(b.first_j_per_request, "J"), fmt(b.last_j_per_request, "J"),

@@ -85,9 +85,10 @@ def run_workload_ladder(workload: str, model: str, *, out_dir: Path, device: int
                         max_batch: int = 64, only: str | None = None) -> WorkloadLadder:
     """Both rungs over the binned trace; each rung's bins stream to out_dir/<mode>.jsonl and resume
     (a finished file costs no GPU work: run_binned builds the model only for a missing bin).
-    `only` ("first"|"last"): measure that rung alone, reading the other from its file if present,
-    so one trace can be split over device calls of under 10 minutes."""
-    from kernelprof.methods.llm.binned import read_bins, run_binned
+    `only` ("first"|"last"): measure that rung alone and read the other from its file if present
+    (no GPU work and no GPU check for it), so one trace can be split over device calls of under 10
+    minutes, each possibly on another card."""
+    from kernelprof.methods.llm.binned import run_binned
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if only not in (None, "first", "last"):
@@ -95,12 +96,61 @@ def run_workload_ladder(workload: str, model: str, *, out_dir: Path, device: int
     summaries: dict[str, Any] = {}
     for mode, which in ((FIRST_MODE, "first"), (LAST_MODE, "last")):
         path = out_dir / f"{mode}.jsonl"
-        if only is not None and only != which and not path.exists():
-            summaries[mode] = None
+        if only is not None and only != which:
+            summaries[mode] = saved_binned(workload, model, mode, path, max_batch) if path.exists() else None
             continue
         summaries[mode] = run_binned(workload, model, mode=mode, max_batch=max_batch, out=path,
                                      resume=path.exists(), device=device)
-    f, l = summaries[FIRST_MODE], summaries[LAST_MODE]
+    return _ladder(workload, model, out_dir, summaries[FIRST_MODE], summaries[LAST_MODE])
+
+
+def saved_workload_ladder(workload: str, model: str, *, out_dir: Path, max_batch: int = 64) -> WorkloadLadder:
+    """The workload ladder from out_dir's two rung files, measuring nothing (no GPU needed)."""
+    paths = [out_dir / f"{mode}.jsonl" for mode in (FIRST_MODE, LAST_MODE)]
+    if not any(p.exists() for p in paths):
+        raise UsageError(f"{out_dir} holds neither {paths[0].name} nor {paths[1].name}: nothing to read")
+    f, l = (saved_binned(workload, model, mode, p, max_batch) if p.exists() else None
+            for mode, p in zip((FIRST_MODE, LAST_MODE), paths))
+    return _ladder(workload, model, out_dir, f, l)
+
+
+def saved_binned(workload: str, model: str, mode: str, path: Path, max_batch: int = 64) -> Any:
+    """One rung's BinnedSummary from its bin file; the configuration known without a GPU (trace,
+    model, mode, batch rule) must match. The paper estimate is each record's own (its GPU's sheet)."""
+    from kernelprof.methods.llm.bin_store import read_bin_store, workload_config
+    from kernelprof.methods.llm.binned import summarize_bins
+    from kernelprof.methods.workloads import bin_workload, load_workload
+    from kernelprof.outputs.jsonl_store import check_resume
+
+    w = load_workload(workload)
+    read = read_bin_store(path)
+    read.emit_warnings()
+    check_resume(read, workload_config(w, model, mode, max_batch))
+    return summarize_bins(w, bin_workload(w), list(read.records.values()), model, mode, sheet=None)
+
+
+def measured_on(path: Path) -> list[str]:
+    """The GPUs (uuid, driver) and revisions a bin file's ok records were measured on."""
+    from kernelprof.methods.llm.binned import read_bins
+
+    seen = []
+    for rec in read_bins(path).values():
+        c = rec.get("config", {})
+        tag = f"{c.get('gpu_uuid', '?')} (driver {c.get('driver', '?')}, revision {rec.get('git_revision', 'not recorded')})"
+        if rec.get("status") == "ok" and tag not in seen:
+            seen.append(tag)
+    return seen
+
+
+def revisions_in(out_dir: Path) -> str:
+    """The git revisions that measured the ok bins of out_dir's rung files, comma-separated."""
+    revs = {rec.get("git_revision") or "not recorded" for mode in (FIRST_MODE, LAST_MODE)
+            if (out_dir / f"{mode}.jsonl").exists()
+            for rec in read_bins_of(out_dir, mode).values() if rec.get("status") == "ok"}
+    return ",".join(sorted(revs)) or "none"
+
+
+def _ladder(workload: str, model: str, out_dir: Path, f: Any, l: Any) -> WorkloadLadder:
     if f is None or l is None:
         done = f or l
         return WorkloadLadder(workload, model, "kp-eager", "kp-triton", f and f.energy_j, l and l.energy_j,
@@ -109,12 +159,23 @@ def run_workload_ladder(workload: str, model: str, *, out_dir: Path, device: int
     notes = ["first rung kp-eager, last kp-triton (each bin at the largest batch its mode fits): the transformers "
              "rungs are measured only in the single-batch ladder",
              "measured / estimate: the paper's TDP / headline bf16 peak x FLOPs"]
+    on = {mode: measured_on(out_dir / f"{mode}.jsonl") for mode in (FIRST_MODE, LAST_MODE)}
+    notes.append(f"measured on: first rung {'; '.join(on[FIRST_MODE])}; last rung {'; '.join(on[LAST_MODE])}")
+    if len({t.split()[0] for ts in on.values() for t in ts}) > 1:
+        notes.append("the rungs (or bins) were measured on different cards of one model: card-to-card spread "
+                     "(a few % in power) enters the saving")
     if f.bins_failed or l.bins_failed:
         notes.append(f"bins without a measurement (left out of the totals): eager {list(f.bins_failed)}, "
                      f"optimized {list(l.bins_failed)}")
     return WorkloadLadder(workload, model, "kp-eager", "kp-triton", f.energy_j, l.energy_j, f.ratio, l.ratio,
-                          bin_savings(read_bins(out_dir / f"{FIRST_MODE}.jsonl"), read_bins(out_dir / f"{LAST_MODE}.jsonl")),
+                          bin_savings(read_bins_of(out_dir, FIRST_MODE), read_bins_of(out_dir, LAST_MODE)),
                           tuple(notes) + f.notes)
+
+
+def read_bins_of(out_dir: Path, mode: str) -> dict[str, dict[str, Any]]:
+    from kernelprof.methods.llm.binned import read_bins
+
+    return read_bins(out_dir / f"{mode}.jsonl")
 
 
 def ladder_cases(rungs: Sequence[RungResult], workloads: Sequence[WorkloadLadder]) -> list[Any]:

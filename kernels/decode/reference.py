@@ -1,5 +1,6 @@
 """Decode-attention references: eager attention over the valid part of each sequence (the
-correctness oracle), and torch SDPA over the whole cache with a boolean mask for mixed lengths.
+correctness oracle), the same batched over the whole batch (what a plain PyTorch model runs), and
+torch SDPA over the whole cache with a boolean mask for mixed lengths.
 
 Layout as the Triton kernels: q [batch, q_heads, head_dim]; k_cache, v_cache
 [batch, kv_heads, max_len, head_dim]; lengths int32 [batch].
@@ -36,6 +37,34 @@ def decode_eager(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, 
         probs = torch.softmax(scores.to(work), dim=-1).to(q.dtype)
         out[b] = torch.einsum("hn,hnd->hd", probs, v)
     return out
+
+
+def decode_eager_batched(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor, *,
+                         sm_scale: float | None = None) -> torch.Tensor:
+    """decode_eager for the whole batch at once, as a plain PyTorch model writes it: scores against
+    cache positions 0..max(lengths)-1 materialized [batch, kv_heads, group, n], positions at or past
+    each sequence's length masked, float32 softmax, weighted sum of V. Query heads are grouped onto
+    their KV head by a view, so K and V are not copied. Reads min and max of lengths on the host (one
+    sync per call). V below max(lengths) must be finite even where masked (0 x NaN is NaN), as in a
+    zeroed cache; decode_eager, which never reads there, is the oracle. Returns o [batch, q_heads,
+    head_dim] in q's dtype."""
+    batch, q_heads, head_dim = q.shape
+    kv_heads, max_len = k_cache.shape[1], k_cache.shape[2]
+    if q_heads % kv_heads:
+        raise ShapeError(f"q_heads must be a multiple of kv_heads, got {q_heads} and {kv_heads}")
+    lo, n = torch.stack(torch.aminmax(lengths)).tolist()
+    if lo < 1 or n > max_len:
+        raise ShapeError(f"lengths must be in 1..max_len={max_len}, got {lengths.tolist()}")
+    scale = 1.0 / math.sqrt(head_dim) if sm_scale is None else sm_scale
+    work = torch.float64 if q.dtype == torch.float64 else torch.float32
+    qg = q.view(batch, kv_heads, q_heads // kv_heads, head_dim)             # [B, KV, G, D]
+    k, v = k_cache[:, :, :n], v_cache[:, :, :n]                              # [B, KV, n, D] (views)
+    scores = torch.matmul(qg, k.transpose(-1, -2)).to(work) * scale         # [B, KV, G, n]
+    if lo < n:
+        pad = torch.arange(n, device=q.device)[None, :] >= lengths[:, None].long()  # [B, n]
+        scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
+    probs = torch.softmax(scores, dim=-1).to(q.dtype)
+    return torch.matmul(probs, v).reshape(batch, q_heads, head_dim)
 
 
 # Masks already built, by lengths tensor: a decode step builds its mask once and every layer reuses

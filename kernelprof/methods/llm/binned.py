@@ -181,6 +181,7 @@ def _bin_measurer(cfg: LlamaConfig, model: str, mode: str, max_batch: int, devic
     from kernelprof.methods.llm.bin_store import FatalBinError, bin_key
     from kernelprof.methods.llm.generate import build_model
     from kernelprof.methods.llm.run import run_llm
+    from kernelprof.outputs.environment import git_revision
 
     state: dict[str, Any] = {"llama": None}
 
@@ -231,7 +232,7 @@ def _bin_measurer(cfg: LlamaConfig, model: str, mode: str, max_batch: int, devic
                     time_per_batch_s=sum(p.time_s for p in r.phases) / r.requests,
                     measured_requests=r.requests, wall_s=r.wall_s, flops_per_batch=flops,
                     paper_estimate_per_batch_j=paper_estimate_j(flops, "bf16", sheet),
-                    paper_peak_convention="headline", flags=list(r.flags))
+                    paper_peak_convention="headline", flags=list(r.flags), git_revision=git_revision())
 
     return measure_bin
 
@@ -248,7 +249,10 @@ def summarize_bins(w: Any, binning: Any, records: list[dict[str, Any]], model: s
         if rec["status"] == "ok":
             energies[k] = rec["energy_per_batch_j"]
             batches[k] = rec["batch"]
-            paper = paper_estimate_j(rec["flops_per_batch"], "bf16", sheet) if rec.get("flops_per_batch") else None
+            if sheet is None:  # a saved file read without its GPU: the estimate recorded with the bin
+                paper = rec.get("paper_estimate_per_batch_j")
+            else:
+                paper = paper_estimate_j(rec["flops_per_batch"], "bf16", sheet) if rec.get("flops_per_batch") else None
             if paper is not None:
                 paper_total += rec["requests"] / rec["batch"] * paper
         else:

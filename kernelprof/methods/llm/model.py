@@ -6,8 +6,9 @@ that the tensor cores draw realistic power. Two attention paths:
 - "triton": prefill through the Triton flash-attention kernel, decode through the Triton split-K
   decode kernel, RMSNorm, RoPE and SwiGLU as one fused Triton kernel each (graph-capturable: no
   host syncs);
-- "eager": the readable references that materialize the score matrix, read lengths on the host and
-  run the pointwise work as chains of PyTorch ops (the "unoptimized PyTorch" a user compares against).
+- "eager": the readable references that materialize the score matrix (decode batched over the
+  sequences, as a plain PyTorch model writes it), read lengths on the host and run the pointwise work
+  as chains of PyTorch ops (the "unoptimized PyTorch" a user compares against).
 GEMMs go through cuBLAS (torch.matmul) or the Triton GEMM.
 """
 from __future__ import annotations
@@ -105,10 +106,10 @@ class Llama:
             self._rms_norm, self._rope, self._swiglu = fused.rms_norm, fused.apply_rope, fused.swiglu
         else:
             from kernels.attention.reference import attention_eager
-            from kernels.decode.reference import decode_eager
+            from kernels.decode.reference import decode_eager_batched
 
             self._prefill_attn = lambda q, k, v: attention_eager(q, k, v, causal=True)
-            self._decode_attn = decode_eager
+            self._decode_attn = decode_eager_batched
             self._rms_norm, self._rope, self._swiglu = _ref.rms_norm, _ref.apply_rope, _ref.swiglu
 
     def _mm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
