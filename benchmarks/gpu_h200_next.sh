@@ -18,6 +18,9 @@
 #   bash benchmarks/gpu_h200_next.sh llm       # benchmarks/llm.py without HF, 6 s in-run: llm-h200.json (issue 12)
 #   bash benchmarks/gpu_h200_next.sh workload  # benchmarks/workload.py on azure-conv: workload-h200.json (~330 s on an H100)
 #   bash benchmarks/gpu_h200_next.sh classes   # 8B llm with kernels, ~6 s in-run, per-phase class table (issue 15)
+#   WL=azure-conv bash benchmarks/gpu_h200_next.sh wl_first  # workload ladder, kp-eager rung (issue 18)
+#   WL=azure-code bash benchmarks/gpu_h200_next.sh wl_last   # workload ladder, kp-triton rung
+#   bash benchmarks/gpu_h200_next.sh eager_rungs  # hf-eager and kp-eager at b8 on one card (batched eager decode)
 # Every test has its own --timeout so one hang cannot eat the call; junit XML and logs go to $OUT.
 set -u
 export PYTHONPATH=. PYTHONUNBUFFERED=1 KERNELPROF_GIT_REVISION=${REV:-unknown}
@@ -70,6 +73,18 @@ case "$step" in
   workload) timeout ${WORKLOAD_TIMEOUT_S:-540} python benchmarks/workload.py --trace azure-conv \
               --out "$OUT/workload-azure-conv.jsonl" > "$OUT/workload.log" 2>&1
             cp benchmarks/results/workload-h200.json "$OUT/" 2>/dev/null ;;
+  wl_first) W=${WL:-azure-conv}; mkdir -p "$OUT/ladder-$W"
+            [ -f traces/workload-$W-llama-3.1-8b-h200.jsonl ] && cp traces/workload-$W-llama-3.1-8b-h200.jsonl "$OUT/ladder-$W/optimized.jsonl"
+            timeout ${WL_TIMEOUT_S:-420} python -m kernelprof ladder --workload $W --only first --out "$OUT/ladder-$W" \
+              --results > "$OUT/ladder-$W.log" 2>&1
+            cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
+  wl_last) W=${WL:-azure-conv}; mkdir -p "$OUT/ladder-$W"
+           timeout ${WL_TIMEOUT_S:-420} python -m kernelprof ladder --workload $W --only last --out "$OUT/ladder-$W" \
+             --results > "$OUT/ladder-$W-last.log" 2>&1
+           cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
+  eager_rungs) timeout ${EAGER_TIMEOUT_S:-200} python -m kernelprof ladder --model llama-3.1-8b --batch 8 --input-len 512 \
+             --output-len 128 --repeats 1 --rungs hf-eager,kp-eager \
+             --out "$OUT/ladder-eager-rungs-llama-3.1-8b-b8-h200.jsonl" > "$OUT/ladder-eager.log" 2>&1 ;;
   *) echo "unknown step $step"; exit 2 ;;
 esac
 echo "$step rc=$? at $((SECONDS - t0)) s" >> "$OUT/steps.txt"
