@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "over the binned trace instead of the single-batch ladder")
     p.add_argument("--only", choices=["first", "last"], help="with --workload: measure one rung (split a trace over "
                                                               "device calls; the other is read from its file)")
+    p.add_argument("--other-gpu", action="store_true", help="with --workload: continue a rung's file measured on "
+                                                             "another card of the same driver (notes name each card)")
     p.add_argument("--device", type=int, default=0, help="CUDA device index")
     p.add_argument("-o", "--out", help="JSONL of finished rungs (default runs/ladder-<model>.jsonl); rerun resumes")
     p.add_argument("--fresh", action="store_true",
@@ -105,7 +107,7 @@ def _workload(args: argparse.Namespace) -> int:
         w = saved_workload_ladder(args.workload, args.model, out_dir=Path(args.from_file))
     else:
         w = run_workload_ladder(args.workload, args.model, out_dir=Path(args.out or f"runs/ladder-{args.workload}"),
-                                device=args.device, only=args.only)
+                                device=args.device, only=args.only, other_gpu=args.other_gpu)
     if args.results and args.from_file:
         if not args.gpu_name:
             raise UsageError("--results with --from on a workload folder needs --gpu-name: bin files record the "

@@ -82,12 +82,12 @@ def bin_savings(first: dict[str, dict[str, Any]], last: dict[str, dict[str, Any]
 
 
 def run_workload_ladder(workload: str, model: str, *, out_dir: Path, device: int = 0,
-                        max_batch: int = 64, only: str | None = None) -> WorkloadLadder:
+                        max_batch: int = 64, only: str | None = None, other_gpu: bool = False) -> WorkloadLadder:
     """Both rungs over the binned trace; each rung's bins stream to out_dir/<mode>.jsonl and resume
     (a finished file costs no GPU work: run_binned builds the model only for a missing bin).
     `only` ("first"|"last"): measure that rung alone and read the other from its file if present
     (no GPU work and no GPU check for it), so one trace can be split over device calls of under 10
-    minutes, each possibly on another card."""
+    minutes, each possibly on another card (`other_gpu`: a rung's own file may continue there too)."""
     from kernelprof.methods.llm.binned import run_binned
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,7 @@ def run_workload_ladder(workload: str, model: str, *, out_dir: Path, device: int
             summaries[mode] = saved_binned(workload, model, mode, path, max_batch) if path.exists() else None
             continue
         summaries[mode] = run_binned(workload, model, mode=mode, max_batch=max_batch, out=path,
-                                     resume=path.exists(), device=device)
+                                     resume=path.exists(), device=device, other_gpu=other_gpu)
     return _ladder(workload, model, out_dir, summaries[FIRST_MODE], summaries[LAST_MODE])
 
 

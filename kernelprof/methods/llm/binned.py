@@ -133,12 +133,13 @@ def predicted_request_s(cfg: LlamaConfig, batch: int, input_len: int, output_len
 
 def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch: int = 64, out: str | Path,
                resume: bool = False, new_file: bool = False, device: int = 0, profiles_dir: str | Path | None = None,
-               on_bin: Callable[[Bin, dict[str, Any]], None] | None = None) -> BinnedSummary:
+               on_bin: Callable[[Bin, dict[str, Any]], None] | None = None, other_gpu: bool = False) -> BinnedSummary:
     """Measure every occupied bin (see the module docstring). One model's weights serve every bin;
     bins predicted under 1 s are warmed up by a whole request and repeated for >= 1 s of in-run
     time, longer ones are warmed up by one prefill of the batch and measured once. With `profiles_dir`, each
     bin's profile run is saved there as bin-<input>-<output>.profile.json. A resume must match the
-    file's configuration (bin_store.workload_config), checked before the GPU is touched."""
+    file's configuration (bin_store.workload_config), checked before the GPU is touched; `other_gpu`
+    lets it continue on another card with the same driver, each bin keeping its own card's uuid."""
     from kernelprof.gpu.devices import gpu_facts, require_gpu
     from kernelprof.methods.llm.bin_store import prepare_bins, stream_bins, workload_config
     from kernelprof.outputs.jsonl_store import check_resume
@@ -159,7 +160,7 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
     facts = gpu_facts(device)
     config = workload_config(w, model, mode, max_batch,
                              gpu={"gpu_uuid": facts.uuid, "driver": facts.driver_version})
-    check_resume(read, config)
+    check_resume(read, {k: v for k, v in config.items() if k != "gpu_uuid"} if other_gpu else config)
     sheet = datasheet_for(facts.name)
     wall0 = time.perf_counter()
     if profiles_dir is not None:
