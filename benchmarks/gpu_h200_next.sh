@@ -74,16 +74,16 @@ case "$step" in
               --out "$OUT/workload-azure-conv.jsonl" > "$OUT/workload.log" 2>&1
             cp benchmarks/results/workload-h200.json "$OUT/" 2>/dev/null ;;
   wl_first) W=${WL:-azure-conv}; mkdir -p "$OUT/ladder-$W"
-            # Rung files from earlier calls (benchmarks/results/logs/ladder-$W/) resume here; else the
+            # Rung files from earlier calls (traces/ladder-$W-h200/) resume here; else the
             # workload benchmark's optimized recording serves as the last rung.
-            [ -d benchmarks/results/logs/ladder-$W ] && cp benchmarks/results/logs/ladder-$W/*.jsonl "$OUT/ladder-$W/"
+            [ -d traces/ladder-$W-h200 ] && cp traces/ladder-$W-h200/*.jsonl "$OUT/ladder-$W/"
             [ -f "$OUT/ladder-$W/optimized.jsonl" ] || { [ -f traces/workload-$W-llama-3.1-8b-h200.jsonl ] && \
               cp traces/workload-$W-llama-3.1-8b-h200.jsonl "$OUT/ladder-$W/optimized.jsonl"; }
             timeout ${WL_TIMEOUT_S:-420} python -m kernelprof ladder --workload $W --only first --out "$OUT/ladder-$W" --other-gpu \
               --results > "$OUT/ladder-$W.log" 2>&1
             cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
   wl_last) W=${WL:-azure-conv}; mkdir -p "$OUT/ladder-$W"
-           [ -d benchmarks/results/logs/ladder-$W ] && cp benchmarks/results/logs/ladder-$W/*.jsonl "$OUT/ladder-$W/"
+           [ -d traces/ladder-$W-h200 ] && cp traces/ladder-$W-h200/*.jsonl "$OUT/ladder-$W/"
            timeout ${WL_TIMEOUT_S:-420} python -m kernelprof ladder --workload $W --only last --out "$OUT/ladder-$W" --other-gpu \
              --results > "$OUT/ladder-$W-last.log" 2>&1
            cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
