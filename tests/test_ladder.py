@@ -354,6 +354,8 @@ def test_saved_workload_ladder_reads_both_rungs_without_a_gpu(tmp_path):
     d = _workload_folder(tmp_path)
     w = saved_workload_ladder("azure-conv", "llama-3.1-8b", out_dir=d)
     assert w.saving_pct == pytest.approx(75.0)
+    assert w.first_time_s == pytest.approx(w.last_time_s) and w.first_prefill_j == pytest.approx(4 * w.last_prefill_j)
+    assert WorkloadLadder.from_json(json.loads(json.dumps(w.to_json()))) == w
     assert w.first_energy_j == pytest.approx(4 * w.last_energy_j)
     # The recorded paper estimate (the GPU's sheet) is used: the two rungs share it, so equal FLOPs.
     assert w.first_ratio == pytest.approx(4 * w.last_ratio) and w.last_ratio > 1
@@ -369,9 +371,12 @@ def test_saved_workload_ladder_reads_both_rungs_without_a_gpu(tmp_path):
 
 def test_cli_workload_ladder_from_folder(tmp_path):
     d = _workload_folder(tmp_path)
-    r = _cli("--workload", "azure-conv", "--from", str(d))
+    png = tmp_path / "saving.png"
+    r = _cli("--workload", "azure-conv", "--from", str(d), "--plot", str(png))
     assert r.returncode == 0, r.stderr
-    assert "saving 75.0 %" in r.stdout and "32/128" in r.stdout
+    assert "saving 75.0 %" in r.stdout and "32/128" in r.stdout and png.read_bytes()[:4] == b"\x89PNG"
+    # Same GPU time (the eager file is the optimized one, 4x the joules): all of it is power.
+    assert "+0.0% time at +300.0% power" not in r.stdout and "+0.0% time at -75.0% power: -75.0% energy" in r.stdout
     bad = _cli("--workload", "azure-conv", "--from", str(d), "--results")
     assert bad.returncode == 2 and "--gpu-name" in bad.stderr
     both = _cli("--workload", "azure-conv", "--from", str(d), "--only", "first")

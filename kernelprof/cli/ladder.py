@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--measured-revision", help="with --from on a legacy file: the git revision that measured it "
                                                "(stated by you; new files record it per rung)")
     p.add_argument("--results", action="store_true", help="also write benchmarks/results/ladder-<gpu>.json")
-    p.add_argument("--plot", help="PNG path: energy vs time per rung with iso-power lines")
+    p.add_argument("--plot", help="PNG path: energy vs time per rung with iso-power lines (with --workload: the "
+                                  "saving per input x output bin)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     p.set_defaults(handler=run)
 
@@ -123,7 +124,11 @@ def _workload(args: argparse.Namespace) -> int:
         return 0
     console.print(f"{w.workload}: first rung {fmt(w.first_energy_j, 'J')} ({fmt(w.first_ratio, 'x')} the TDP/FLOP "
                   f"estimate), last rung {fmt(w.last_energy_j, 'J')} ({fmt(w.last_ratio, 'x')}): saving "
-                  f"{fmt(w.saving_pct, '%')}")
+                  f"{fmt(w.saving_pct, '%')}" + (f" ({w.change})" if w.change else ""))
+    if w.first_prefill_j and w.last_prefill_j and w.first_decode_j and w.last_decode_j:
+        console.print(f"  prefill {fmt(w.first_prefill_j, 'J')} -> {fmt(w.last_prefill_j, 'J')}, decode "
+                      f"{fmt(w.first_decode_j, 'J')} -> {fmt(w.last_decode_j, 'J')}; GPU time "
+                      f"{fmt(w.first_time_s, 's')} -> {fmt(w.last_time_s, 's')}")
     t = Table(title="saving per bin (input x output)")
     for col in ("bin", "requests", "first J/request", "last J/request", "saving"):
         t.add_column(col, justify="right")
@@ -131,6 +136,10 @@ def _workload(args: argparse.Namespace) -> int:
         t.add_row(b.key, str(b.requests), fmt(b.first_j_per_request, "J"), fmt(b.last_j_per_request, "J"),
                   fmt(b.saving_pct, "%"))
     console.print(t)
+    if args.plot:
+        from kernelprof.outputs.plots import saving_heatmap_png
+
+        console.print(f"wrote {saving_heatmap_png(w.bins, args.plot, title=f'{w.workload}, {w.model}: kp-eager -> kp-triton')}")
     for n in w.notes:
         console.print(f"[dim]note: {n}[/]")
     return 0

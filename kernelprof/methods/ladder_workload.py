@@ -45,14 +45,32 @@ class WorkloadLadder:
     last_ratio: float | None
     bins: tuple[BinSaving, ...]
     notes: tuple[str, ...] = ()
+    # GPU time serving the workload and energy by phase, each rung (None in files written before them):
+    first_time_s: float | None = None
+    last_time_s: float | None = None
+    first_prefill_j: float | None = None
+    first_decode_j: float | None = None
+    last_prefill_j: float | None = None
+    last_decode_j: float | None = None
 
     @property
     def saving_pct(self) -> float | None:
         return saving_pct(self.first_energy_j, self.last_energy_j)
 
+    @property
+    def change(self) -> str | None:
+        """The saving split into its time and power parts ("-75.0% time at +44.0% power: ...")."""
+        from kernelprof.methods.ladder import change_text
+
+        e0, e1, t0, t1 = self.first_energy_j, self.last_energy_j, self.first_time_s, self.last_time_s
+        if not e0 or not e1 or not t0 or not t1:
+            return None
+        return change_text(t1 / t0, (e1 / t1) / (e0 / t0))
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["saving_pct"] = self.saving_pct
+        d["change"] = self.change
         for b, o in zip(d["bins"], self.bins):
             b["saving_pct"] = o.saving_pct
         return d
@@ -169,7 +187,8 @@ def _ladder(workload: str, model: str, out_dir: Path, f: Any, l: Any) -> Workloa
                      f"optimized {list(l.bins_failed)}")
     return WorkloadLadder(workload, model, "kp-eager", "kp-triton", f.energy_j, l.energy_j, f.ratio, l.ratio,
                           bin_savings(read_bins_of(out_dir, FIRST_MODE), read_bins_of(out_dir, LAST_MODE)),
-                          tuple(notes) + f.notes)
+                          tuple(notes) + f.notes, f.gpu_time_s, l.gpu_time_s, f.prefill_energy_j, f.decode_energy_j,
+                          l.prefill_energy_j, l.decode_energy_j)
 
 
 def read_bins_of(out_dir: Path, mode: str) -> dict[str, dict[str, Any]]:

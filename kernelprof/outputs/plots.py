@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -204,24 +204,39 @@ def llm_phases_png(result: "LLMResult", path: str | Path, *, title: str) -> Path
 def workload_heatmap_png(bins: Sequence[dict], path: str | Path, *, title: str) -> Path:
     """Joules per request by input-length bin x output-length bin (Fernandez et al.'s figures);
     bins not measured are blank."""
+    cells = {(b["input_bin"], b["output_bin"]): (b["energy_per_batch_j"] / b["batch"]
+                                                 if b.get("status") == "ok" and b.get("energy_per_batch_j")
+                                                 and b.get("batch") else None) for b in bins}
+    return _bin_grid_png(cells, path, title=title, label="J per request", fmt="{:.3g}")
+
+
+def saving_heatmap_png(savings: Sequence[Any], path: str | Path, *, title: str) -> Path:
+    """The workload ladder's energy saving (%) per input x output bin (`BinSaving`s); a bin that
+    either rung lacks is blank."""
+    cells = {tuple(int(x) for x in b.key.split("/")): b.saving_pct for b in savings}
+    return _bin_grid_png(cells, path, title=title, label="energy saving, first -> last rung (%)", fmt="{:.0f}%")
+
+
+def _bin_grid_png(cells: dict[tuple[int, int], float | None], path: str | Path, *, title: str, label: str,
+                  fmt: str) -> Path:
     plt = _pyplot()
-    ins = sorted({b["input_bin"] for b in bins})
-    outs = sorted({b["output_bin"] for b in bins})
+    ins = sorted({i for i, _ in cells})
+    outs = sorted({o for _, o in cells})
     grid = np.full((len(ins), len(outs)), np.nan)
-    for b in bins:
-        if b.get("status") == "ok" and b.get("energy_per_batch_j") and b.get("batch"):
-            grid[ins.index(b["input_bin"]), outs.index(b["output_bin"])] = b["energy_per_batch_j"] / b["batch"]
+    for (i, o), v in cells.items():
+        if v is not None:
+            grid[ins.index(i), outs.index(o)] = v
     fig, ax = plt.subplots(figsize=(1.0 * len(outs) + 3, 0.6 * len(ins) + 2), dpi=120)
     im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
     for (i, j), v in np.ndenumerate(grid):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7,
                     color="white" if v < np.nanmedian(grid) else "black")
     ax.set_xticks(range(len(outs)), [str(o) for o in outs])
     ax.set_yticks(range(len(ins)), [str(i) for i in ins])
     ax.set_xlabel("output tokens (bin)")
     ax.set_ylabel("input tokens (bin)")
-    fig.colorbar(im, ax=ax, label="J per request")
+    fig.colorbar(im, ax=ax, label=label)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
