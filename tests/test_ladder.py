@@ -383,3 +383,21 @@ def test_cli_workload_ladder_from_folder(tmp_path):
     assert both.returncode == 2 and "--only" in both.stderr
     empty = _cli("--workload", "azure-conv", "--from", str(tmp_path / "nothing"))
     assert empty.returncode == 2 and "nothing to read" in empty.stderr
+
+
+def test_resume_on_another_card_only_when_asked():
+    # The real eager file of two calls: its bins carry two cards' uuids; a third card resumes only with
+    # other_gpu, and never with another driver.
+    from kernelprof.methods.llm.bin_store import read_bin_store, resume_config, workload_config
+    from kernelprof.methods.workloads import load_workload
+    from kernelprof.outputs.jsonl_store import check_resume
+
+    read = read_bin_store(WORKLOAD_H200.parent / "ladder-azure-conv-h200" / "eager.jsonl")
+    assert len({r["config"]["gpu_uuid"] for r in read.records.values()}) == 2
+    here = workload_config(load_workload("azure-conv"), "llama-3.1-8b", "eager", 64,
+                           gpu={"gpu_uuid": "GPU-another", "driver": "580.159.04"})
+    with pytest.raises(UsageError, match="gpu_uuid"):
+        check_resume(read, resume_config(here, other_gpu=False))
+    check_resume(read, resume_config(here, other_gpu=True))
+    with pytest.raises(UsageError, match="driver"):
+        check_resume(read, resume_config({**here, "driver": "590.1"}, other_gpu=True))

@@ -66,6 +66,12 @@ def workload_config(w: Workload, model: str, mode: str, max_batch: int, gpu: dic
     return cfg
 
 
+def resume_config(config: dict[str, Any], other_gpu: bool) -> dict[str, Any]:
+    """The fields a resume must match: all of them, or all but the card's uuid (`other_gpu`: another
+    card with the same driver continues the file; each bin keeps its own card's uuid)."""
+    return {k: v for k, v in config.items() if k != "gpu_uuid"} if other_gpu else config
+
+
 def bin_key(b: Bin) -> str:
     return f"{b.input_bin}/{b.output_bin}"
 

@@ -141,7 +141,7 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
     file's configuration (bin_store.workload_config), checked before the GPU is touched; `other_gpu`
     lets it continue on another card with the same driver, each bin keeping its own card's uuid."""
     from kernelprof.gpu.devices import gpu_facts, require_gpu
-    from kernelprof.methods.llm.bin_store import prepare_bins, stream_bins, workload_config
+    from kernelprof.methods.llm.bin_store import prepare_bins, resume_config, stream_bins, workload_config
     from kernelprof.outputs.jsonl_store import check_resume
     from kernelprof.estimates.datasheets import datasheet_for
 
@@ -160,7 +160,7 @@ def run_binned(workload: str, model: str, *, mode: str = "optimized", max_batch:
     facts = gpu_facts(device)
     config = workload_config(w, model, mode, max_batch,
                              gpu={"gpu_uuid": facts.uuid, "driver": facts.driver_version})
-    check_resume(read, {k: v for k, v in config.items() if k != "gpu_uuid"} if other_gpu else config)
+    check_resume(read, resume_config(config, other_gpu))
     sheet = datasheet_for(facts.name)
     wall0 = time.perf_counter()
     if profiles_dir is not None:
