@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The next session's device calls: `bash benchmarks/gpu_h200_next.sh STEP [STEP...]`, steps in order.
-# Done on 2026-12-04 (e300645): tests_a, tests_b, rebase, power, llm, workload, verdicts, ladder_new, classes,
-# discipline_sweep x2. Still to run: accuracy at the 0.1 s pin default (issue 12), the whole ladder in one
-# run and the workload ladders (issue 18; split over calls with --only first|last), kattr. Estimated step times:
+# Done on 2026-12-04: tests_a, tests_b (e300645), rebase, power, llm, workload, verdicts, ladder_new, classes,
+# discipline_sweep x2, accuracy (950a9ba), eager_rungs, wl_first azure-conv (complete), wl_last azure-code
+# (53/56 bins). Still to run: the GPU suite after 826c7dc (the eager decode changed), WL=azure-code wl_last
+# then wl_first (two calls), WL=burstgpt-fitted wl_last and wl_first, the whole ladder, kattr.
+# Each call may land on another card: the workload steps resume with --other-gpu from traces/ladder-<trace>-h200/,
+# so copy each call's rung files back there and commit before the next call. Estimated step times:
 #   bash benchmarks/gpu_h200_next.sh tests_a   # GPU tests, files before test_ladder.py (~430 s in call D)
 #   bash benchmarks/gpu_h200_next.sh tests_b   # GPU tests, test_ladder.py onward (~170 s in call E)
 #   bash benchmarks/gpu_h200_next.sh ladder    # a fresh 8B ladder in the store format (hf compile rung fixed)
