@@ -17,7 +17,8 @@ from kernelprof.errors import NotSupportedError  # noqa: E402
 from kernels import get_op  # noqa: E402
 from kernels.attention import attention_eager, flash_attention, sdpa  # noqa: E402
 from kernels.attention.triton_flash import HAS_TENSOR_DESCRIPTOR as ATTN_HAS_TMA  # noqa: E402
-from kernels.decode import decode_attention, decode_attention_nosplit, decode_eager, decode_sdpa  # noqa: E402
+from kernels.decode import (decode_attention, decode_attention_nosplit, decode_eager, decode_eager_batched,  # noqa: E402
+                            decode_sdpa)
 from kernels.gemm import gemm, gemm_cublas, gemm_persistent, gemm_reference  # noqa: E402
 from kernels.gemm.triton_gemm import HAS_TENSOR_DESCRIPTOR  # noqa: E402
 
@@ -151,6 +152,7 @@ def test_decode(shape, dtype):
         assert rel_err(o, ref) < ATTN_RTOL[dtype], name
     assert rel_err(decode_sdpa(q, k, v, lengths, mask), ref) < ATTN_RTOL[dtype]
     assert rel_err(decode_sdpa(q, k, v, lengths), ref) < ATTN_RTOL[dtype]  # mask built from lengths
+    assert rel_err(decode_eager_batched(q, k, v, lengths), ref) < ATTN_RTOL[dtype]  # the LLM's eager mode
 
 
 def test_decode_ignores_cache_past_lengths():
