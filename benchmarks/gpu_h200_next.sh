@@ -59,7 +59,8 @@ case "$step" in
   discipline_sweep) timeout 240 python benchmarks/counter_discipline.py --counter-interval-s 0.5,0.2,0.1 \
              --fixture "$OUT/" > "$OUT/discipline-sweep.log" 2>&1
               cp benchmarks/results/counter_discipline-h200.json "$OUT/" 2>/dev/null ;;
-  kattr) timeout 300 python benchmarks/kernel_attribution.py --burst-reference > "$OUT/kattr.log" 2>&1
+  kattr) timeout 300 python benchmarks/kernel_attribution.py --burst-reference --save "$OUT/kattr-mix.json" \
+           > "$OUT/kattr.log" 2>&1  # the mix's recording comes back, so the regression can be studied on CPU
          cp benchmarks/results/kernel-attribution-h200.json "$OUT/" 2>/dev/null ;;
   gemm_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/gemm_tune.py --out "$OUT/tune" --budget-s 150 \
                > "$OUT/tune/gemm.log" 2>&1 ;;

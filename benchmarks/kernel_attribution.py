@@ -146,12 +146,15 @@ def main() -> int:
     print({c: f"{t * 1e3:.3f} ms/call" for c, t in per_call.items()}, flush=True)
     prof, calls = run_mix(built, per_call, args.seconds, args.seed, args.save)
     overrides, case_names = case_overrides(prof, names)
+    dev = device_record()
+    limits = {dev["uuid"]: dev["power_limit_w"]} if dev.get("uuid") and dev.get("power_limit_w") else None
     fit = attribute_kernels(prof.trace, prof.kernels, (prof.window.t0_ns, prof.window.t1_ns), prof.sensor_profiles,
-                            overrides=overrides)[0]
+                            overrides=overrides, power_limits_w=limits)[0]
     by = {c.name: c for c in fit.classes}
     print(f"mix: {fit.windows} windows, residual {fit.residual_j:.1f} J of {fit.measured_energy_j:.1f} J, "
           f"idle {fit.idle_power_w:.1f} W, condition {fit.condition_number:.1f}", flush=True)
-    dev = device_record()
+    for n in fit.notes:
+        print(f"note: {n}", flush=True)
     cases: list[Case] = []
     notes = {"mix": f"{args.seconds:g} s, random segments of 1-40 ms per case, idle gaps of 2-30 ms after 20% of "
                     f"segments, seed {args.seed}; CUPTI on (torch.profiler)",

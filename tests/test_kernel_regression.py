@@ -76,6 +76,20 @@ def test_noisy_fit_is_within_its_standard_errors():
     assert res.balance_j() == pytest.approx(res.measured_energy_j, rel=1e-12)
 
 
+def test_a_class_fitted_above_the_power_limit_is_noted():
+    # The GEMM's true 650 W is within a 700 W limit: no note. Against a 600 W limit it is 8% above and
+    # its SE is ~1 W (noise-free windows), so the fit's one power per class cannot be right there.
+    fn, names, idx, kinds, s, e, span = _program()
+    assert not [n for n in fit_kernel_energy(fn, names, idx, kinds, s, e, span, power_limit_w=700.0).notes
+                if "power limit" in n]
+    notes = [n for n in fit_kernel_energy(fn, names, idx, kinds, s, e, span, power_limit_w=600.0).notes
+             if "power limit" in n]
+    assert len(notes) == 1 and notes[0].startswith("sm90_xmma_gemm_bf16: fitted 650 W is above the 600 W")
+    # 2% margin: 640 W would allow 652.8 W.
+    assert not [n for n in fit_kernel_energy(fn, names, idx, kinds, s, e, span, power_limit_w=640.0).notes
+                if "power limit" in n]
+
+
 def test_collinear_names_are_grouped_and_flagged():
     """Two GEMM names that always alternate in fine slices cannot be told apart by 20 ms windows."""
     fn, names, idx, kinds, s, e, span = _program(seed=1, noise_w=15.0)

@@ -185,8 +185,11 @@ def _verdict(i: int, fit: _Fit, busy_total_s: float, cfg: RegressionConfig) -> s
 def fit_kernel_energy(power_fn: Any, names: Sequence[str], name_index: np.ndarray, kind_names: Sequence[str],
                       start_ns: np.ndarray, end_ns: np.ndarray, span_ns: tuple[int, int], *, gpu: int = 0,
                       overrides: Sequence[ClassOverride] = (), config: RegressionConfig | None = None,
-                      measured_energy_j: float | None = None) -> KernelAttribution:
+                      measured_energy_j: float | None = None, power_limit_w: float | None = None
+                      ) -> KernelAttribution:
     """Fit class powers on the windows of `power_fn` (a PowerFunction) inside `span_ns`.
+    With `power_limit_w` (the board's enforced limit), a class fitted clearly above it is noted:
+    under the limiter the one-power-per-class assumption fails, so its joules are biased.
 
     names/name_index/start_ns/end_ns: one GPU's kernels (epoch ns); kind_names[k]: "kernel",
     "memcpy" or "memset" for each kernel. measured_energy_j: the span's energy (default: power_fn
@@ -274,6 +277,8 @@ def fit_kernel_energy(power_fn: Any, names: Sequence[str], name_index: np.ndarra
                                    p * float(col_tot[k]), None if se is None else se * float(col_tot[k]),
                                    verdicts[k] is None, verdicts[k] or (reasons.get(c) if grouped else None)))
     classes.sort(key=lambda c: -c.energy_j)
+    if power_limit_w:
+        notes.extend(above_limit_notes(classes, power_limit_w))
     p_idle = float(fit.power[-1])
     idle_se = None if np.isnan(fit.se[-1]) else float(fit.se[-1])
     idle_s = float(col_tot[-1])
@@ -296,10 +301,28 @@ def fit_kernel_energy(power_fn: Any, names: Sequence[str], name_index: np.ndarra
                              fit.rms_w, fit.cond, rounds, tuple(notes))
 
 
+def above_limit_notes(classes: Sequence[ClassEnergy], power_limit_w: float) -> list[str]:
+    """A note for each identifiable class whose fitted power is above the power limit by more than 2%
+    and by more than twice its standard error. The limiter lets short bursts overshoot (a GEMM in
+    1-40 ms segments after idle), but a fit above the limit may also have given the class power
+    that belongs to its neighbours: either way its joules carry an error its SE does not show."""
+    out = []
+    for c in classes:
+        over = c.power_w - 1.02 * power_limit_w - 2 * (c.power_se_w or 0.0)
+        if c.identifiable and over > 0:
+            out.append(f"{c.name}: fitted {c.power_w:.0f} W is above the {power_limit_w:.0f} W power limit: "
+                       "either short bursts overshoot the limiter or the fit gave it its neighbours' power; "
+                       "its joules are less certain than their standard error says")
+    return out
+
+
 def attribute_kernels(trace: Any, kernels: Any, span_ns: tuple[int, int], profiles: Sequence[Any], *,
                       overrides: Sequence[ClassOverride] = (), config: RegressionConfig | None = None,
-                      driver: str | None = None) -> list[KernelAttribution]:
-    """One KernelAttribution per GPU of `trace` whose UUID has kernels in the KernelTrace `kernels`."""
+                      driver: str | None = None, power_limits_w: dict[str, float] | None = None
+                      ) -> list[KernelAttribution]:
+    """One KernelAttribution per GPU of `trace` whose UUID has kernels in the KernelTrace `kernels`;
+    `power_limits_w` ({uuid: W}, e.g. perfetto.power_limits_by_uuid of the run's environment) turns
+    on the check against each GPU's limit."""
     from kernelprof.attribution.intervals import AttributionConfig, _GPUModel
     from kernelprof.timeline.kernel_trace import KINDS
 
@@ -318,5 +341,6 @@ def attribute_kernels(trace: Any, kernels: Any, span_ns: tuple[int, int], profil
         kinds = [KINDS[k] for k in kernels.kind[sel]]
         out.append(fit_kernel_energy(model.samples, kernels.names, kernels.name_index[sel], kinds,
                                      kernels.start_ns[sel], kernels.end_ns[sel], span_ns, gpu=g.gpu,
-                                     overrides=overrides, config=config))
+                                     overrides=overrides, config=config,
+                                     power_limit_w=(power_limits_w or {}).get(g.uuid)))
     return out

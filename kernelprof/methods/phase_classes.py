@@ -80,6 +80,8 @@ def split_phases(fit: KernelAttribution, kernels: Any, device: int, phases: Sequ
 
 def classes_per_phase(profile_path: str | Path, *, depth: int = 0) -> list[tuple[KernelAttribution, list[PhaseClasses]]]:
     """Per GPU with kernels: the whole-recording fit and the phases at `depth` split into classes."""
+    from kernelprof.outputs.perfetto import power_limits_by_uuid
+    from kernelprof.outputs.runfile import load_run
     from kernelprof.profiler import load_profile, load_profile_run
 
     r = load_profile_run(profile_path)
@@ -87,7 +89,8 @@ def classes_per_phase(profile_path: str | Path, *, depth: int = 0) -> list[tuple
         raise UsageError(f"{profile_path} recorded no kernels, so there are no classes to split phases into; "
                          "record with Profiler(kernels=True) or `kernelprof llm --kernel-slices`")
     res = load_profile(profile_path)
-    fits = attribute_kernels(r.trace, r.kernels, (r.window.t0_ns, r.window.t1_ns), r.sensor_profiles)
+    fits = attribute_kernels(r.trace, r.kernels, (r.window.t0_ns, r.window.t1_ns), r.sensor_profiles,
+                             power_limits_w=power_limits_by_uuid(load_run(profile_path).environment))
     dev_of_uuid = {u: d for d, u in r.kernels.device_uuids.items()}
     out = []
     for fit in fits:

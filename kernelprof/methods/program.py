@@ -248,10 +248,12 @@ def profile_program(spec: ProgramSpec, opts: RunOptions) -> ProgramRun:
     if prof.kernels_error:
         flags.append("no_cupti")
         notes.append(prof.kernels_error)
+    from kernelprof.gpu.devices import gpu_facts
     from kernelprof.methods.program_summary import attribute_program
 
+    limits = {f.uuid: f.power_limit_w for f in map(gpu_facts, opts.gpus) if f.power_limit_w}
     fits, fit_notes = attribute_program(prof.trace, prof.timeline, prof.kernels, prof.sensor_profiles,
-                                        list(opts.gpus), opts.warmup_s, overrides)
+                                        list(opts.gpus), opts.warmup_s, overrides, power_limits_w=limits)
     notes += fit_notes
     out = Path(opts.out) if opts.out else default_out(spec)
     info = {"command": spec.display(), "kind": spec.kind, "argv": spec.argv, "outcome": outcome.to_json(),

@@ -64,8 +64,10 @@ class ProgramSummary:
 
 
 def attribute_program(trace: Any, timeline: Any, kernels: Any, profiles: Sequence[Any], gpus: Sequence[int],
-                      warmup_s: float, overrides: Sequence[Any] = ()) -> tuple[list[KernelAttribution], list[str]]:
-    """The kernel-class regression over the program's span after warm-up, and notes on what it lacks."""
+                      warmup_s: float, overrides: Sequence[Any] = (), power_limits_w: dict[str, float] | None = None
+                      ) -> tuple[list[KernelAttribution], list[str]]:
+    """The kernel-class regression over the program's span after warm-up, and notes on what it lacks
+    (`power_limits_w` {uuid: W}: note a class fitted above its GPU's limit)."""
     import numpy as np
 
     from kernelprof.attribution.kernel_regression import attribute_kernels
@@ -95,7 +97,8 @@ def attribute_program(trace: Any, timeline: Any, kernels: Any, profiles: Sequenc
     if not mine.any():
         return [], notes
     try:
-        fits = attribute_kernels(trace, kernels, (t0, prog.t1_ns), profiles, overrides=overrides)
+        fits = attribute_kernels(trace, kernels, (t0, prog.t1_ns), profiles, overrides=overrides,
+                                 power_limits_w=power_limits_w)
     except ValueError as err:
         return [], notes + [f"no kernel attribution: {err}"]
     return fits, notes
