@@ -147,12 +147,10 @@ def saved_binned(workload: str, model: str, mode: str, path: Path, max_batch: in
     return summarize_bins(w, bin_workload(w), list(read.records.values()), model, mode, sheet=None)
 
 
-def measured_on(path: Path) -> list[str]:
+def measured_on(records: dict[str, dict[str, Any]]) -> list[str]:
     """The GPUs (uuid, driver) and revisions a bin file's ok records were measured on."""
-    from kernelprof.methods.llm.binned import read_bins
-
     seen = []
-    for rec in read_bins(path).values():
+    for rec in records.values():
         c = rec.get("config", {})
         tag = f"{c.get('gpu_uuid', '?')} (driver {c.get('driver', '?')}, revision {rec.get('git_revision', 'not recorded')})"
         if rec.get("status") == "ok" and tag not in seen:
@@ -177,7 +175,8 @@ def _ladder(workload: str, model: str, out_dir: Path, f: Any, l: Any) -> Workloa
     notes = ["first rung kp-eager, last kp-triton (each bin at the largest batch its mode fits): the transformers "
              "rungs are measured only in the single-batch ladder",
              "measured / estimate: the paper's TDP / headline bf16 peak x FLOPs"]
-    on = {mode: measured_on(out_dir / f"{mode}.jsonl") for mode in (FIRST_MODE, LAST_MODE)}
+    recs = {mode: read_bins_of(out_dir, mode) for mode in (FIRST_MODE, LAST_MODE)}  # each file read once here
+    on = {mode: measured_on(r) for mode, r in recs.items()}
     notes.append(f"measured on: first rung {'; '.join(on[FIRST_MODE])}; last rung {'; '.join(on[LAST_MODE])}")
     if len({t.split()[0] for ts in on.values() for t in ts}) > 1:
         notes.append("the rungs (or bins) were measured on different cards of one model: card-to-card spread "
@@ -186,7 +185,7 @@ def _ladder(workload: str, model: str, out_dir: Path, f: Any, l: Any) -> Workloa
         notes.append(f"bins without a measurement (left out of the totals): eager {list(f.bins_failed)}, "
                      f"optimized {list(l.bins_failed)}")
     return WorkloadLadder(workload, model, "kp-eager", "kp-triton", f.energy_j, l.energy_j, f.ratio, l.ratio,
-                          bin_savings(read_bins_of(out_dir, FIRST_MODE), read_bins_of(out_dir, LAST_MODE)),
+                          bin_savings(recs[FIRST_MODE], recs[LAST_MODE]),
                           tuple(notes) + f.notes, f.gpu_time_s, l.gpu_time_s, f.prefill_energy_j, f.decode_energy_j,
                           l.prefill_energy_j, l.decode_energy_j)
 
