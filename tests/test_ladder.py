@@ -401,3 +401,26 @@ def test_resume_on_another_card_only_when_asked():
     check_resume(read, resume_config(here, other_gpu=True))
     with pytest.raises(UsageError, match="driver"):
         check_resume(read, resume_config({**here, "driver": "590.1"}, other_gpu=True))
+
+
+def test_partial_rung_is_compared_over_the_shared_bins_only(tmp_path):
+    # The state azure-code was left in on 12-04: eager lacking the 10 largest bins. Summing each rung over
+    # its own bins set 46 bins against 56 and printed a 29.5% saving; over the shared bins it is 61.6%.
+    from kernelprof.methods.ladder_workload import saved_workload_ladder
+
+    d = _workload_folder(tmp_path)
+    full = saved_workload_ladder("azure-conv", "llama-3.1-8b", out_dir=d)
+    lines = (d / "eager.jsonl").read_text().splitlines()
+    dropped = {"8192/64", "8192/128"}
+    kept = [ln for ln in lines if json.loads(ln).get("key") not in dropped]
+    assert len(kept) == len(lines) - 2
+    (d / "eager.jsonl").write_text("\n".join(kept) + "\n")
+    w = saved_workload_ladder("azure-conv", "llama-3.1-8b", out_dir=d)
+    assert w.partial and (w.bins_compared, w.bins_in_trace) == (41, 43) and not full.partial
+    assert w.saving_pct == pytest.approx(75.0)  # both rungs over the same 41 bins: still exactly 4x
+    assert w.last_energy_j < full.last_energy_j and w.first_energy_j == pytest.approx(4 * w.last_energy_j)
+    assert any("8192/128, 8192/64" in n or "8192/64, 8192/128" in n for n in w.notes)
+    names = {c.name for c in ladder_cases([], [w])}
+    assert names == {"workload/azure-conv/partial_saving_pct"}
+    r = _cli("--workload", "azure-conv", "--from", str(d))
+    assert r.returncode == 0 and "PARTIAL: over 41 of 43 bins" in r.stdout

@@ -124,7 +124,8 @@ def _workload(args: argparse.Namespace) -> int:
         return 0
     console.print(f"{w.workload}: first rung {fmt(w.first_energy_j, 'J')} ({fmt(w.first_ratio, 'x')} the TDP/FLOP "
                   f"estimate), last rung {fmt(w.last_energy_j, 'J')} ({fmt(w.last_ratio, 'x')}): saving "
-                  f"{fmt(w.saving_pct, '%')}" + (f" ({w.change})" if w.change else ""))
+                  f"{fmt(w.saving_pct, '%')}" + (f" ({w.change})" if w.change else "")
+                  + (f" [yellow]PARTIAL: over {w.bins_compared} of {w.bins_in_trace} bins[/]" if w.partial else ""))
     if w.first_prefill_j and w.last_prefill_j and w.first_decode_j and w.last_decode_j:
         console.print(f"  prefill {fmt(w.first_prefill_j, 'J')} -> {fmt(w.last_prefill_j, 'J')}, decode "
                       f"{fmt(w.first_decode_j, 'J')} -> {fmt(w.last_decode_j, 'J')}; GPU time "

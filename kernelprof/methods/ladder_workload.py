@@ -52,6 +52,15 @@ class WorkloadLadder:
     first_decode_j: float | None = None
     last_prefill_j: float | None = None
     last_decode_j: float | None = None
+    # Bins both rungs measured, over which the totals are taken, and the trace's bins (None: older files).
+    bins_compared: int | None = None
+    bins_in_trace: int | None = None
+
+    @property
+    def partial(self) -> bool:
+        """True while some bin of the trace lacks a measurement in either rung: the totals (and the
+        saving) then cover only the bins both measured, which are not the trace."""
+        return self.bins_compared is not None and self.bins_compared != self.bins_in_trace
 
     @property
     def saving_pct(self) -> float | None:
@@ -94,7 +103,7 @@ def bin_savings(first: dict[str, dict[str, Any]], last: dict[str, dict[str, Any]
             return None
         return rec["energy_per_batch_j"] / rec["batch"]
 
-    keys = sorted(set(first) | set(last), key=lambda k: tuple(int(x) for x in k.split("/")))
+    keys = sorted(set(first) | set(last), key=_bin_order)
     return tuple(BinSaving(k, (first.get(k) or last.get(k))["requests"], jpr(first.get(k)), jpr(last.get(k)))
                  for k in keys)
 
@@ -184,10 +193,41 @@ def _ladder(workload: str, model: str, out_dir: Path, f: Any, l: Any) -> Workloa
     if f.bins_failed or l.bins_failed:
         notes.append(f"bins without a measurement (left out of the totals): eager {list(f.bins_failed)}, "
                      f"optimized {list(l.bins_failed)}")
+    ok = {mode: {k for k, r in recs[mode].items() if r.get("status") == "ok"} for mode in recs}
+    common = ok[FIRST_MODE] & ok[LAST_MODE]
+    bins_in_trace = len(_binning(workload).bins)
+    if ok[FIRST_MODE] != ok[LAST_MODE]:
+        # Totals over different bin sets are not a saving: both rungs are summed over the shared bins.
+        f, l = (_summary_over(workload, model, mode, recs[mode], common) for mode in (FIRST_MODE, LAST_MODE))
+        only = sorted(ok[FIRST_MODE] ^ ok[LAST_MODE], key=_bin_order)
+        notes.append(f"totals and saving over the {len(common)} bins both rungs measured, of the trace's "
+                     f"{bins_in_trace}; measured by one rung only, left out of both: {', '.join(only)}")
+    if len(common) != bins_in_trace:
+        notes.append(f"PARTIAL: {bins_in_trace - len(common)} of the trace's {bins_in_trace} bins are not in the "
+                     "totals, so the saving is not yet the trace's")
     return WorkloadLadder(workload, model, "kp-eager", "kp-triton", f.energy_j, l.energy_j, f.ratio, l.ratio,
                           bin_savings(recs[FIRST_MODE], recs[LAST_MODE]),
                           tuple(notes) + f.notes, f.gpu_time_s, l.gpu_time_s, f.prefill_energy_j, f.decode_energy_j,
-                          l.prefill_energy_j, l.decode_energy_j)
+                          l.prefill_energy_j, l.decode_energy_j, len(common), bins_in_trace)
+
+
+def _bin_order(key: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in key.split("/"))
+
+
+def _binning(workload: str) -> Any:
+    from kernelprof.methods.workloads import bin_workload, load_workload
+
+    return bin_workload(load_workload(workload))
+
+
+def _summary_over(workload: str, model: str, mode: str, records: dict[str, dict[str, Any]], keys: set[str]) -> Any:
+    """One rung's summary from its records restricted to `keys` (each bin's recorded paper estimate)."""
+    from kernelprof.methods.llm.binned import summarize_bins
+    from kernelprof.methods.workloads import bin_workload, load_workload
+
+    w = load_workload(workload)
+    return summarize_bins(w, bin_workload(w), [r for k, r in records.items() if k in keys], model, mode, sheet=None)
 
 
 def read_bins_of(out_dir: Path, mode: str) -> dict[str, dict[str, Any]]:
@@ -210,9 +250,12 @@ def ladder_cases(rungs: Sequence[RungResult], workloads: Sequence[WorkloadLadder
                 cases.append(Case(f"rung/{r.name}/{metric}", metric, value, extra=dict(extra)))
     for w in workloads:
         if w.saving_pct is not None:
-            cases.append(Case(f"workload/{w.workload}/saving_pct", "saving_pct", w.saving_pct,
+            # A saving over part of the trace gets its own name, so that it is never read as the trace's.
+            name = "partial_saving_pct" if w.partial else "saving_pct"
+            cases.append(Case(f"workload/{w.workload}/{name}", "saving_pct", w.saving_pct,
                               extra={"first_energy_j": w.first_energy_j, "last_energy_j": w.last_energy_j,
-                                     "first_ratio": w.first_ratio, "last_ratio": w.last_ratio}))
+                                     "first_ratio": w.first_ratio, "last_ratio": w.last_ratio,
+                                     "bins_compared": w.bins_compared, "bins_in_trace": w.bins_in_trace}))
     return cases
 
 
@@ -227,16 +270,20 @@ def write_ladder_results(rungs: Sequence[RungResult], workloads: Sequence[Worklo
     dev = device_info if device_info is not None else device_record(device)
     cases = ladder_cases(rungs, workloads)
     path = Path(results_dir or RESULTS_DIR) / f"ladder-{gpu_slug(dev.get('name', 'unknown'))}.json"
+    kept_notes: dict[str, dict] = {"rungs": {}, "workloads": {}}
     if merge and path.exists():
         new = {c.name for c in cases}
-        for row in json.loads(path.read_text())["cases"]:
+        old = json.loads(path.read_text())
+        kept_notes = {k: dict(old.get("notes", {}).get(k) or {}) for k in kept_notes}  # the others' reasons stay
+        for row in old["cases"]:
             if row["name"] not in new:
                 base = {k: row[k] for k in ("name", "metric", "value")}
                 cases.append(Case(**base, extra={k: v for k, v in row.items() if k not in base} or None))
-    notes = {"rungs": {r.name: {"change": r.change.text if r.change else None,
-                                "verdict": r.change.verdict if r.change else None, "reason": r.reason,
-                                "flags": list(r.flags), "notes": list(r.notes)} for r in rungs},
-             "workloads": {w.workload: w.to_json() for w in workloads}}
+    notes = {"rungs": {**kept_notes["rungs"], **{r.name: {"change": r.change.text if r.change else None,
+                                                          "verdict": r.change.verdict if r.change else None,
+                                                          "reason": r.reason, "flags": list(r.flags),
+                                                          "notes": list(r.notes)} for r in rungs}},
+             "workloads": {**kept_notes["workloads"], **{w.workload: w.to_json() for w in workloads}}}
     if measured_at:
         notes["results_written_from_saved_rungs"] = measured_at.get("note", "written from a saved ladder file")
     return write_results("ladder", cases, device=dev, notes=notes, results_dir=results_dir, measured_at=measured_at)
