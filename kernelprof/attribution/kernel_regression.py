@@ -28,7 +28,7 @@ import numpy as np
 
 from kernelprof.attribution.kernel_classes import (ClassOverride, auto_group, busy_seconds, merged_spans,
                                                    override_group)
-from kernelprof.estimates.energy_fit import nnls
+from kernelprof.estimates.linear_fit import nnls
 
 IDLE = "(idle: no kernel running)"
 

@@ -1,6 +1,6 @@
-"""Fitted energy models of one GPU: the "calibrated" and the "activity" estimates, and their validation.
+"""Fitted energy models of one GPU: the "calibrated", "activity" and "counters" estimates, and their validation.
 
-Both models say what a call costs above the idle it was measured beside:
+Each model says what a call costs above the idle it was measured beside:
 
     E = P_idle x t + sum_k c_k x feature_k
 
@@ -13,13 +13,18 @@ Both models say what a call costs above the idle it was measured beside:
   pipe counters where a kernel was profiled, else from achieved rates (FLOP/s over the datasheet's
   dense peak, bytes/s over the copy bandwidth measured in the calibration run). With achieved rates
   this is the calibrated model with one coefficient for all tensor dtypes, scaled by 1/peak:
-  fewer free numbers, and a different answer wherever that constraint does not hold.
+  fewer free numbers, and a different answer wherever that constraint does not hold;
+- **counters**: features are what ncu counted in one call, priced per unit: e_tensor_flop_j[dtype]
+  (tensor-pipe FLOPs by source dtype), e_fma_flop_j (FMA-pipe FLOPs), e_dram_byte_j (DRAM bytes read
+  + written), e_l2_byte_j (L2 bytes), e_smem_wavefront_j (shared-memory wavefronts), busy_power_w.
+  Made for the miss the other two cannot fix: an FMA loop and a cuBLAS SGEMM of equal FLOPs, time and
+  clock differ 2.4x in dynamic energy, and only the operand traffic the SGEMM stages through shared
+  memory and L2 tells them apart (benchmarks/results/logs/calibration-analysis-h200.md).
 
-One implementation fits both: weighted non-negative least squares (every coefficient is a
-physical energy or power, so none may be negative), each point weighted by 1/measured energy so
-that the fit minimises relative error and a 1 J GEMM does not drown a 3 mJ decode. Standard errors
-come from the free coefficients' covariance; a coefficient held at zero by its bound has none.
-Validation is leave-one-out over the microbenchmarks and prediction of kernels not fitted on.
+One implementation fits all three (kernelprof.estimates.linear_fit): weighted non-negative least
+squares, each point weighted by 1/measured energy (relative error), standard errors from the free
+coefficients' covariance. Validation is leave-one-out over the microbenchmarks and prediction of
+kernels not fitted on.
 
 Predictions are capped at the board's power limit x time (read at calibration, not fitted): the
 limiter holds average power under it. Uncapped, H200 leave-one-out put gemm-bf16-2048 at 784 W of
@@ -28,19 +33,16 @@ Everything here is pure numpy over plain numbers, so it runs (and is tested) wit
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from kernelprof.estimates.datasheets import normalize_dtype
+from kernelprof.estimates.linear_fit import WEIGHTING, LinearFit, fit_linear, nnls  # noqa: F401 - re-exported
 
 # Which pipe a dtype's FLOPs run on (an fp32 GEMM with TF32 off runs on the FMA pipes).
 TENSOR_DTYPES = ("bf16", "fp16", "fp8", "tf32")
 FMA_DTYPES = ("fp32", "fp64")
 ACTIVITY_KEYS = ("tensor", "fma", "dram")
-WEIGHTING = "relative: minimises sum(((predicted - measured) / measured)^2)"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class FitPoint:
     energy_ci_j: float | None = None
     nvml_utilization_pct: float | None = None
     source: str = ""                   # "measured ..." or "synthetic (tests the math only)"
+    counters: dict[str, float] = field(default_factory=dict)  # ncu counts per call, by COUNTER_KEYS
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "FitPoint":
@@ -116,101 +119,17 @@ def activity_from_counters(totals: Any, basis: ActivityBasis) -> dict[str, float
 
 
 # ---------------------------------------------------------------------------------------------
-# The fit
+# The three models
 
-def nnls(a: np.ndarray, b: np.ndarray, *, max_iter: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """min ||a x - b||_2 subject to x >= 0 (Lawson and Hanson's active set; scipy is not required).
+# Counts per call a point may carry from ncu (kernelprof.methods.calibration_counters), by key.
+COUNTER_KEYS = ("fma_flops", "dram_bytes", "l2_bytes", "smem_wavefronts", "warp_instructions", "duration_s")
+TENSOR_COUNTER_PREFIX = "tensor_flops["  # "tensor_flops[bf16]": tensor-pipe FLOPs by source dtype
+# What the counters model prices: work on each pipe and data moved at each level. Warp instructions
+# are recorded beside them but not priced (one more coefficient than 15 points can test).
+COUNTER_FEATURES = {"fma_flops": "e_fma_flop_j", "dram_bytes": "e_dram_byte_j", "l2_bytes": "e_l2_byte_j",
+                    "smem_wavefronts": "e_smem_wavefront_j"}
+MODELS = ("calibrated", "activity", "counters")
 
-    Returns (x, free): free marks the coefficients not held at the bound."""
-    m, n = a.shape
-    x = np.zeros(n)
-    free = np.zeros(n, dtype=bool)
-    tol = 10 * np.finfo(float).eps * max(m, n) * max(1.0, float(np.abs(a).sum(axis=0).max(initial=0.0)))
-    max_iter = max_iter or 3 * n + 10
-    w = a.T @ (b - a @ x)
-    for _ in range(max_iter):
-        candidates = np.where(~free & (w > tol))[0]
-        if candidates.size == 0:
-            break
-        free[candidates[np.argmax(w[candidates])]] = True
-        while True:
-            z = np.zeros(n)
-            z[free] = np.linalg.lstsq(a[:, free], b, rcond=None)[0]
-            if np.all(z[free] > tol):
-                x = z
-                break
-            # Step toward z until the first free coefficient reaches zero, then hold it there.
-            neg = free & (z <= tol)
-            alpha = np.min(x[neg] / (x[neg] - z[neg]))
-            x = x + alpha * (z - x)
-            free &= x > tol
-            x[~free] = 0.0
-        w = a.T @ (b - a @ x)
-    return x, free
-
-
-@dataclass(frozen=True)
-class LinearFit:
-    """Coefficients of E - P_idle x t = sum_k c_k x feature_k, fitted over named points."""
-
-    features: tuple[str, ...]
-    coefficients: dict[str, float]
-    standard_errors: dict[str, float | None]  # None: held at the bound (0), or no degrees of freedom left
-    at_bound: tuple[str, ...]
-    points: tuple[str, ...]
-    dof: int                                  # points - free coefficients
-    rms_rel_residual: float
-    residuals_rel: dict[str, float]           # (predicted - measured) / measured, in-sample
-    weighting: str = WEIGHTING
-
-    def predict_dynamic_j(self, features: dict[str, float]) -> float | None:
-        """sum c_k x feature_k; None if the kernel has a feature the fit has no coefficient for."""
-        if any(v and k not in self.coefficients for k, v in features.items()):
-            return None
-        return float(sum(self.coefficients[k] * v for k, v in features.items() if k in self.coefficients))
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "LinearFit":
-        return cls(tuple(d["features"]), dict(d["coefficients"]), dict(d["standard_errors"]),
-                   tuple(d["at_bound"]), tuple(d["points"]), int(d["dof"]), float(d["rms_rel_residual"]),
-                   dict(d["residuals_rel"]), d.get("weighting", WEIGHTING))
-
-
-def fit_linear(names: Sequence[str], features: Sequence[dict[str, float]], dynamic_j: Sequence[float],
-               measured_j: Sequence[float]) -> LinearFit:
-    """Weighted NNLS of dynamic_j (measured minus idle x time) on the features, weights 1/measured_j.
-
-    Features no point has (all zero) get no coefficient. Raises ValueError when there are fewer
-    points than coefficients to fit."""
-    keys = sorted({k for f in features for k, v in f.items() if v})
-    if len(names) <= len(keys):
-        raise ValueError(f"{len(names)} points cannot fit {len(keys)} coefficients ({', '.join(keys)}) "
-                         "with any check left: add microbenchmarks")
-    e = np.asarray(measured_j, dtype=float)
-    if np.any(e <= 0):
-        raise ValueError("every point needs a positive measured energy")
-    a = np.array([[f.get(k, 0.0) for k in keys] for f in features], dtype=float) / e[:, None]
-    y = np.asarray(dynamic_j, dtype=float) / e
-    scale = np.linalg.norm(a, axis=0)  # columns span 1e-3 s to 1e12 FLOPs: solve in unit columns
-    x_s, free = nnls(a / scale, y)
-    coef = x_s / scale
-    resid = a @ coef - y  # = (predicted - measured) / measured
-    dof = len(names) - int(free.sum())
-    se: dict[str, float | None] = {k: None for k in keys}
-    if dof > 0 and free.any():
-        s2 = float(resid @ resid) / dof
-        af = (a / scale)[:, free]
-        cov = s2 * np.linalg.pinv(af.T @ af)
-        for j, idx in enumerate(np.where(free)[0]):
-            se[keys[idx]] = math.sqrt(max(cov[j, j], 0.0)) / scale[idx]
-    return LinearFit(features=tuple(keys), coefficients={k: float(c) for k, c in zip(keys, coef)},
-                     standard_errors=se, at_bound=tuple(k for k, f in zip(keys, free) if not f),
-                     points=tuple(names), dof=dof, rms_rel_residual=float(np.sqrt(np.mean(resid**2))),
-                     residuals_rel={n: float(r) for n, r in zip(names, resid)})
-
-
-# ---------------------------------------------------------------------------------------------
-# The two models
 
 def calibrated_features(flops_by_dtype: dict[str, float], bytes: float, time_s: float) -> dict[str, float]:
     out = {f"e_flop_j[{normalize_dtype(d)}]": float(f) for d, f in flops_by_dtype.items() if f}
@@ -225,6 +144,16 @@ def activity_features(activity: dict[str, float], time_s: float) -> dict[str, fl
     return out
 
 
+def counter_features(counters: dict[str, float], time_s: float) -> dict[str, float]:
+    """Counted work and traffic per call priced per unit, plus busy power x time (the measured time,
+    not ncu's: ncu replays one call at unmanaged clocks, the energy is the settled state's)."""
+    out = {f"e_tensor_flop_j[{k[len(TENSOR_COUNTER_PREFIX):-1]}]": float(v) for k, v in counters.items()
+           if k.startswith(TENSOR_COUNTER_PREFIX) and v}
+    out.update({feat: float(counters.get(key) or 0.0) for key, feat in COUNTER_FEATURES.items()})
+    out["busy_power_w"] = float(time_s)
+    return out
+
+
 def _dynamic(p: FitPoint) -> float:
     return p.energy_j - p.idle_power_w * p.time_s
 
@@ -234,12 +163,13 @@ def _fit_points(points: Sequence[FitPoint], featurize: Callable[[FitPoint], dict
                       [p.energy_j for p in points])
 
 
-def _cal_feat(p: FitPoint) -> dict[str, float]:
-    return calibrated_features(p.flops_by_dtype, p.bytes, p.time_s)
-
-
-def _act_feat(p: FitPoint) -> dict[str, float]:
-    return activity_features(p.activity, p.time_s)
+_FEATURIZE: dict[str, Callable[[FitPoint], dict[str, float]]] = {
+    "calibrated": lambda p: calibrated_features(p.flops_by_dtype, p.bytes, p.time_s),
+    "activity": lambda p: activity_features(p.activity, p.time_s),
+    "counters": lambda p: counter_features(p.counters, p.time_s),
+}
+_HAS_INPUTS: dict[str, Callable[[FitPoint], bool]] = {
+    "calibrated": lambda p: True, "activity": lambda p: bool(p.activity), "counters": lambda p: bool(p.counters)}
 
 
 @dataclass(frozen=True)
@@ -253,19 +183,32 @@ class HeldOut:
     calibrated_j: float | None
     activity_j: float | None
     note: str = ""
+    counters_j: float | None = None  # absent from fits made before the counters model
+
+    def predicted_j(self, model: str) -> float | None:
+        return {"calibrated": self.calibrated_j, "activity": self.activity_j, "counters": self.counters_j}[model]
+
+    def ratio(self, model: str) -> float | None:
+        """measured / predicted by `model` (None when it could not predict this kernel)."""
+        pred = self.predicted_j(model)
+        return self.measured_j / pred if pred else None
 
     @property
     def calibrated_ratio(self) -> float | None:
-        return self.measured_j / self.calibrated_j if self.calibrated_j else None
+        return self.ratio("calibrated")
 
     @property
     def activity_ratio(self) -> float | None:
-        return self.measured_j / self.activity_j if self.activity_j else None
+        return self.ratio("activity")
+
+    @property
+    def counters_ratio(self) -> float | None:
+        return self.ratio("counters")
 
 
 @dataclass(frozen=True)
 class EnergyFit:
-    """Both fitted models of one GPU, the points they came from, and how well they predict."""
+    """The fitted models of one GPU, the points they came from, and how well they predict."""
 
     gpu_name: str
     gpu_uuid: str | None
@@ -281,36 +224,48 @@ class EnergyFit:
     source: str = ""  # "measured by kernelprof calibrate ..." or "synthetic"
     skipped: tuple[str, ...] = ()
     power_limit_w: float | None = None  # the board's limit at calibration; None: predictions are not capped
+    counters: LinearFit | None = None   # fitted when every point carries ncu counts
+
+    def model(self, name: str) -> LinearFit | None:
+        return {"calibrated": self.calibrated, "activity": self.activity, "counters": self.counters}[name]
+
+    def _total(self, dyn: float | None, time_s: float, idle_power_w: float | None) -> float | None:
+        idle = self.median_idle_w if idle_power_w is None else idle_power_w
+        return None if dyn is None else at_power_limit(idle * time_s + dyn, time_s, self.power_limit_w)
 
     def predict_calibrated_j(self, *, flops_by_dtype: dict[str, float], bytes: float, time_s: float,
                              idle_power_w: float | None = None) -> float | None:
         dyn = self.calibrated.predict_dynamic_j(calibrated_features(flops_by_dtype, bytes, time_s))
-        idle = self.median_idle_w if idle_power_w is None else idle_power_w
-        return None if dyn is None else at_power_limit(idle * time_s + dyn, time_s, self.power_limit_w)
+        return self._total(dyn, time_s, idle_power_w)
 
     def predict_activity_j(self, *, activity: dict[str, float], time_s: float,
                            idle_power_w: float | None = None) -> float | None:
         if self.activity is None:
             return None
-        dyn = self.activity.predict_dynamic_j(activity_features(activity, time_s))
-        idle = self.median_idle_w if idle_power_w is None else idle_power_w
-        return None if dyn is None else at_power_limit(idle * time_s + dyn, time_s, self.power_limit_w)
+        return self._total(self.activity.predict_dynamic_j(activity_features(activity, time_s)), time_s,
+                           idle_power_w)
+
+    def predict_counters_j(self, *, counters: dict[str, float], time_s: float,
+                           idle_power_w: float | None = None) -> float | None:
+        if self.counters is None:
+            return None
+        return self._total(self.counters.predict_dynamic_j(counter_features(counters, time_s)), time_s,
+                           idle_power_w)
 
     def held_out(self) -> tuple[HeldOut, ...]:
         return self.leave_one_out + self.not_fitted
 
     def worst_held_out_error_pct(self, model: str = "calibrated") -> float | None:
         """Largest |measured / predicted - 1| in %, over every held-out kernel the model could predict."""
-        ratios = [h.calibrated_ratio if model == "calibrated" else h.activity_ratio for h in self.held_out()]
-        ratios = [r for r in ratios if r is not None]
+        ratios = [r for r in (h.ratio(model) for h in self.held_out()) if r is not None]
         return max(100 * abs(r - 1) for r in ratios) if ratios else None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         for key in ("leave_one_out", "not_fitted"):
             for h, row in zip(getattr(self, key), d[key]):
-                row["calibrated_ratio"] = h.calibrated_ratio
-                row["activity_ratio"] = h.activity_ratio
+                for model in MODELS:
+                    row[f"{model}_ratio"] = h.ratio(model)
         d["kind"] = "energy_fit"
         d["version"] = 1
         return d
@@ -320,15 +275,18 @@ class EnergyFit:
         def held(rows):
             return tuple(HeldOut(**{k: r[k] for k in HeldOut.__dataclass_fields__ if k in r}) for r in rows)
 
+        def linear(key):
+            return LinearFit.from_json(d[key]) if d.get(key) else None
+
         return cls(gpu_name=d["gpu_name"], gpu_uuid=d.get("gpu_uuid"), driver_version=d.get("driver_version"),
-                   calibrated=LinearFit.from_json(d["calibrated"]),
-                   activity=LinearFit.from_json(d["activity"]) if d.get("activity") else None,
+                   calibrated=LinearFit.from_json(d["calibrated"]), activity=linear("activity"),
                    basis=ActivityBasis.from_json(d["basis"]) if d.get("basis") else None,
                    points=tuple(FitPoint.from_json(p) for p in d["points"]),
                    leave_one_out=held(d.get("leave_one_out", ())), not_fitted=held(d.get("not_fitted", ())),
                    median_idle_w=float(d["median_idle_w"]), created=d.get("created", ""),
                    source=d.get("source", ""), skipped=tuple(d.get("skipped", ())),
-                   power_limit_w=d.get("power_limit_w"))  # absent from fits made before the cap
+                   power_limit_w=d.get("power_limit_w"),  # absent from fits made before the cap
+                   counters=linear("counters"))
 
 
 def at_power_limit(energy_j: float, time_s: float, power_limit_w: float | None) -> float:
@@ -336,65 +294,65 @@ def at_power_limit(energy_j: float, time_s: float, power_limit_w: float | None) 
     return energy_j if not power_limit_w else min(energy_j, power_limit_w * time_s)
 
 
-def _predict(cal: LinearFit, act: LinearFit | None, p: FitPoint,
-             power_limit_w: float | None) -> tuple[float | None, float | None]:
-    dyn_c = cal.predict_dynamic_j(_cal_feat(p))
-    dyn_a = act.predict_dynamic_j(_act_feat(p)) if act is not None and p.activity else None
-    base = p.idle_power_w * p.time_s
-
-    def total(dyn: float | None) -> float | None:
-        return None if dyn is None else at_power_limit(base + dyn, p.time_s, power_limit_w)
-
-    return total(dyn_c), total(dyn_a)
-
-
-def _capped_note(cal: LinearFit, act: LinearFit | None, p: FitPoint, power_limit_w: float | None) -> str:
-    """Which predictions the power limit capped, and the power their sums gave."""
+def _predict(fits: dict[str, LinearFit | None], p: FitPoint, power_limit_w: float | None
+             ) -> tuple[dict[str, float | None], str]:
+    """Each model's prediction for `p` (None where a model is missing or lacks a coefficient p needs),
+    and which of them the power limit capped, with the power their sums gave."""
+    out: dict[str, float | None] = {}
     over: list[str] = []
-    for label, lf, feat in (("calibrated", cal, _cal_feat), ("activity", act, _act_feat)):
-        dyn = lf.predict_dynamic_j(feat(p)) if lf is not None and (lf is cal or p.activity) else None
-        if power_limit_w and dyn is not None and p.idle_power_w + dyn / p.time_s > power_limit_w:
-            over.append(f"{label} sum {p.idle_power_w + dyn / p.time_s:.0f} W")
-    return f"capped at the {power_limit_w:.0f} W power limit ({', '.join(over)})" if over else ""
+    for model in MODELS:
+        lf = fits.get(model)
+        dyn = lf.predict_dynamic_j(_FEATURIZE[model](p)) if lf is not None and _HAS_INPUTS[model](p) else None
+        if dyn is None:
+            out[model] = None
+            continue
+        if power_limit_w and p.idle_power_w + dyn / p.time_s > power_limit_w:
+            over.append(f"{model} sum {p.idle_power_w + dyn / p.time_s:.0f} W")
+        out[model] = at_power_limit(p.idle_power_w * p.time_s + dyn, p.time_s, power_limit_w)
+    return out, (f"capped at the {power_limit_w:.0f} W power limit ({', '.join(over)})" if over else "")
+
+
+def _fits(points: Sequence[FitPoint], models: Sequence[str]) -> dict[str, LinearFit | None]:
+    return {m: _fit_points(points, _FEATURIZE[m]) for m in models}
 
 
 def fit_energy(points: Sequence[FitPoint], *, gpu_name: str, gpu_uuid: str | None = None,
                driver_version: str | None = None, basis: ActivityBasis | None = None,
                subjects: Sequence[FitPoint] = (), created: str = "", source: str = "",
                skipped: Sequence[str] = (), power_limit_w: float | None = None) -> EnergyFit:
-    """Fit both models over `points`, predict each point with a fit made without it, and predict
-    `subjects` (kernels the fit never sees). The activity model is fitted only when every point
-    carries activity fractions. With `power_limit_w`, every prediction is capped at it x time."""
+    """Fit the models over `points`, predict each point with fits made without it, and predict
+    `subjects` (kernels the fits never see). The activity model is fitted only when every point
+    carries activity fractions, the counters model only when every point carries ncu counts.
+    With `power_limit_w`, every prediction is capped at it x time."""
     if len({p.name for p in points}) != len(points):
         raise ValueError("microbenchmark names must be unique")
-    with_activity = bool(points) and all(p.activity for p in points)
-    cal = _fit_points(points, _cal_feat)
-    act = _fit_points(points, _act_feat) if with_activity else None
+    models = [m for m in MODELS if points and all(_HAS_INPUTS[m](p) for p in points)]
+    full = _fits(points, models)
     loo: list[HeldOut] = []
     for i, p in enumerate(points):
         rest = [q for j, q in enumerate(points) if j != i]
         notes: list[str] = []
-        c_i = a_i = None
         try:
-            c_i = _fit_points(rest, _cal_feat)
-            a_i = _fit_points(rest, _act_feat) if with_activity else None
+            fits_i: dict[str, LinearFit | None] = _fits(rest, models)
         except ValueError as exc:  # too few points left for the coefficients
             notes.append(str(exc))
-        pc, pa = _predict(c_i, a_i, p, power_limit_w) if c_i is not None else (None, None)
-        if c_i is not None and pc is None:
+            fits_i = {}
+        pred, capped = _predict(fits_i, p, power_limit_w)
+        if fits_i and pred["calibrated"] is None:
             notes.append("the only point with its FLOP dtype: no e_flop for it once it is left out")
-        capped = _capped_note(c_i, a_i, p, power_limit_w) if c_i is not None else ""
         if capped:
             notes.append(capped)
-        loo.append(HeldOut(p.name, p.kind, "leave_one_out", p.energy_j, pc, pa, "; ".join(notes)))
+        loo.append(HeldOut(p.name, p.kind, "leave_one_out", p.energy_j, pred["calibrated"], pred["activity"],
+                           "; ".join(notes), counters_j=pred["counters"]))
     held = []
     for s in subjects:
-        pc, pa = _predict(cal, act, s, power_limit_w)
-        held.append(HeldOut(s.name, s.kind, "not_fitted", s.energy_j, pc, pa,
-                            _capped_note(cal, act, s, power_limit_w) if pc is not None
-                            else "its FLOP dtype is not among the microbenchmarks'"))
+        pred, capped = _predict(full, s, power_limit_w)
+        held.append(HeldOut(s.name, s.kind, "not_fitted", s.energy_j, pred["calibrated"], pred["activity"],
+                            capped if pred["calibrated"] is not None
+                            else "its FLOP dtype is not among the microbenchmarks'", counters_j=pred["counters"]))
     idles = sorted(p.idle_power_w for p in points)
-    return EnergyFit(gpu_name=gpu_name, gpu_uuid=gpu_uuid, driver_version=driver_version, calibrated=cal,
-                     activity=act, basis=basis, points=tuple(points), leave_one_out=tuple(loo),
-                     not_fitted=tuple(held), median_idle_w=float(idles[len(idles) // 2]), created=created,
-                     source=source, skipped=tuple(skipped), power_limit_w=power_limit_w)
+    return EnergyFit(gpu_name=gpu_name, gpu_uuid=gpu_uuid, driver_version=driver_version,
+                     calibrated=full["calibrated"], activity=full.get("activity"), basis=basis, points=tuple(points),
+                     leave_one_out=tuple(loo), not_fitted=tuple(held), median_idle_w=float(idles[len(idles) // 2]),
+                     created=created, source=source, skipped=tuple(skipped), power_limit_w=power_limit_w,
+                     counters=full.get("counters"))
