@@ -19,3 +19,31 @@ def test_reduced_calibration_measures_fits_and_validates(tmp_path, monkeypatch):
     assert len(run.fit.leave_one_out) == len(names)
     assert run.fit.calibrated.coefficients["busy_power_w"] >= 0
     assert run.results_path and (tmp_path / "cache").exists()
+
+
+def test_suite_counters_split_one_ncu_process_into_exact_per_point_counts():
+    """The one-process ncu run over three points: each point's counts are its own (exact FLOPs)."""
+    import os
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    if not shutil.which(os.environ.get("KERNELPROF_NCU") or "ncu"):
+        pytest.skip("Nsight Compute (ncu) is not on the PATH")
+    pytest.importorskip("cupy")
+    from kernelprof.gpu.devices import gpu_facts
+    from kernelprof.methods.calibration_counters import suite_counters
+
+    names = ["gemm-bf16-256", "fma-fp32-toggle", "copy-1gib"]
+    counts, notes = suite_counters(names)
+    assert set(counts) == set(names), notes
+    assert not any("profiled alone" in n for n in notes), notes  # the markers split the one process
+    assert counts["gemm-bf16-256"]["tensor_flops[bf16]"] == 2 * 256**3  # tensor counters are exact
+    assert "tensor_flops[bf16]" not in counts["fma-fp32-toggle"]
+    threads = (gpu_facts(0).sm_count or 132) * 8 * 256
+    loop_flops = 2 * 8 * 4096 * threads  # 8 chains x 4096 FFMA per thread, 2 FLOPs each
+    # Beyond the loop: the final sum (7 FADD) and the IEEE 1/b1 (a few FFMA) per thread.
+    assert loop_flops <= counts["fma-fp32-toggle"]["fma_flops"] <= loop_flops * 1.002
+    assert counts["fma-fp32-toggle"]["smem_wavefronts"] == 0
+    assert counts["copy-1gib"]["dram_bytes"] == pytest.approx(2 * 2**30, rel=0.02)  # caches flushed: read + write

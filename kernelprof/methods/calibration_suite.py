@@ -6,7 +6,8 @@ steady-state method), chosen to span what kernels do:
 - memory-bound: a 1 GiB device copy, decode attention at B16 ctx 8192 and B1 ctx 32768 (SDPA);
 - mixed: causal attention prefill S4096 (SDPA), small GEMMs (2048^3 bf16 and fp16);
 - low utilization: a tiny GEMM (256^3) and a latency-bound decode (B1 ctx 1024), graph-replayed;
-plus an FMA-bound cupy kernel when cupy is installed. Each compute dtype has two points so that
+plus two FMA-bound cupy kernels when cupy is installed, with nearly static and with switching
+operands (kernelprof.methods.calibrate says why both). Each compute dtype has two points so that
 leave-one-out can test its coefficient. Three subject kernels (the project's Triton GEMM,
 attention and split-K decode) are measured too and never fitted on: the second validation.
 
@@ -25,7 +26,8 @@ from typing import Any, Callable
 from kernelprof.outputs.benchfile import Case, device_record, write_results
 from kernelprof.cache import cache_path, write_cached
 from kernelprof.gpu.devices import gpu_facts, require_gpu
-from kernelprof.estimates.energy_fit import ActivityBasis, EnergyFit, FitPoint, achieved_activity, fit_energy
+from kernelprof.estimates.energy_fit import (MODELS, ActivityBasis, EnergyFit, FitPoint, achieved_activity,
+                                             fit_energy)
 from kernelprof.errors import MeasurementError
 from kernelprof.estimates.datasheets import datasheet_for, normalize_dtype
 
@@ -61,6 +63,7 @@ MICROBENCHMARKS: tuple[SuitePoint, ...] = (
     SuitePoint("gemm-bf16-256", "low_utilization", "gemm", "cublas", "256x256x256", "bf16"),
     SuitePoint("decode-b1-ctx1024", "low_utilization", "decode", "sdpa", "b=1,h=32,kv=8,ctx=1024,d=128", "bf16"),
     SuitePoint("fma-fp32", "compute", "fma", "cupy", "", "fp32"),  # skipped without cupy
+    SuitePoint("fma-fp32-toggle", "compute", "fma", "cupy", "toggle", "fp32"),  # operands switch every FMA
 )
 SUBJECTS: tuple[SuitePoint, ...] = (
     SuitePoint("gemm-triton-bf16-4096", "subject", "gemm", "triton", "4096x4096x4096", "bf16"),
@@ -78,6 +81,7 @@ class CalibrationRun:
     fit: EnergyFit
     measurements: tuple[dict[str, Any], ...]
     results_path: str | None = None
+    counter_notes: tuple[str, ...] = ()  # points ncu gave no counts for, and why
 
 
 def _build(sp: SuitePoint, device: Any) -> tuple[Callable[..., Any], tuple, float, float]:
@@ -91,7 +95,7 @@ def _build(sp: SuitePoint, device: Any) -> tuple[Callable[..., Any], tuple, floa
     if sp.op == "fma":
         from kernelprof.methods.calibrate import fma_microbenchmark
 
-        fn, flops = fma_microbenchmark(device.index or 0)
+        fn, flops = fma_microbenchmark(device.index or 0, data=sp.shape or "static")
         return fn, (), flops, 0.0
     from kernelprof.methods.ops import resolve_kernel
 
@@ -183,7 +187,7 @@ def fit_points(summaries: list[dict[str, Any]], basis: ActivityBasis, *, source:
                             time_s=s["time_per_call_s"], energy_j=s["energy_per_call_j"], idle_power_w=idle,
                             activity=achieved_activity(flops, s["min_bytes"], s["time_per_call_s"], basis),
                             energy_ci_j=s.get("energy_ci_j"), nvml_utilization_pct=s.get("nvml_utilization_pct"),
-                            source=source))
+                            source=source, counters=dict(s.get("counters") or {})))
     return out
 
 
@@ -203,13 +207,14 @@ def result_cases(fit: EnergyFit) -> list[Case]:
     """Results-file rows: each held-out kernel's measured / predicted, each coefficient, the worst error."""
     cases = []
     for h in fit.held_out():
-        for model, pred, ratio in (("calibrated", h.calibrated_j, h.calibrated_ratio),
-                                   ("activity", h.activity_j, h.activity_ratio)):
+        for model in MODELS:
+            ratio = h.ratio(model)
             if ratio is not None:
                 cases.append(Case(f"{model}/{h.name}/measured_over_predicted", "ratio", ratio,
                                   extra={"held_out": h.how, "kind": h.kind, "measured_j": h.measured_j,
-                                         "predicted_j": pred}))
-    for model, lf in (("calibrated", fit.calibrated), ("activity", fit.activity)):
+                                         "predicted_j": h.predicted_j(model)}))
+    for model in MODELS:
+        lf = fit.model(model)
         if lf is None:
             continue
         for k, c in lf.coefficients.items():
@@ -224,8 +229,11 @@ def result_cases(fit: EnergyFit) -> list[Case]:
 
 def calibrate(device: int = 0, *, max_wall_s: float = 8.0, subjects: bool = True,
               results_dir: str | Path | None = None, only: tuple[str, ...] | None = None,
-              progress: Callable[[str], None] | None = None) -> CalibrationRun:
-    """Measure, fit, validate; cache the fit for this GPU; write the results file if `results_dir`."""
+              progress: Callable[[str], None] | None = None, counters: bool = False,
+              ncu: str | None = None) -> CalibrationRun:
+    """Measure, fit, validate; cache the fit for this GPU; write the results file if `results_dir`.
+    With `counters`, every measured point is also profiled once under ncu
+    (kernelprof.methods.calibration_counters) and the counters model is fitted too."""
     require_gpu("kernelprof calibrate")
     from kernelprof.outputs.environment import git_revision
 
@@ -234,6 +242,15 @@ def calibrate(device: int = 0, *, max_wall_s: float = 8.0, subjects: bool = True
     if only:
         points = tuple(p for p in points if p.name in only)
     summaries, skipped = measure_suite(points, device=device, max_wall_s=max_wall_s, progress=progress)
+    counter_notes: list[str] = []
+    if counters and summaries:
+        from kernelprof.methods.calibration_counters import suite_counters
+
+        counts, counter_notes = suite_counters([s["name"] for s in summaries], device=device, ncu=ncu,
+                                               progress=progress)
+        for s in summaries:
+            if s["name"] in counts:
+                s["counters"] = counts[s["name"]]
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     source = f"measured by kernelprof calibrate on {facts.name} at {git_revision() or 'unknown revision'}, {created}"
     fit = fit_from_summaries(summaries, gpu_name=facts.name, gpu_uuid=facts.uuid,
@@ -244,9 +261,10 @@ def calibrate(device: int = 0, *, max_wall_s: float = 8.0, subjects: bool = True
     if results_dir is not None:
         path = str(write_results("calibration", result_cases(fit), device=device_record(device),
                                  notes={"fit": fit.to_json(), "measurements": summaries,
-                                        "target_held_out_pct": TARGET_HELD_OUT_PCT},
+                                        "target_held_out_pct": TARGET_HELD_OUT_PCT,
+                                        "counter_notes": counter_notes},
                                  results_dir=Path(results_dir)))
-    return CalibrationRun(fit, tuple(summaries), path)
+    return CalibrationRun(fit, tuple(summaries), path, tuple(counter_notes))
 
 
 def refit_results_file(doc: dict[str, Any]) -> CalibrationRun:
@@ -263,4 +281,4 @@ def refit_results_file(doc: dict[str, Any]) -> CalibrationRun:
                              source=old.get("source", "from a saved results file"),
                              skipped=tuple(old.get("skipped", ())), created=old.get("created", ""),
                              power_limit_w=dev.get("power_limit_w"))  # the device record of the run
-    return CalibrationRun(fit, tuple(notes["measurements"]))
+    return CalibrationRun(fit, tuple(notes["measurements"]), counter_notes=tuple(notes.get("counter_notes", ())))
