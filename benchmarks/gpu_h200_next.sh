@@ -24,6 +24,8 @@
 #   WL=azure-conv bash benchmarks/gpu_h200_next.sh wl_first  # workload ladder, kp-eager rung (issue 18)
 #   WL=azure-code bash benchmarks/gpu_h200_next.sh wl_last   # workload ladder, kp-triton rung
 #   bash benchmarks/gpu_h200_next.sh eager_rungs  # hf-eager and kp-eager at b8 on one card (batched eager decode)
+#   bash benchmarks/gpu_h200_next.sh calib_smoke  # the one-process ncu split on 3 points (the new GPU test; ~40 s)
+#   bash benchmarks/gpu_h200_next.sh calib     # issue 12: calibrate --counters, all 16 + 3 points (~4-6 min)
 # Every test has its own --timeout so one hang cannot eat the call; junit XML and logs go to $OUT.
 set -u
 export PYTHONPATH=. PYTHONUNBUFFERED=1 KERNELPROF_GIT_REVISION=${REV:-unknown}
@@ -34,6 +36,10 @@ files_b=$(ls tests/test_*.py | sort | awk '$0 >= "tests/test_ladder.py"')
 for step in "$@"; do
 t0=$SECONDS
 case "$step" in
+  calib_smoke) timeout 200 python -m pytest -v -m gpu tests/test_calibration_gpu.py -k suite_counters \
+             -p no:cacheprovider --timeout 180 -rfEs --tb=short > "$OUT/calib-smoke.log" 2>&1 ;;
+  calib) mkdir -p "$OUT/calib"; COLUMNS=220 timeout ${CALIB_TIMEOUT_S:-480} python -m kernelprof calibrate --counters \
+             --results-dir "$OUT/calib" > "$OUT/calib.log" 2>&1 ;;
   tests_a) timeout 560 python -m pytest -v -m gpu $files_a -p no:cacheprovider --timeout 200 -rfEs --tb=short \
              --durations=30 --junitxml="$OUT/junit-a.xml" > "$OUT/tests-a.log" 2>&1 ;;
   tests_b) timeout 560 python -m pytest -v -m gpu $files_b -p no:cacheprovider --timeout 200 -rfEs --tb=short \

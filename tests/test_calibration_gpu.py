@@ -46,4 +46,4 @@ def test_suite_counters_split_one_ncu_process_into_exact_per_point_counts():
     # Beyond the loop: the final sum (7 FADD) and the IEEE 1/b1 (a few FFMA) per thread.
     assert loop_flops <= counts["fma-fp32-toggle"]["fma_flops"] <= loop_flops * 1.002
     assert counts["fma-fp32-toggle"]["smem_wavefronts"] == 0
-    assert counts["copy-1gib"]["dram_bytes"] == pytest.approx(2 * 2**30, rel=0.02)  # caches flushed: read + write
+    assert counts["copy-1gib"]["dram_bytes"] == pytest.approx(2 * 2**30, rel=0.05)  # read + write; 5%: L2 writes back lazily (metrics.py)

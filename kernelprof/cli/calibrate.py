@@ -24,7 +24,7 @@ _MEANING = {"e_byte_j": "per minimum byte moved", "busy_power_w": "above idle wh
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("calibrate", help="fit this GPU's calibrated and activity energy models over 14 "
+    p = sub.add_parser("calibrate", help="fit this GPU's calibrated and activity energy models over 16 "
                                          "microbenchmarks, validated leave-one-out and on 3 subject kernels (~90 s)")
     p.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
     p.add_argument("--max-seconds", type=float, default=8.0, help="wall-time cap per point (default 8 s)")

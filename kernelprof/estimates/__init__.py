@@ -10,6 +10,7 @@ counters beside the exact counts with verdicts.
 - `energy`: `Estimate`s (paper, roofline, utilization, calibrated), `EnergyModel` and its fit.
 - `utilization`: NVML's "GPU utilization" beside the achieved fraction of peak FLOP/s and bandwidth.
 - `counters`: ncu counters against the analytic counts (see that package).
-- `energy_fit`: the calibrated and activity models fitted on a card's microbenchmarks, validated
-  leave-one-out.
+- `energy_fit`: the calibrated, activity and counters models fitted on a card's microbenchmarks,
+  validated leave-one-out.
+- `linear_fit`: the weighted non-negative least squares (with standard errors) behind every fitted model.
 """

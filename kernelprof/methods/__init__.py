@@ -25,7 +25,8 @@ Produces: results with their method, uncertainty and flags, which the outputs sa
 - `llm`: a Llama-shaped model's prefill and decode, measured in-run and as steady-state references.
 - `settled`: the settled power state of a kernel looped back to back (the transient cut by MSER).
 - `matmul_load`: the one bf16 matmul load the sensor, power benchmark and fixtures drive.
-- `calibration_suite`: the calibration's microbenchmarks measured, fitted and validated.
+- `calibration_suite`: the calibration's microbenchmarks measured, fitted and validated;
+  `calibration_counters` profiles each of them once under ncu for the counters model.
 - `program`, `program_nvtx`, `program_summary`: `kernelprof run`, a whole program under the Profiler,
   NVTX ranges as phases, and the summary (per range, per kernel class) of its run file;
   `phase_classes` splits each phase of a profile with kernels into kernel classes, idle and residual.

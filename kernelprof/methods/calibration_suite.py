@@ -1,7 +1,7 @@
-"""`kernelprof calibrate`: measure this card's microbenchmarks, fit both energy models, validate them.
+"""`kernelprof calibrate`: measure this card's microbenchmarks, fit the energy models, validate them.
 
-The GPU half of kernelprof.estimates.energy_fit. Fourteen microbenchmarks (about 4.5 s each by the
-steady-state method), chosen to span what kernels do:
+The GPU half of kernelprof.estimates.energy_fit. Sixteen microbenchmarks (about 4.5 s each by the
+steady-state method; 14 when cupy is missing), chosen to span what kernels do:
 - compute-bound: cuBLAS GEMMs in bf16, fp16, fp8 (two sizes) and fp32 on the CUDA cores (two sizes);
 - memory-bound: a 1 GiB device copy, decode attention at B16 ctx 8192 and B1 ctx 32768 (SDPA);
 - mixed: causal attention prefill S4096 (SDPA), small GEMMs (2048^3 bf16 and fp16);
@@ -13,7 +13,8 @@ attention and split-K decode) are measured too and never fitted on: the second v
 
 The fit and the measurements go to this GPU's cache (used by every later estimate) and, with
 `results_dir`, to `calibration-<gpu>.json` in the standard results shape: one case per held-out
-kernel, `calibrated/<kernel>/measured_over_predicted` and `activity/<kernel>/measured_over_predicted`.
+kernel and model, `<model>/<kernel>/measured_over_predicted` (calibrated, activity, and counters when
+`counters=True` gave every point ncu counts).
 """
 from __future__ import annotations
 
