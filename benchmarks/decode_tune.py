@@ -7,8 +7,8 @@ Grid: batch {1, 4, 16, 64} x context {1k, 8k, 32k, 128k} x heads (Hq/Hkv) {32/8,
 head_dim 128, bf16, every cache full. Per point (benchmarks/decode_points.py): the SM-count rule's
 config, split counts around it, four other tiles at the best split, and SDPA flash / efficient /
 cudnn (GQA through enable_gqa; a backend that refuses it runs on K/V repeated per query head,
-labelled repeat_kv). Times are medians of CUDA-event times, the L2 flushed before each call when
-the cache is under 256 MB. Points run headline-first; a point whose K+V exceed 60% of GPU memory
+labelled repeat_kv). Times are medians of CUDA-event times of CUDA-graph replays (benchmarks/tuning.py;
+--direct for direct launches), the L2 flushed before each call when the cache is under 256 MB. Points run headline-first; a point whose K+V exceed 60% of GPU memory
 is skipped, and so is every point left when --budget-s runs out (both noted).
 
 Writes after every point: benchmarks/results/decode-tune-<gpu>.json (TB/s of minimum bytes, best
@@ -69,6 +69,8 @@ def main() -> int:
     ap.add_argument("--budget-s", type=float, default=210.0, help="stop starting new points after this")
     ap.add_argument("--table", type=Path, default=TABLE_PATH)
     ap.add_argument("--points", type=int, default=None, help="only the first N points (smoke runs)")
+    ap.add_argument("--direct", action="store_true",
+                    help="time direct launches (host launch cost included) instead of CUDA-graph replays")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)  # SDPA explains every refused backend
     torch.manual_seed(0)
@@ -77,7 +79,10 @@ def main() -> int:
     run.notes.update(gpu=props.name, num_sms=props.multi_processor_count, head_dim=128, dtype="bf16",
                      bytes_counted="minimum: K and V once plus q and o (kernels/decode/counts.py)",
                      gqa_for_sdpa="enable_gqa=True; repeat_kv where a backend refuses it (labelled)")
-    timer = Timer()
+    timer = Timer(mode="direct" if args.direct else "graph")
+    run.notes["timing"] = ("direct launches, CUDA events around each call" if args.direct else
+                           "CUDA-graph replays of reps x (flush, call) minus the same graph of flushes; "
+                           "the direct-launch median beside each row (direct_median_us)")
     points = grid_points()[:args.points]
     for i, point in enumerate(points):
         b, hq, hkv, n = point

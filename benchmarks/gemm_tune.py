@@ -8,7 +8,8 @@ multiplies them (wqkv 4096x6144, wo 4096x4096, w13 4096x28672, w2 14336x4096), M
 64}, bf16; then 1024^3, 4096^3, 8192^3 in bf16 and fp16. Per point (benchmarks/gemm_points.py):
 cuBLAS, the autotuned tiled kernel, for M <= 64 the skinny rule, split counts around it and four
 other tiles, for squares the persistent TMA kernel (autotuned) and, at 1024^3, five explicit tiles.
-CUDA-event medians, the L2 flushed before each call when the inputs are under 256 MB. Points whose
+CUDA-event medians of CUDA-graph replays (benchmarks/tuning.py; --direct for direct launches), the L2
+flushed before each call when the inputs are under 256 MB. Points whose
 start would pass --budget-s are skipped (noted).
 
 Writes after every point: benchmarks/results/gemm-tune-<gpu>.json (TFLOP/s, TB/s, ratio vs cuBLAS
@@ -72,6 +73,8 @@ def main() -> int:
     ap.add_argument("--budget-s", type=float, default=150.0, help="stop starting new points after this")
     ap.add_argument("--table", type=Path, default=TABLE_PATH)
     ap.add_argument("--points", type=int, default=None, help="only the first N points (smoke runs)")
+    ap.add_argument("--direct", action="store_true",
+                    help="time direct launches (host launch cost included) instead of CUDA-graph replays")
     args = ap.parse_args()
     torch.manual_seed(0)
     run = TuneRun("gemm-tune", args.table, args.out, args.budget_s)
@@ -79,7 +82,10 @@ def main() -> int:
     run.notes.update(gpu=props.name, num_sms=props.multi_processor_count,
                      layout="A [M, K] row-major @ B [K, N] row-major (the model's weights as stored)",
                      flops_counted="2*M*N*K", bytes_counted="A, B once and C once")
-    timer = Timer()
+    timer = Timer(mode="direct" if args.direct else "graph")
+    run.notes["timing"] = ("direct launches, CUDA events around each call" if args.direct else
+                           "CUDA-graph replays of reps x (flush, call) minus the same graph of flushes; "
+                           "the direct-launch median beside each row (direct_median_us)")
     todo = points()[:args.points]
     for i, (m, n, k, dtype) in enumerate(todo):
         label = f"{m}x{n}x{k} {str(dtype).replace('torch.', '')}"

@@ -1,4 +1,5 @@
-"""What the tuners (decode_tune.py, gemm_tune.py) share: CUDA-event timing with the L2 flushed,
+"""What the tuners (decode_tune.py, gemm_tune.py) share: CUDA-event timing with the L2 flushed
+(replayed from CUDA graphs by default, the direct-launch median beside it),
 a wall-clock budget, progress lines, and writing the results file and the tuned table after every
 point (a run cut short keeps what it measured)."""
 from __future__ import annotations
@@ -26,38 +27,78 @@ _FLUSH_BYTES = 256 << 20
 
 @dataclass(frozen=True)
 class Timing:
-    """CUDA-event times of `reps` calls, each after an L2 flush when `flushed`."""
+    """Per-call times of `reps` calls, each after an L2 flush when `flushed`.
+
+    method "graph": the calls (and flushes) captured in one CUDA graph, replayed `replays` times;
+    per call = (replay time - the same graph of flushes alone) / reps, and p20/p80 are over the
+    replays. method "direct": CUDA events around each call launched from Python (host launch time
+    shows whenever it exceeds the flush's GPU time)."""
 
     median_ms: float
     p20_ms: float
     p80_ms: float
     reps: int
     flushed: bool
+    method: str = "direct"
+    direct_median_ms: float | None = None  # graph mode: the direct-launch median beside it
 
     def to_json(self) -> dict[str, Any]:
-        return {"median_us": round(self.median_ms * 1e3, 3), "p20_us": round(self.p20_ms * 1e3, 3),
-                "p80_us": round(self.p80_ms * 1e3, 3), "reps": self.reps, "l2_flushed": self.flushed}
+        out = {"median_us": round(self.median_ms * 1e3, 3), "p20_us": round(self.p20_ms * 1e3, 3),
+               "p80_us": round(self.p80_ms * 1e3, 3), "reps": self.reps, "l2_flushed": self.flushed,
+               "timing": self.method}
+        if self.direct_median_ms is not None:
+            out["direct_median_us"] = round(self.direct_median_ms * 1e3, 3)
+        return out
 
 
 class Timer:
-    """Times a callable with CUDA events; the flush buffer is allocated once."""
+    """Times a callable with CUDA events; the flush buffer is allocated once.
 
-    def __init__(self, max_reps: int = 30, min_reps: int = 5, target_ms: float = 40.0):
+    Before timing, `warm_ms` of back-to-back calls: a candidate timed straight after its compile
+    (seconds of idle GPU; the H200 idles at 345 MHz SM clock, KINDS.md) would otherwise be timed
+    while the clock ramps. `mode="graph"` (the default) times the calls replayed from a CUDA graph,
+    as the model's decode step runs them, so Python launch cost (two Triton launches and a workspace
+    for a split-K GEMM) cannot decide between candidates; the direct median is kept beside it."""
+
+    def __init__(self, max_reps: int = 30, min_reps: int = 5, target_ms: float = 40.0, *, mode: str = "graph",
+                 warm_ms: float = 25.0, replays: int = 7):
+        if mode not in ("graph", "direct"):
+            raise ValueError(f"mode must be 'graph' or 'direct', got {mode!r}")
         self.max_reps, self.min_reps, self.target_ms = max_reps, min_reps, target_ms
+        self.mode, self.warm_ms, self.replays = mode, warm_ms, replays
         self._flush = torch.empty(_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
+
+    def _events_ms(self, launch: Callable[[], Any]) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        launch()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
 
     def time(self, fn: Callable[[], Any], input_bytes: int) -> Timing:
         flush = input_bytes < FLUSH_BELOW_BYTES
         # Two untimed calls (first-touch, allocator), then one to size the repetitions.
         fn()
         fn()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        est_ms = max(start.elapsed_time(end), 1e-3)
+        est_ms = max(self._events_ms(fn), 1e-3)
+        flush_ms = self._events_ms(self._flush.zero_) if flush else 0.0
+        for _ in range(int(min(2000, max(1, self.warm_ms / (est_ms + flush_ms))))):
+            if flush:
+                self._flush.zero_()
+            fn()
         reps = int(min(self.max_reps, max(self.min_reps, self.target_ms / est_ms)))
+        direct = self._direct(fn, reps, flush)
+        if self.mode == "direct":
+            return direct
+        try:
+            return self._graph(fn, max(reps, 20), flush, direct.median_ms)
+        except Exception as exc:  # noqa: BLE001 - a variant that cannot be captured is still timed
+            torch.cuda.synchronize()
+            return Timing(direct.median_ms, direct.p20_ms, direct.p80_ms, direct.reps, flush,
+                          f"direct (graph capture failed: {error_line(exc)})", direct.median_ms)
+
+    def _direct(self, fn: Callable[[], Any], reps: int, flush: bool) -> Timing:
         starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
         ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
         for i in range(reps):
@@ -70,6 +111,35 @@ class Timer:
         ms = sorted(s.elapsed_time(e) for s, e in zip(starts, ends))
         q = statistics.quantiles(ms, n=10, method="inclusive") if len(ms) > 1 else [ms[0]] * 9
         return Timing(statistics.median(ms), q[1], q[7], reps, flush)
+
+    def _graph(self, fn: Callable[[], Any], reps: int, flush: bool, direct_ms: float) -> Timing:
+        def capture(body: Callable[[], None]) -> torch.cuda.CUDAGraph:
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                for _ in range(reps):
+                    body()
+            torch.cuda.synchronize()
+            return g
+
+        def pair() -> None:
+            if flush:
+                self._flush.zero_()
+            fn()
+
+        g_pair = capture(pair)
+        g_flush = capture(self._flush.zero_) if flush else None
+        g_pair.replay()  # one untimed replay of each: the graphs' own first launch
+        if g_flush is not None:
+            g_flush.replay()
+        pair_ms, flush_ms = [], []
+        for _ in range(self.replays):  # interleaved, so a drift in clocks hits both alike
+            pair_ms.append(self._events_ms(g_pair.replay))
+            if g_flush is not None:
+                flush_ms.append(self._events_ms(g_flush.replay))
+        base = statistics.median(flush_ms) if flush_ms else 0.0
+        per_call = sorted((t - base) / reps for t in pair_ms)
+        q = statistics.quantiles(per_call, n=10, method="inclusive") if len(per_call) > 1 else [per_call[0]] * 9
+        return Timing(statistics.median(per_call), q[1], q[7], reps, flush, "graph", direct_ms)
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -64,3 +64,16 @@ def test_tune_run_writes_results_and_a_table_the_dispatcher_reads(tmp_path, monk
     assert table.note == ""
     cfg = choose_decode_config(1, 32, 8, 32768, 128, 132, gpu_name="NVIDIA H200", table=table)
     assert (cfg.source, cfg.num_splits, cfg.block_n, cfg.num_stages) == ("table", 32, 64, 4)
+
+
+def test_timer_mode_is_checked_before_touching_a_gpu():
+    from benchmarks.tuning import Timer
+
+    with pytest.raises(ValueError, match="mode"):
+        Timer(mode="events")
+
+
+def test_graph_timing_reports_its_method_and_the_direct_median():
+    row = Timing(0.02, 0.019, 0.021, 20, True, "graph", 0.09).to_json()
+    assert row["timing"] == "graph" and row["median_us"] == 20.0 and row["direct_median_us"] == 90.0
+    assert "direct_median_us" not in Timing(1.0, 1.0, 1.0, 1, False).to_json()
