@@ -8,6 +8,7 @@ ncu rows are built by hand in ncu's units, to test the bookkeeping.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,31 @@ def test_fma_microbenchmark_rejects_bad_arguments_before_needing_a_gpu():
         fma_microbenchmark(0, data="random")
     with pytest.raises(ValueError, match="even"):
         fma_microbenchmark(0, iters=4095)
+
+
+def test_calibrate_without_ncu_keeps_the_measured_fit_and_says_why(tmp_path, monkeypatch):
+    """`calibrate --counters` on a machine without ncu: the energies measured (here: the 15 real H200
+    summaries of 2026-12-02 stand in for measure_suite) still give the fit, and the note says why
+    there is no counters model."""
+    from types import SimpleNamespace
+
+    import kernelprof.methods.calibration_counters as cc
+    import kernelprof.methods.calibration_suite as suite
+    from kernelprof.estimates.counters.ncu import NcuNotFoundError
+
+    doc = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/calibration-h200.json").read_text())
+    summaries = doc["notes"]["measurements"]
+    monkeypatch.setenv("KERNELPROF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(suite, "require_gpu", lambda *a: None)
+    monkeypatch.setattr(suite, "gpu_facts", lambda d: SimpleNamespace(name="NVIDIA H200", uuid="GPU-test",
+                                                                      driver_version="580.159.04", power_limit_w=700.0))
+    monkeypatch.setattr(suite, "measure_suite", lambda *a, **k: ([dict(s) for s in summaries], []))
+
+    def no_ncu(*a, **k):
+        raise NcuNotFoundError("ncu is not on the PATH")
+
+    monkeypatch.setattr(cc, "suite_counters", no_ncu)
+    run = suite.calibrate(counters=True)
+    assert run.fit.counters is None and len(run.fit.leave_one_out) == len(summaries)
+    assert run.counter_notes and "ncu is not on the PATH" in run.counter_notes[0]
+    assert run.fit.worst_held_out_error_pct("calibrated") == pytest.approx(67.0, abs=0.1)  # as the saved refit

@@ -245,10 +245,14 @@ def calibrate(device: int = 0, *, max_wall_s: float = 8.0, subjects: bool = True
     summaries, skipped = measure_suite(points, device=device, max_wall_s=max_wall_s, progress=progress)
     counter_notes: list[str] = []
     if counters and summaries:
+        from kernelprof.estimates.counters.ncu import NcuError
         from kernelprof.methods.calibration_counters import suite_counters
 
-        counts, counter_notes = suite_counters([s["name"] for s in summaries], device=device, ncu=ncu,
-                                               progress=progress)
+        try:
+            counts, counter_notes = suite_counters([s["name"] for s in summaries], device=device, ncu=ncu,
+                                                   progress=progress)
+        except NcuError as exc:  # no ncu or no counter permission: keep the measured energies and fits
+            counts, counter_notes = {}, [f"no counters model: {exc}"]
         for s in summaries:
             if s["name"] in counts:
                 s["counters"] = counts[s["name"]]
