@@ -71,6 +71,9 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=None, help="only the first N points (smoke runs)")
     ap.add_argument("--direct", action="store_true",
                     help="time direct launches (host launch cost included) instead of CUDA-graph replays")
+    ap.add_argument("--flush", choices=("write", "read"), default="write",
+                    help="how the L2 flush sweeps: write (zero a buffer, as do_bench) or read (leaves no dirty "
+                         "lines for the timed call to write back)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)  # SDPA explains every refused backend
     torch.manual_seed(0)
@@ -79,10 +82,12 @@ def main() -> int:
     run.notes.update(gpu=props.name, num_sms=props.multi_processor_count, head_dim=128, dtype="bf16",
                      bytes_counted="minimum: K and V once plus q and o (kernels/decode/counts.py)",
                      gqa_for_sdpa="enable_gqa=True; repeat_kv where a backend refuses it (labelled)")
-    timer = Timer(mode="direct" if args.direct else "graph")
+    timer = Timer(mode="direct" if args.direct else "graph", flush=args.flush)
     run.notes["timing"] = ("direct launches, CUDA events around each call" if args.direct else
                            "CUDA-graph replays of reps x (flush, call) minus the same graph of flushes; "
                            "the direct-launch median beside each row (direct_median_us)")
+    run.notes["l2_flush"] = {"write": "zeroing sweep of 256 MB (as do_bench)",
+                             "read": "reading sweep of 256 MB (no dirty lines left)"}[args.flush]
     points = grid_points()[:args.points]
     for i, point in enumerate(points):
         b, hq, hkv, n = point

@@ -75,6 +75,9 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=None, help="only the first N points (smoke runs)")
     ap.add_argument("--direct", action="store_true",
                     help="time direct launches (host launch cost included) instead of CUDA-graph replays")
+    ap.add_argument("--flush", choices=("write", "read"), default="write",
+                    help="how the L2 flush sweeps: write (zero a buffer, as do_bench) or read (leaves no dirty "
+                         "lines for the timed call to write back)")
     args = ap.parse_args()
     torch.manual_seed(0)
     run = TuneRun("gemm-tune", args.table, args.out, args.budget_s)
@@ -82,10 +85,12 @@ def main() -> int:
     run.notes.update(gpu=props.name, num_sms=props.multi_processor_count,
                      layout="A [M, K] row-major @ B [K, N] row-major (the model's weights as stored)",
                      flops_counted="2*M*N*K", bytes_counted="A, B once and C once")
-    timer = Timer(mode="direct" if args.direct else "graph")
+    timer = Timer(mode="direct" if args.direct else "graph", flush=args.flush)
     run.notes["timing"] = ("direct launches, CUDA events around each call" if args.direct else
                            "CUDA-graph replays of reps x (flush, call) minus the same graph of flushes; "
                            "the direct-launch median beside each row (direct_median_us)")
+    run.notes["l2_flush"] = {"write": "zeroing sweep of 256 MB (as do_bench)",
+                             "read": "reading sweep of 256 MB (no dirty lines left)"}[args.flush]
     todo = points()[:args.points]
     for i, (m, n, k, dtype) in enumerate(todo):
         label = f"{m}x{n}x{k} {str(dtype).replace('torch.', '')}"

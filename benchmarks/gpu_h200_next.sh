@@ -26,6 +26,9 @@
 #   bash benchmarks/gpu_h200_next.sh eager_rungs  # hf-eager and kp-eager at b8 on one card (batched eager decode)
 #   bash benchmarks/gpu_h200_next.sh calib_smoke  # the one-process ncu split on 3 points (the new GPU test; ~40 s)
 #   bash benchmarks/gpu_h200_next.sh calib     # issue 12: calibrate --counters, all 16 + 3 points (~4-6 min)
+#   bash benchmarks/gpu_h200_next.sh flush_bias  # does the zeroing L2 flush bill its write-back to the kernel? (~60 s)
+#   FLUSH=read bash benchmarks/gpu_h200_next.sh decode_tune  # decode tuner (graph timing; FLUSH=write|read; ~60 s)
+#   (gemm_tune takes FLUSH too)
 # Every test has its own --timeout so one hang cannot eat the call; junit XML and logs go to $OUT.
 set -u
 export PYTHONPATH=. PYTHONUNBUFFERED=1 KERNELPROF_GIT_REVISION=${REV:-unknown}
@@ -69,7 +72,10 @@ case "$step" in
            > "$OUT/kattr.log" 2>&1  # the mix's recording comes back, so the regression can be studied on CPU
          cp benchmarks/results/kernel-attribution-h200.json "$OUT/" 2>/dev/null ;;
   gemm_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/gemm_tune.py --out "$OUT/tune" --budget-s 150 \
-               > "$OUT/tune/gemm.log" 2>&1 ;;
+               --flush "${FLUSH:-write}" > "$OUT/tune/gemm.log" 2>&1 ;;
+  decode_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/decode_tune.py --out "$OUT/tune" --budget-s 150 \
+                 --flush "${FLUSH:-write}" > "$OUT/tune/decode.log" 2>&1 ;;
+  flush_bias) timeout 200 python benchmarks/flush_bias.py --out "$OUT" > "$OUT/flush-bias.log" 2>&1 ;;
   rebase) mkdir -p "$OUT/rebase"
           # Short benchmarks first, each capped so that one overrun cannot take the others' time.
           timeout 150 python benchmarks/power.py > "$OUT/rebase/power.log" 2>&1; echo "power rc=$?" >> "$OUT/steps.txt"

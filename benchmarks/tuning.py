@@ -18,11 +18,14 @@ import torch  # noqa: E402
 
 from kernelprof.outputs.benchfile import Case, device_record, write_results  # noqa: E402
 from kernelprof.outputs.environment import git_revision  # noqa: E402
+from kernelprof.timeline.cuda_timing import l2_flusher  # noqa: E402
 
 # Inputs smaller than this are followed by an L2 flush before every timed call (H200 L2: 50 MB;
-# a 256 MB write evicts it whole). Larger inputs stream from HBM anyway.
+# a 256 MB sweep evicts it whole). Larger inputs stream from HBM anyway.
 FLUSH_BELOW_BYTES = 256 << 20
-_FLUSH_BYTES = 256 << 20
+# "write": zero the buffer (do_bench's flush; the call then writes back up to 50 MB of the flush's
+# dirty lines). "read": a reduction over it, leaving only clean lines (kernelprof/timeline/cuda_timing.py).
+FLUSH_KINDS = {"write": "flush", "read": "flush-read"}
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,14 @@ class Timing:
     flushed: bool
     method: str = "direct"
     direct_median_ms: float | None = None  # graph mode: the direct-launch median beside it
+    flush_kind: str = "write"  # how the flush swept L2, when `flushed` (FLUSH_KINDS)
 
     def to_json(self) -> dict[str, Any]:
         out = {"median_us": round(self.median_ms * 1e3, 3), "p20_us": round(self.p20_ms * 1e3, 3),
                "p80_us": round(self.p80_ms * 1e3, 3), "reps": self.reps, "l2_flushed": self.flushed,
                "timing": self.method}
+        if self.flushed:
+            out["l2_flush"] = self.flush_kind
         if self.direct_median_ms is not None:
             out["direct_median_us"] = round(self.direct_median_ms * 1e3, 3)
         return out
@@ -58,15 +64,18 @@ class Timer:
     (seconds of idle GPU; the H200 idles at 345 MHz SM clock, KINDS.md) would otherwise be timed
     while the clock ramps. `mode="graph"` (the default) times the calls replayed from a CUDA graph,
     as the model's decode step runs them, so Python launch cost (two Triton launches and a workspace
-    for a split-K GEMM) cannot decide between candidates; the direct median is kept beside it."""
+    for a split-K GEMM) cannot decide between candidates; the direct median is kept beside it.
+    `flush` is how the L2 flush sweeps (FLUSH_KINDS); every Timing records it."""
 
     def __init__(self, max_reps: int = 30, min_reps: int = 5, target_ms: float = 40.0, *, mode: str = "graph",
-                 warm_ms: float = 25.0, replays: int = 7):
+                 warm_ms: float = 25.0, replays: int = 7, flush: str = "write"):
         if mode not in ("graph", "direct"):
             raise ValueError(f"mode must be 'graph' or 'direct', got {mode!r}")
+        if flush not in FLUSH_KINDS:
+            raise ValueError(f"flush must be one of {', '.join(map(repr, FLUSH_KINDS))}, got {flush!r}")
         self.max_reps, self.min_reps, self.target_ms = max_reps, min_reps, target_ms
-        self.mode, self.warm_ms, self.replays = mode, warm_ms, replays
-        self._flush = torch.empty(_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
+        self.mode, self.warm_ms, self.replays, self.flush_kind = mode, warm_ms, replays, flush
+        self._sweep = l2_flusher(FLUSH_KINDS[flush])
 
     def _events_ms(self, launch: Callable[[], Any]) -> float:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -82,10 +91,10 @@ class Timer:
         fn()
         fn()
         est_ms = max(self._events_ms(fn), 1e-3)
-        flush_ms = self._events_ms(self._flush.zero_) if flush else 0.0
+        flush_ms = self._events_ms(self._sweep) if flush else 0.0
         for _ in range(int(min(2000, max(1, self.warm_ms / (est_ms + flush_ms))))):
             if flush:
-                self._flush.zero_()
+                self._sweep()
             fn()
         reps = int(min(self.max_reps, max(self.min_reps, self.target_ms / est_ms)))
         direct = self._direct(fn, reps, flush)
@@ -96,21 +105,21 @@ class Timer:
         except Exception as exc:  # noqa: BLE001 - a variant that cannot be captured is still timed
             torch.cuda.synchronize()
             return Timing(direct.median_ms, direct.p20_ms, direct.p80_ms, direct.reps, flush,
-                          f"direct (graph capture failed: {error_line(exc)})", direct.median_ms)
+                          f"direct (graph capture failed: {error_line(exc)})", direct.median_ms, self.flush_kind)
 
     def _direct(self, fn: Callable[[], Any], reps: int, flush: bool) -> Timing:
         starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
         ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
         for i in range(reps):
             if flush:
-                self._flush.zero_()  # also gives the host time to queue the call behind it
+                self._sweep()  # also gives the host time to queue the call behind it
             starts[i].record()
             fn()
             ends[i].record()
         torch.cuda.synchronize()
         ms = sorted(s.elapsed_time(e) for s, e in zip(starts, ends))
         q = statistics.quantiles(ms, n=10, method="inclusive") if len(ms) > 1 else [ms[0]] * 9
-        return Timing(statistics.median(ms), q[1], q[7], reps, flush)
+        return Timing(statistics.median(ms), q[1], q[7], reps, flush, flush_kind=self.flush_kind)
 
     def _graph(self, fn: Callable[[], Any], reps: int, flush: bool, direct_ms: float) -> Timing:
         def capture(body: Callable[[], None]) -> torch.cuda.CUDAGraph:
@@ -123,11 +132,11 @@ class Timer:
 
         def pair() -> None:
             if flush:
-                self._flush.zero_()
+                self._sweep()
             fn()
 
         g_pair = capture(pair)
-        g_flush = capture(self._flush.zero_) if flush else None
+        g_flush = capture(self._sweep) if flush else None
         g_pair.replay()  # one untimed replay of each: the graphs' own first launch
         if g_flush is not None:
             g_flush.replay()
@@ -139,7 +148,7 @@ class Timer:
         base = statistics.median(flush_ms) if flush_ms else 0.0
         per_call = sorted((t - base) / reps for t in pair_ms)
         q = statistics.quantiles(per_call, n=10, method="inclusive") if len(per_call) > 1 else [per_call[0]] * 9
-        return Timing(statistics.median(per_call), q[1], q[7], reps, flush, "graph", direct_ms)
+        return Timing(statistics.median(per_call), q[1], q[7], reps, flush, "graph", direct_ms, self.flush_kind)
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -95,3 +95,21 @@ def test_tuner_graph_timing_matches_direct_when_gpu_bound_and_drops_host_launch_
     tiny = timer.time(many_tiny, 64)
     assert tiny.method == "graph" and tiny.p20_ms <= tiny.median_ms <= tiny.p80_ms
     assert tiny.median_ms < 0.7 * tiny.direct_median_ms  # 40 launches of ~5 us host each, ~2 us GPU each
+
+
+def test_read_flush_evicts_l2_as_the_zeroing_flush_does():
+    """cache="flush-read" must leave the timed call's inputs out of L2, as "flush" does: a 16 MB copy
+    (32 MB in and out, inside the 50 MB L2) runs slower after either sweep than back to back."""
+    import torch
+
+    from kernelprof.timeline.cuda_timing import time_cuda
+
+    x = torch.empty(16 << 20, dtype=torch.uint8, device="cuda").random_()
+    y = torch.empty_like(x)
+    warm = time_cuda(y.copy_, x, cache="none", budget_ms=30)
+    zeroed = time_cuda(y.copy_, x, cache="flush", budget_ms=30)
+    read = time_cuda(y.copy_, x, cache="flush-read", budget_ms=30)
+    assert read.cache == "flush-read"
+    # 15%: from HBM (~4 TB/s) against L2 (2-3x that); the launch overhead both share is ~2 us of ~5-8.
+    assert zeroed.median_ms > 1.15 * warm.median_ms
+    assert read.median_ms > 1.15 * warm.median_ms

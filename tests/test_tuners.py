@@ -77,3 +77,25 @@ def test_graph_timing_reports_its_method_and_the_direct_median():
     row = Timing(0.02, 0.019, 0.021, 20, True, "graph", 0.09).to_json()
     assert row["timing"] == "graph" and row["median_us"] == 20.0 and row["direct_median_us"] == 90.0
     assert "direct_median_us" not in Timing(1.0, 1.0, 1.0, 1, False).to_json()
+
+
+def test_flush_kind_is_checked_before_touching_a_gpu_and_recorded():
+    from benchmarks.tuning import Timer
+    from kernelprof.errors import UsageError
+    from kernelprof.timeline.cuda_timing import l2_flusher
+
+    with pytest.raises(ValueError, match="flush"):
+        Timer(flush="zero")
+    with pytest.raises(UsageError, match="flush kind"):
+        l2_flusher("zero")
+    assert Timing(0.02, 0.019, 0.021, 20, True, "graph", 0.09, "read").to_json()["l2_flush"] == "read"
+    assert "l2_flush" not in Timing(1.0, 1.0, 1.0, 1, False, flush_kind="read").to_json()
+
+
+def test_flush_bias_benchmark_refuses_without_a_gpu(monkeypatch, capsys):
+    import benchmarks.flush_bias as fb
+
+    monkeypatch.setattr(fb.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("sys.argv", ["flush_bias.py"])
+    assert fb.main() == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err

@@ -2,7 +2,8 @@
 
 `time_cuda(fn)` warms up (by time and by count), then times repetitions each bracketed by a pair of
 CUDA events, and returns a `Timing` with median and quantiles. The device clears L2 between
-repetitions (`cache="flush"`, as `triton.testing.do_bench` does) or the callable rotates among
+repetitions (`cache="flush"`, a zeroing sweep as `triton.testing.do_bench` does; `cache="flush-read"`, a
+reading sweep that leaves no dirty lines behind) or the callable rotates among
 input sets larger than L2 (`cache="rotate"`, as FlashInfer's bench does), so that a kernel whose
 inputs fit in L2 is not timed on a warm cache. For kernels too short to time one launch at a time,
 `graph_calls=N` captures N launches in a CUDA graph and times its replays.
@@ -22,6 +23,11 @@ from kernelprof.errors import UsageError
 # caches. The dtype matters on a power-capped card: the flush's duration sets the GEMM's duty cycle
 # and so its clocks (an int8 buffer made 4096^3 bf16 GEMMs read 3% faster than do_bench on H100).
 MIN_FLUSH_BYTES = 256 * 1024 * 1024
+# How a flush sweeps L2. "flush" zeroes the buffer (do_bench's way): L2 is left full of dirty lines, and
+# the timed call pays their write-back as its own reads evict them, up to L2 size / bandwidth (50 MB at
+# ~4 TB/s: ~12 us on an H200), a cost that belongs to the flush. "flush-read" reads the buffer instead:
+# the lines it leaves are clean and evict for free. (Reasoning, not yet measured: benchmarks/flush_bias.py.)
+CACHE_MODES = ("flush", "flush-read", "rotate", "none")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,27 @@ def l2_flush_buffer(device: Any = None):
     props = torch.cuda.get_device_properties(device if device is not None else torch.cuda.current_device())
     l2 = int(getattr(props, "L2_cache_size", 0) or 0)
     return torch.empty(max(MIN_FLUSH_BYTES, 4 * l2) // 4, dtype=torch.int32, device=device or "cuda")
+
+
+def l2_flusher(kind: str = "flush", device: Any = None) -> Callable[[], Any]:
+    """A no-argument callable that sweeps L2 (graph-capturable: no allocation per call).
+
+    kind "flush": zero the buffer (as do_bench; leaves dirty lines). "flush-read": reduce it into a
+    preallocated scalar, so only clean lines of the buffer stay in L2."""
+    import torch
+
+    if kind not in ("flush", "flush-read"):
+        raise UsageError(f"flush kind must be 'flush' or 'flush-read', got {kind!r}")
+    buf = l2_flush_buffer(device)
+    if kind == "flush":
+        return buf.zero_
+    buf.zero_()  # once, so the reduction reads defined memory (its result is never used)
+    out = torch.empty((), dtype=torch.int32, device=buf.device)
+
+    def read_sweep() -> None:
+        torch.amax(buf, dim=0, out=out)
+
+    return read_sweep
 
 
 def _tensor_bytes(obj: Any) -> int:
@@ -137,7 +164,8 @@ def time_cuda(
     """Time `fn(*args)` with CUDA events.
 
     - `cache`: "flush" zeroes a buffer larger than L2 before each repetition (outside the timed
-      events); "rotate" cycles through `input_sets` (or sets made by `rotating_input_sets`);
+      events); "flush-read" reads it instead (no dirty lines left for the timed call to write back,
+      see CACHE_MODES); "rotate" cycles through `input_sets` (or sets made by `rotating_input_sets`);
       "none" times back-to-back calls on the same inputs (a warm L2).
     - Warm-up runs until both `warmup_ms` and `warmup_reps` are reached.
     - Repetitions: exactly `reps` if given, else as many as fit in `budget_ms` (at least 5).
@@ -146,15 +174,15 @@ def time_cuda(
     require_gpu("timing")
     import torch
 
-    if cache not in ("flush", "rotate", "none"):
-        raise UsageError(f"cache must be 'flush', 'rotate' or 'none', got {cache!r}")
+    if cache not in CACHE_MODES:
+        raise UsageError(f"cache must be one of {', '.join(map(repr, CACHE_MODES))}, got {cache!r}")
     if graph_calls < 1:
         raise UsageError(f"graph_calls must be >= 1, got {graph_calls}")
     if cache == "rotate":
         sets = list(input_sets) if input_sets is not None else rotating_input_sets(args)
     else:
         sets = [args]
-    flush = l2_flush_buffer() if cache == "flush" else None
+    flush = l2_flusher(cache) if cache in ("flush", "flush-read") else None
 
     step = 0
 
@@ -189,7 +217,7 @@ def time_cuda(
     start.record()
     for _ in range(5):
         if flush is not None:
-            flush.zero_()
+            flush()
         run()
     end.record()
     torch.cuda.synchronize()
@@ -207,7 +235,7 @@ def time_cuda(
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reps)]
     for i in range(n_reps):
         if flush is not None:
-            flush.zero_()
+            flush()
         starts[i].record()
         run()
         ends[i].record()
