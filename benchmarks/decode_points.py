@@ -1,5 +1,5 @@
 """One point of the decode tuning grid: the rule's config, a few split counts around it, a few tiles
-at the best split, and the SDPA backends, each checked once against an fp32 eager reference on the
+at the best split, the fused merge on the best split config and the rule's, and the SDPA backends, each checked once against an fp32 eager reference on the
 first sequence and timed (benchmarks/tuning.py). Used by benchmarks/decode_tune.py."""
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def measure_point(timer: Timer, batch: int, q_heads: int, kv_heads: int, max_len
 
     def ours(cfg: DecodeConfig) -> dict[str, Any]:
         name = f"triton s{cfg.num_splits} n{cfg.block_n} w{cfg.num_warps} st{cfg.num_stages}"
+        name += " fused-merge" if cfg.merge == "fused" and cfg.num_splits > 1 else ""
         return run(name, lambda: decode_attention(q, k, v, lengths, config=cfg), {"config": cfg.to_json()})
 
     rule = rule_config(batch, q_heads, kv_heads, max_len, head_dim, num_sms)
@@ -99,6 +100,13 @@ def measure_point(timer: Timer, batch: int, q_heads: int, kv_heads: int, max_len
         cfg = replace(rule, num_splits=best_splits, block_n=bn, num_warps=warps, num_stages=stages,
                       source="candidate")
         cfg = replace(cfg, num_splits=chunk_tokens(max_len, cfg.num_splits, bn)[1])
+        rows.append(ours(cfg))
+    # The fused merge (one launch fewer) on the best split config so far and on the rule's.
+    split_rows = [r for r in rows if r.get("correct") and "tb_s" in r and r["config"]["num_splits"] > 1]
+    fused_of = [DecodeConfig.from_json(max(split_rows, key=lambda r: r["tb_s"])["config"])] if split_rows else []
+    if rule.num_splits > 1:
+        fused_of.append(rule)
+    for cfg in dict.fromkeys(replace(c, merge="fused", source="candidate", note="") for c in fused_of):
         rows.append(ours(cfg))
 
     sdpa_rows = []

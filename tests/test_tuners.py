@@ -27,6 +27,8 @@ def test_decode_point_runs_every_candidate_and_checks_it():
     triton_rows = [r for r in rec["candidates"] if "config" in r]
     assert len(triton_rows) >= 5
     assert all(r.get("correct") for r in triton_rows), [r for r in triton_rows if not r.get("correct")]
+    fused = [r for r in triton_rows if r["config"]["merge"] == "fused"]
+    assert fused and all(r["config"]["num_splits"] > 1 and r["name"].endswith("fused-merge") for r in fused)
     assert rec["best"] is not None and rec["rule"]["config"]["source"] == "rule"
     assert rec["bucket"] == "hq4-hkv2-d32-b1-ctx256"
     assert {r["backend"] for r in rec["sdpa"]} == {"flash", "efficient", "cudnn"}

@@ -38,6 +38,10 @@ MIN_CHUNK_TOKENS = 256
 MAX_SPLITS = 256
 BLOCK_NS = (16, 32, 64, 128, 256)
 NUM_WARPS = (1, 2, 4, 8, 16)
+# How split chunks are combined: "kernel", a second launch (measured, the default); "fused", the last
+# chunk program of each (sequence, KV head) to finish merges them (one launch fewer; a tuner candidate,
+# adopted per bucket only where the table measured it faster).
+MERGES = ("kernel", "fused")
 
 # Rule constants, stated rather than measured (the tuned table replaces them where it has a point).
 _SM_STREAM_BYTES_PER_S = 30e9   # an SM's share of HBM: ~4.0 TB/s achievable / 132 SMs (H200)
@@ -50,8 +54,9 @@ _MERGE_LAUNCH_S = 2.5e-6        # the merge kernel's launch and its one short wa
 class DecodeConfig:
     """How `decode_attention` launches: `num_splits` chunks of the cache per (sequence, KV head)
     (1 = the no-split kernel, no merge), tiles BLOCK_N (cache positions per step) and BLOCK_G (GQA
-    group rows, >= 16 for tl.dot), num_warps and num_stages of the chunk kernel. `source` is
-    'table', 'rule' or 'caller'; `note` says why the rule was used, when it was."""
+    group rows, >= 16 for tl.dot), num_warps and num_stages of the chunk kernel, and `merge` (MERGES:
+    how split chunks are combined). `source` is 'table', 'rule' or 'caller'; `note` says why the rule
+    was used, when it was."""
 
     num_splits: int
     block_n: int = 128
@@ -60,6 +65,7 @@ class DecodeConfig:
     block_g: int = 16
     source: str = "rule"
     note: str = ""
+    merge: str = "kernel"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +91,8 @@ class DecodeConfig:
                 out.append(f"block_g must be a power of two >= 16 (tl.dot rows), got {self.block_g}")
             if self.num_splits > MAX_SPLITS:
                 out.append(f"num_splits must be <= {MAX_SPLITS}, got {self.num_splits}")
+        if self.merge not in MERGES:
+            out.append(f"merge must be one of {MERGES}, got {self.merge!r}")
         return out
 
 

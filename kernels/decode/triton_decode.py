@@ -9,7 +9,9 @@ Each program owns one (sequence, KV head) and all GROUP query heads that share i
 read once for the group: the group's queries form the rows of a tl.dot (padded to 16 rows, the
 smallest MMA tile). Split-K ("flash-decoding") cuts the cache into chunks processed by separate
 programs, each leaving a partial output normalized by its own softmax sum plus its log-sum-exp;
-a second kernel merges the chunks. The no-split variant has one program walk the whole cache.
+a second kernel merges the chunks, or (config merge="fused") the last chunk program of each
+(sequence, KV head) to finish does, found by an atomic ticket. The no-split variant has one program
+walk the whole cache.
 The split count and tiles come from kernels/decode/dispatch.py (a tuned table per GPU, else an
 SM-count rule); the kernel is launched with that config directly, not autotuned.
 """
@@ -33,7 +35,46 @@ _LOG2E = 1.4426950408889634
 
 
 @triton.jit
-def _decode_chunk_kernel(Q, K, V, Lengths, O_part, LSE_part, O, qk_scale,
+def _merge_group(O_part, LSE_part, O, b, h_kv, GROUP, NUM_SPLITS,
+                 stride_pb, stride_ph, stride_ps, stride_lb, stride_lh, stride_ob, stride_oh,
+                 HEAD_DIM: tl.constexpr, GROUP_P2: tl.constexpr, S_STEP: tl.constexpr):
+    """The fused merge: o = sum_s w_s o_s / sum_s w_s (w_s = 2^(lse_s - max lse), as
+    _decode_merge_kernel) for the GROUP query heads of one KV head. Rows r of a tile are (head
+    r // S_STEP, split r % S_STEP), so one load fetches S_STEP splits of every head at once (a loop
+    over heads or splits would pay one L2 round trip each). Loads bypass L1 (.cg): the partials were
+    written by other SMs."""
+    offs_r = tl.arange(0, GROUP_P2 * S_STEP)
+    g = offs_r // S_STEP
+    s_off = offs_r % S_STEP
+    g_ok = g < GROUP
+    heads = h_kv * GROUP + g
+    lse_rows = LSE_part + b.to(tl.int64) * stride_lb + heads * stride_lh
+    p_rows = O_part + b.to(tl.int64) * stride_pb + heads * stride_ph
+    offs_d = tl.arange(0, HEAD_DIM)
+    m = tl.full([GROUP_P2], float("-inf"), dtype=tl.float32)
+    for s0 in range(0, NUM_SPLITS, S_STEP):
+        ok = g_ok & (s0 + s_off < NUM_SPLITS)
+        lse = tl.load(lse_rows + s0 + s_off, mask=ok, other=float("-inf"), cache_modifier=".cg")
+        m = tl.maximum(m, tl.max(tl.reshape(lse, (GROUP_P2, S_STEP)), 1))
+    m = tl.where(m == float("-inf"), 0.0, m)
+    acc = tl.zeros([GROUP_P2, HEAD_DIM], dtype=tl.float32)
+    total = tl.zeros([GROUP_P2], dtype=tl.float32)
+    for s0 in range(0, NUM_SPLITS, S_STEP):
+        ok = g_ok & (s0 + s_off < NUM_SPLITS)
+        lse = tl.load(lse_rows + s0 + s_off, mask=ok, other=float("-inf"), cache_modifier=".cg")
+        w = tl.math.exp2(tl.reshape(lse, (GROUP_P2, S_STEP)) - m[:, None])  # 0 for empty chunks
+        total += tl.sum(w, 1)
+        o = tl.load(p_rows[:, None] + (s0 + s_off)[:, None] * stride_ps + offs_d[None, :], mask=ok[:, None],
+                    other=0.0, cache_modifier=".cg")
+        acc += tl.sum(tl.reshape(o, (GROUP_P2, S_STEP, HEAD_DIM)) * w[:, :, None], 1)
+    out = acc / tl.where(total > 0, total, 1.0)[:, None]
+    offs_g = tl.arange(0, GROUP_P2)
+    o_ptrs = O + b.to(tl.int64) * stride_ob + (h_kv * GROUP + offs_g)[:, None] * stride_oh + offs_d[None, :]
+    tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=(offs_g < GROUP)[:, None])
+
+
+@triton.jit
+def _decode_chunk_kernel(Q, K, V, Lengths, O_part, LSE_part, O, Tickets, qk_scale,
                          stride_qb, stride_qh,
                          stride_kb, stride_kh, stride_kn,
                          stride_vb, stride_vh, stride_vn,
@@ -42,7 +83,8 @@ def _decode_chunk_kernel(Q, K, V, Lengths, O_part, LSE_part, O, qk_scale,
                          stride_ob, stride_oh,
                          KV_HEADS, GROUP, CHUNK,
                          HEAD_DIM: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr,
-                         SPLIT: tl.constexpr):
+                         SPLIT: tl.constexpr, FUSED_MERGE: tl.constexpr = False,
+                         GROUP_P2: tl.constexpr = 1, S_STEP: tl.constexpr = 1):
     pid_bh = tl.program_id(0)
     split = tl.program_id(1)
     b = pid_bh // KV_HEADS
@@ -91,6 +133,17 @@ def _decode_chunk_kernel(Q, K, V, Lengths, O_part, LSE_part, O, qk_scale,
                   + offs_d[None, :])
         tl.store(p_ptrs, out, mask=g_valid[:, None])
         tl.store(LSE_part + b.to(tl.int64) * stride_lb + heads * stride_lh + split, lse, mask=g_valid)
+        if FUSED_MERGE:
+            # Every thread's partial stores happen before the ticket (the barrier), and the ticket's
+            # acq_rel at GPU scope publishes them; the program that draws the last ticket sees all
+            # chunks' partials, merges, and resets its ticket for the next call (or graph replay).
+            tl.debug_barrier()
+            ticket = tl.atomic_add(Tickets + pid_bh, 1, sem="acq_rel", scope="gpu")
+            if ticket == tl.num_programs(1) - 1:
+                _merge_group(O_part, LSE_part, O, b, h_kv, GROUP, tl.num_programs(1),
+                             stride_pb, stride_ph, stride_ps, stride_lb, stride_lh, stride_ob, stride_oh,
+                             HEAD_DIM, GROUP_P2, S_STEP)
+                tl.store(Tickets + pid_bh, 0)
     else:
         o_ptrs = O + b.to(tl.int64) * stride_ob + heads[:, None] * stride_oh + offs_d[None, :]
         tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=g_valid[:, None])
@@ -186,6 +239,25 @@ def default_num_splits(batch: int, kv_heads: int, max_len: int, device: torch.de
     return cfg.num_splits
 
 
+# Ticket counters of the fused merge, one int32 per (sequence, KV head), by (device, stream): each call
+# leaves them at zero (the last program resets its own), so they are allocated and zeroed once. Calls on
+# two streams at once get separate counters; a call captured into a CUDA graph before any eager call on
+# that stream zeroes fresh counters inside the graph instead (never cached: they belong to the graph).
+_TICKETS: dict[tuple[str, int], torch.Tensor] = {}
+
+
+def _tickets(device: torch.device, n: int) -> torch.Tensor:
+    cuda = device.type == "cuda"
+    key = (str(device), torch.cuda.current_stream(device).cuda_stream if cuda else 0)
+    have = _TICKETS.get(key)
+    if have is not None and have.numel() >= n:
+        return have
+    fresh = torch.zeros(max(n, 2 * have.numel() if have is not None else n), dtype=torch.int32, device=device)
+    if not (cuda and torch.cuda.is_current_stream_capturing()):
+        _TICKETS[key] = fresh
+    return fresh
+
+
 def _check_decode_inputs(q, k_cache, v_cache, lengths):
     check_tensor("q", q, dims=("batch", "q_heads", "head_dim"), dtypes=DTYPES)
     check_triton_device(q)
@@ -231,12 +303,15 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     group = Hq // Hkv
     scale = (1.0 / math.sqrt(D)) if sm_scale is None else float(sm_scale)
     split = num_splits > 1
+    fused = split and cfg.merge == "fused"
     if split:
         o_part = torch.empty((B, Hq, num_splits, D), dtype=torch.float32, device=q.device)
         lse_part = torch.empty((B, Hq, num_splits), dtype=torch.float32, device=q.device)
     else:
         o_part, lse_part = o, o  # placeholders, never touched when SPLIT is False
-    args = (q, k_cache, v_cache, lengths, o_part, lse_part, o, scale * _LOG2E,
+    tickets = _tickets(q.device, B * Hkv) if fused else lengths  # lengths: an unused placeholder
+    group_p2 = triton.next_power_of_2(group)
+    args = (q, k_cache, v_cache, lengths, o_part, lse_part, o, tickets, scale * _LOG2E,
             q.stride(0), q.stride(1),
             k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
             v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
@@ -245,8 +320,10 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
             o.stride(0), o.stride(1),
             Hkv, group, chunk)
     _decode_chunk_kernel[(B * Hkv, num_splits)](*args, HEAD_DIM=D, BLOCK_G=cfg.block_g, BLOCK_N=cfg.block_n,
-                                                SPLIT=split, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-    if split:
+                                                SPLIT=split, FUSED_MERGE=fused, GROUP_P2=group_p2,
+                                                S_STEP=max(1, min(triton.next_power_of_2(num_splits), 64 // group_p2)),
+                                                num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    if split and not fused:
         block_s = triton.next_power_of_2(num_splits)
         _decode_merge_kernel[(B * Hq,)](o_part, lse_part, o,
                                         o_part.stride(0), o_part.stride(1), o_part.stride(2),
