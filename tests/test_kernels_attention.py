@@ -118,6 +118,22 @@ def test_causal_first_row_is_first_value():
     torch.testing.assert_close(o[:, :, 0], v[:, :, 0], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("b,hq,hkv,s,d", [CASES[2], CASES[4]])
+def test_unfolded_softmax_form_matches_the_folded_one(b, hq, hkv, s, d, causal, monkeypatch):
+    # The interpreter runs one config, folded (FOLD_SCALE) by default; the GPU autotuner picks either
+    # form per shape, so both must be right. fp32: the two differ only by the FMA's single rounding.
+    import kernels.attention.triton_flash as tf
+
+    q, k, v = make_qkv(b, hq, hkv, s, d, torch.float32, seed=s)
+    folded = flash_attention(q, k, v, causal)
+    monkeypatch.setattr(tf, "INTERPRET_FOLD_SCALE", False)
+    unfolded = flash_attention(q, k, v, causal)
+    ref = reference(q, k, v, causal)
+    assert rel_err(unfolded, ref) < RTOL[torch.float32] and rel_err(folded, ref) < RTOL[torch.float32]
+    assert float((folded - unfolded).abs().max()) < 1e-5
+
+
 def test_flash_attention_rejects_bad_inputs():
     q, k, v = make_qkv(1, 4, 2, 16, 64, torch.float16, seed=0)
     with pytest.raises(ShapeError, match=r"k must have shape \[batch, kv_heads, kv_len, head_dim\] = \[1, \*, \*, 64\]"):
@@ -132,6 +148,8 @@ def test_flash_attention_rejects_bad_inputs():
         flash_attention(q, k.float(), v.float())
     with pytest.raises(ShapeError, match="4 dimensions"):
         flash_attention(q[0], k, v)
+    with pytest.raises(ShapeError, match="sm_scale must be a non-negative"):
+        flash_attention(q, k, v, sm_scale=-0.1)
 
 
 def test_attention_counts_exact():
