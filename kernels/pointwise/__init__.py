@@ -1,1 +1,3 @@
-"""Fused pointwise kernels of the Llama block (RMSNorm, RoPE, SwiGLU) and their PyTorch references."""
+"""Fused pointwise kernels of the Llama block (triton_pointwise: RMSNorm, RoPE, SwiGLU), the decode
+step's fused launches (triton_decode_fused: RoPE + cache writes, residual add + RMSNorm), and their
+PyTorch references (reference)."""

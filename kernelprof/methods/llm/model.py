@@ -104,6 +104,7 @@ class Llama:
             # num_splits left to kernels/decode/dispatch.py: the tuned table for this GPU, else the SM rule.
             self._decode_attn = decode_attention
             self._rms_norm, self._rope, self._swiglu = fused.rms_norm, fused.apply_rope, fused.swiglu
+            self._fused_decode = True
         else:
             from kernels.attention.reference import attention_eager
             from kernels.decode.reference import decode_eager_batched
@@ -111,6 +112,7 @@ class Llama:
             self._prefill_attn = lambda q, k, v: attention_eager(q, k, v, causal=True)
             self._decode_attn = decode_eager_batched
             self._rms_norm, self._rope, self._swiglu = _ref.rms_norm, _ref.apply_rope, _ref.swiglu
+            self._fused_decode = False
 
     def _mm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return self._mm2d(x.reshape(-1, x.shape[-1]), w).reshape(*x.shape[:-1], w.shape[-1])
@@ -152,6 +154,8 @@ class Llama:
     def decode_step(self, token: torch.Tensor, pos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """token [B] at position `pos` (int64 [1] on the device), lengths int32 [B] = pos + 1 ->
         logits [B, vocab]. No host syncs on the Triton path, so it can be captured in a CUDA graph."""
+        if self._fused_decode:
+            return self._decode_step_fused(token, pos, lengths)
         cfg = self.cfg
         B = token.shape[0]
         x = self.tok_emb[token][:, None]                                         # [B, 1, dim]
@@ -164,6 +168,27 @@ class Llama:
             x = x + self._mm(o.reshape(B, 1, cfg.dim), layer["wo"])
             x = self._mlp(x, layer)
         return self._mm(self._rms_norm(x[:, 0], self.norm, cfg.norm_eps), self.lm_head)
+
+    def _decode_step_fused(self, token: torch.Tensor, pos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """decode_step on the Triton path with the launch-bound pointwise work fused
+        (kernels/pointwise/triton_decode_fused.py): RoPE and both cache writes in one kernel, and each
+        residual add in the RMSNorm that follows it (the next layer's, or the final norm). Same values
+        as the unfused step up to fp32 summation order; ~5 launches fewer per layer."""
+        from kernels.pointwise.triton_decode_fused import add_rms_norm, rope_qkv_to_cache
+
+        cfg = self.cfg
+        B = token.shape[0]
+        x = self.tok_emb[token][:, None]                                         # [B, 1, dim]
+        h = self._rms_norm(x, self.layers[0]["attn_norm"], cfg.norm_eps)
+        for i, layer in enumerate(self.layers):
+            q = rope_qkv_to_cache(self._mm(h, layer["wqkv"]), self.cos, self.sin, pos,
+                                  self.k_cache[i], self.v_cache[i])              # [B, H, D]
+            o = self._decode_attn(q, self.k_cache[i], self.v_cache[i], lengths)  # [B, H, D]
+            x, h = add_rms_norm(x, self._mm(o.reshape(B, 1, cfg.dim), layer["wo"]), layer["mlp_norm"], cfg.norm_eps)
+            mlp = self._mm(self._swiglu(self._mm(h, layer["w13"])), layer["w2"])
+            after = self.layers[i + 1]["attn_norm"] if i + 1 < len(self.layers) else self.norm
+            x, h = add_rms_norm(x, mlp, after, cfg.norm_eps)
+        return self._mm(h[:, 0], self.lm_head)
 
 
 # ---------------------------------------------------------------------------------------------
