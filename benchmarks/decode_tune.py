@@ -4,7 +4,7 @@
     PYTHONPATH=. python benchmarks/decode_tune.py [--out DIR] [--budget-s 210]
 
 Grid: batch {1, 4, 16, 64} x context {1k, 8k, 32k, 128k} x heads (Hq/Hkv) {32/8, 64/8, 32/32},
-head_dim 128, bf16, every cache full. Per point (benchmarks/decode_points.py): the SM-count rule's
+head_dim 128, bf16, every cache full; then the 8B model's decode shapes (B 1/8/64, 32/8, ctx 640). Per point (benchmarks/decode_points.py): the SM-count rule's
 config, split counts around it, four other tiles at the best split, and SDPA flash / efficient /
 cudnn (GQA through enable_gqa; a backend that refuses it runs on K/V repeated per query head,
 labelled repeat_kv). Times are medians of CUDA-event times of CUDA-graph replays (benchmarks/tuning.py;
@@ -36,11 +36,17 @@ HEADS = ((32, 8), (64, 8), (32, 32))
 HEADLINE = [(1, 32, 8, 32768), (16, 32, 8, 8192), (64, 32, 8, 1024)]
 
 
+# The 8B model's own decode shapes (`kernelprof llm`, 512 in / 128 out: a 640-token cache, bucket ctx512)
+# at batch 1, 8 and 64: batch 8 is in no grid bucket, so without these the model's decode runs the rule.
+LLM_POINTS = [(1, 32, 8, 640), (8, 32, 8, 640), (64, 32, 8, 640)]
+
+
 def grid_points() -> list[tuple[int, int, int, int]]:
-    """Headline points first (the issue's table), then the rest smallest cache first."""
+    """Headline points first (the issue's table), then the rest smallest cache first, then the
+    model's own shapes."""
     rest = [(b, hq, hkv, n) for b in (1, 4, 16, 64) for hq, hkv in HEADS for n in (1024, 8192, 32768, 131072)]
     rest = sorted((p for p in rest if p not in HEADLINE), key=lambda p: p[0] * p[2] * p[3])
-    return HEADLINE + rest
+    return HEADLINE + rest + LLM_POINTS
 
 
 def record(run: TuneRun, point: tuple, rec: dict) -> None:

@@ -101,3 +101,15 @@ def test_flush_bias_benchmark_refuses_without_a_gpu(monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["flush_bias.py"])
     assert fb.main() == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_decode_grid_covers_the_models_own_decode_buckets():
+    from benchmarks.decode_tune import LLM_POINTS, grid_points
+    from kernels.decode.dispatch import shape_bucket
+    from kernelprof.methods.llm.generate import GenerateShape
+
+    pts = grid_points()
+    assert len(pts) == len(set(pts)) == 48 + len(LLM_POINTS)  # 4 x 3 x 4 grid (headline first, once)
+    cache = GenerateShape(batch=8, input_len=512, output_len=128).max_len
+    buckets = {shape_bucket(b, hq, hkv, n, 128) for b, hq, hkv, n in pts}
+    assert shape_bucket(8, 32, 8, cache, 128) in buckets  # kernelprof llm's batch-8 decode finds a table entry
