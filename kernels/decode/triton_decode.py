@@ -239,21 +239,23 @@ def default_num_splits(batch: int, kv_heads: int, max_len: int, device: torch.de
     return cfg.num_splits
 
 
-# Ticket counters of the fused merge, one int32 per (sequence, KV head), by (device, stream): each call
-# leaves them at zero (the last program resets its own), so they are allocated and zeroed once. Calls on
-# two streams at once get separate counters; a call captured into a CUDA graph before any eager call on
-# that stream zeroes fresh counters inside the graph instead (never cached: they belong to the graph).
-_TICKETS: dict[tuple[str, int], torch.Tensor] = {}
+# Ticket counters of the fused merge, one int32 per (sequence, KV head), per device: each call leaves
+# them at zero (the last program resets its own), so they are allocated and zeroed once, on the first
+# eager call, and a CUDA graph captured later reuses them (a graph captured before any eager call zeroes
+# fresh counters inside itself instead). Two fused-merge calls running at once on two streams of one
+# device would share them: not supported (the model and the benchmarks run decode on one stream).
+_TICKETS: dict[str, torch.Tensor] = {}
 
 
 def _tickets(device: torch.device, n: int) -> torch.Tensor:
-    cuda = device.type == "cuda"
-    key = (str(device), torch.cuda.current_stream(device).cuda_stream if cuda else 0)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    key = str(device)
     have = _TICKETS.get(key)
     if have is not None and have.numel() >= n:
         return have
     fresh = torch.zeros(max(n, 2 * have.numel() if have is not None else n), dtype=torch.int32, device=device)
-    if not (cuda and torch.cuda.is_current_stream_capturing()):
+    if not (device.type == "cuda" and torch.cuda.is_current_stream_capturing()):
         _TICKETS[key] = fresh
     return fresh
 
