@@ -26,6 +26,7 @@
 #   bash benchmarks/gpu_h200_next.sh eager_rungs  # hf-eager and kp-eager at b8 on one card (batched eager decode)
 #   bash benchmarks/gpu_h200_next.sh calib_smoke  # the one-process ncu split on 3 points (the new GPU test; ~40 s)
 #   bash benchmarks/gpu_h200_next.sh calib     # issue 12: calibrate --counters, all 16 + 3 points (~4-6 min)
+#   bash benchmarks/gpu_h200_next.sh new_gpu_tests  # only the GPU tests written on CPU since the last GPU run (~60 s)
 #   bash benchmarks/gpu_h200_next.sh flush_bias  # does the zeroing L2 flush bill its write-back to the kernel? (~60 s)
 #   FLUSH=read bash benchmarks/gpu_h200_next.sh decode_tune  # decode tuner (graph timing; FLUSH=write|read; ~60 s)
 #   (gemm_tune takes FLUSH too)
@@ -41,6 +42,11 @@ t0=$SECONDS
 case "$step" in
   calib_smoke) timeout 200 python -m pytest -v -m gpu tests/test_calibration_gpu.py -k suite_counters \
              -p no:cacheprovider --timeout 180 -rfEs --tb=short > "$OUT/calib-smoke.log" 2>&1 ;;
+  new_gpu_tests) timeout 300 python -m pytest -v -m gpu -p no:cacheprovider --timeout 120 -rfEs --tb=short \
+             tests/test_decode_dispatch.py tests/test_kernels_decode_fused.py "tests/test_kernels_gpu.py::test_flash_attention" \
+             "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" \
+             "tests/test_timing_gpu.py::test_tuner_graph_timing_matches_direct_when_gpu_bound_and_drops_host_launch_cost" \
+             > "$OUT/new-gpu-tests.log" 2>&1 ;;
   calib) mkdir -p "$OUT/calib"; COLUMNS=220 timeout ${CALIB_TIMEOUT_S:-480} python -m kernelprof calibrate --counters \
              --results-dir "$OUT/calib" > "$OUT/calib.log" 2>&1 ;;
   tests_a) timeout 560 python -m pytest -v -m gpu $files_a -p no:cacheprovider --timeout 200 -rfEs --tb=short \
