@@ -149,7 +149,7 @@ def test_trend_and_interval_helpers():
 @pytest.mark.parametrize("kw, match", [
     ({"state": "warm"}, "state must be"), ({"run_s": 0}, "run_s"), ({"max_run_s": 1.0}, "max_run_s"),
     ({"min_settled_s": 10.0}, "does not fit"), ({"batch_s": 0.05}, "batch_s"), ({"burst_trials": 1}, "burst_trials"),
-    ({"run_s": float("nan")}, "run_s"), ({"target_rel_ci": True}, "target_rel_ci"),
+    ({"run_s": float("nan")}, "run_s"), ({"target_rel_ci": True}, "target_rel_ci"), ({"check_s": 0}, "check_s"),
 ])
 def test_config_validation(kw, match):
     with pytest.raises(UsageError, match=match):

@@ -34,6 +34,7 @@ class MeasureConfig:
     min_drop_s: float = 0.2        # always leave out the first 0.2 s (the sensor window straddling the start)
     segment_s: float = 0.1         # CUDA event every ~100 ms (one energy-counter period)
     batch_s: float = 0.5           # batch-means batches for the interval
+    check_s: float = 0.25          # after run_s, look for the settled stretch this often (each look costs ~ms)
     counter_mark_s: float = 0.5    # pinned energy-counter reading this often during the run
     min_counter_span_s: float = 1.0  # the counter gives the figure when its pinned span is at least this
     tail_s: float = 0.25           # work kept running after the settled check, past the last pin
@@ -59,7 +60,7 @@ class MeasureConfig:
         if self.state not in STATES:
             problems.append(f"state must be one of {', '.join(STATES)}, got {self.state!r}")
         for name in ("run_s", "max_run_s", "min_settled_s", "segment_s", "batch_s", "counter_mark_s", "burst_s",
-                     "target_rel_ci", "max_wall_s"):
+                     "check_s", "target_rel_ci", "max_wall_s"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
                 problems.append(f"{name} must be a positive number of seconds (or fraction), got {v!r}")

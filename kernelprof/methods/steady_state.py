@@ -253,7 +253,7 @@ def _run_sustained(launcher: _Launcher, sampler: PowerSampler, t_launch: float, 
                 break
             if _settled_so_far(sampler, anchor_ns, events[:-2], calls[:-2], cfg, profile):
                 break
-            next_check = now + cfg.batch_s
+            next_check = now + cfg.check_s
     # Keep the GPU busy past the last pin the sampler takes inside the run (every counter_mark_s).
     tail_units = max(1, int(round(cfg.tail_s / t_launch)))
     done = 0
