@@ -134,6 +134,21 @@ def test_unfolded_softmax_form_matches_the_folded_one(b, hq, hkv, s, d, causal, 
     assert float((folded - unfolded).abs().max()) < 1e-5
 
 
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("b,hq,hkv,s,d", [CASES[2], CASES[4], (1, 2, 1, 96, 32)])
+def test_pipelined_score_loop_matches_the_folded_one_bit_for_bit(b, hq, hkv, s, d, causal):
+    # PIPELINE_QK only moves the next block's Q K^T ahead of the current softmax: same operations in
+    # the same order as the folded form, so the outputs must be identical, not merely close.
+    import triton
+
+    q, k, v = make_qkv(b, hq, hkv, s, d, torch.float32, seed=s + 1)
+    folded = flash_attention(q, k, v, causal)
+    tile = {"BLOCK_M": 32, "BLOCK_N": 16, "FOLD_SCALE": True}
+    pipelined = flash_attention(q, k, v, causal, config=triton.Config({**tile, "PIPELINE_QK": True}))
+    assert rel_err(pipelined, reference(q, k, v, causal)) < RTOL[torch.float32]
+    assert torch.equal(pipelined, folded)
+
+
 def test_flash_attention_rejects_bad_inputs():
     q, k, v = make_qkv(1, 4, 2, 16, 64, torch.float16, seed=0)
     with pytest.raises(ShapeError, match=r"k must have shape \[batch, kv_heads, kv_len, head_dim\] = \[1, \*, \*, 64\]"):

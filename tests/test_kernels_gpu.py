@@ -134,6 +134,23 @@ def test_flash_attention(b, hq, hkv, s, d, causal, dtype):
     assert rel_err(o, flash) < PAIR_FACTOR * ATTN_RTOL[dtype]
 
 
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_flash_attention_every_config(causal):
+    # The autotuner runs only its fastest config on each shape; a config that is wrong (e.g. the
+    # pipelined score loop, PIPELINE_QK) could hide until it wins somewhere. Run each one directly,
+    # with and without TMA, on a shape with several key blocks and a ragged tail (non-causal).
+    from kernels.attention.triton_flash import attention_configs
+
+    s = 1000 if not causal else 1024
+    q, k, v = fresh((2, 8, s, 128), BF16), fresh((2, 2, s, 128), BF16), fresh((2, 2, s, 128), BF16)
+    ref = attention_reference(q, k, v, causal)
+    for cfg in attention_configs():
+        for tma in ([False, True] if ATTN_HAS_TMA and capability()[0] >= 9 else [False]):
+            o = flash_attention(q, k, v, causal, out=poisoned(q.shape, BF16), use_tma=tma, config=cfg)
+            assert not torch.isnan(o).any(), (cfg, tma)
+            assert rel_err(o, ref) < ATTN_RTOL[BF16], (cfg, tma)
+
+
 # --------------------------------------------------------------------------------------------- decode
 DECODE_SHAPES = ["b=16,h=32,kv=8,ctx=8192,d=128", "b=16,h=32,kv=8,ctx=8192,d=128,mixed",
                  "b=1,h=32,kv=8,ctx=32768,d=128", "b=64,h=32,kv=8,ctx=1024,d=128",

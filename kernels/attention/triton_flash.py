@@ -82,6 +82,59 @@ def _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv,
 
 
 @triton.jit
+def _load_kv_tile(base, desc, b, h_kv, stride_n, start_n, offs_n0, offs_d,
+                  HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr):
+    """One full [BLOCK_N, HEAD_DIM] K or V tile (no tail mask: callers pass only whole blocks)."""
+    if USE_TMA:
+        t = tl.reshape(desc.load([b, h_kv, start_n, 0]), (BLOCK_N, HEAD_DIM))
+    else:
+        t = tl.load(base + (start_n + offs_n0)[:, None] * stride_n + offs_d[None, :])
+    return t
+
+
+@triton.jit
+def _attn_block_range_pipelined(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn,
+                                offs_d, lo, hi, qk_scale,
+                                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr):
+    """_attn_block_range for whole, unmasked key blocks [lo, hi), with Q K^T issued one block ahead.
+
+    Each iteration starts the next block's scores before the softmax of the current one, so the
+    (asynchronous, on Hopper) tensor-core product can run under the FP32 softmax instead of after
+    it (FlashAttention-3's intra-warpgroup overlap). The arithmetic is the folded form's, in the
+    same order, so results match FOLD_SCALE=True bit for bit; only the schedule differs.
+    """
+    offs_n0 = tl.arange(0, BLOCK_N)
+    if hi > lo:
+        k = _load_kv_tile(k_base, k_desc, b, h_kv, stride_kn, lo, offs_n0, offs_d, HEAD_DIM, BLOCK_N, USE_TMA)
+        qk = tl.dot(q, tl.trans(k))
+        for start_n in range(lo, hi - BLOCK_N, BLOCK_N):
+            start_n = tl.multiple_of(start_n, BLOCK_N)
+            k_next = _load_kv_tile(k_base, k_desc, b, h_kv, stride_kn, start_n + BLOCK_N, offs_n0, offs_d,
+                                   HEAD_DIM, BLOCK_N, USE_TMA)
+            qk_next = tl.dot(q, tl.trans(k_next))
+            m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+            p = tl.math.exp2(qk * qk_scale - m_new[:, None])
+            alpha = tl.math.exp2(m_i - m_new)
+            l_i = l_i * alpha + tl.sum(p, 1)
+            v = _load_kv_tile(v_base, v_desc, b, h_kv, stride_vn, start_n, offs_n0, offs_d, HEAD_DIM, BLOCK_N,
+                              USE_TMA)
+            acc = acc * alpha[:, None]
+            acc = tl.dot(p.to(v.dtype), v, acc)
+            m_i = m_new
+            qk = qk_next
+        last = hi - BLOCK_N  # the peeled last block: its scores are already in qk
+        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+        p = tl.math.exp2(qk * qk_scale - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = _load_kv_tile(v_base, v_desc, b, h_kv, stride_vn, last, offs_n0, offs_d, HEAD_DIM, BLOCK_N, USE_TMA)
+        acc = acc * alpha[:, None]
+        acc = tl.dot(p.to(v.dtype), v, acc)
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit
 def _attn_fwd_kernel(Q, K, V, O, qk_scale,
                      stride_qb, stride_qh, stride_qm,
                      stride_kb, stride_kh, stride_kn,
@@ -89,7 +142,8 @@ def _attn_fwd_kernel(Q, K, V, O, qk_scale,
                      stride_ob, stride_oh, stride_om,
                      BATCH, Q_HEADS, KV_HEADS, GROUP, SEQ_Q, SEQ_K,
                      HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                     CAUSAL: tl.constexpr, USE_TMA: tl.constexpr, FOLD_SCALE: tl.constexpr):
+                     CAUSAL: tl.constexpr, USE_TMA: tl.constexpr, FOLD_SCALE: tl.constexpr,
+                     PIPELINE_QK: tl.constexpr):
     # Causal rows near the end see the most keys: launch those first so the long programs do not
     # form the tail of the grid.
     if CAUSAL:
@@ -132,9 +186,14 @@ def _attn_fwd_kernel(Q, K, V, O, qk_scale,
         # Stage 1: key blocks entirely left of this query block are fully visible and fully inside
         # the sequence (they end at start_m*BLOCK_M <= SEQ_Q == SEQ_K): no mask at all.
         diag = start_m * BLOCK_M
-        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn,
-                                          offs_m, offs_d,
-                                          0, diag, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N, False, False, USE_TMA, FOLD_SCALE)
+        if PIPELINE_QK:
+            acc, l_i, m_i = _attn_block_range_pipelined(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv,
+                                                        stride_kn, stride_vn, offs_d, 0, diag, qk_scale,
+                                                        HEAD_DIM, BLOCK_N, USE_TMA)
+        else:
+            acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn,
+                                              stride_vn, offs_m, offs_d, 0, diag, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N,
+                                              False, False, USE_TMA, FOLD_SCALE)
         # Stage 2: the diagonal block, where key n is visible to query m iff n <= m (and n < SEQ_K,
         # which also bounds the padding rows past SEQ_Q). Its first key (n = diag) is visible to
         # every row, so no row's maximum stays -inf.
@@ -144,9 +203,14 @@ def _attn_fwd_kernel(Q, K, V, O, qk_scale,
                                           HEAD_DIM, BLOCK_N, True, True, USE_TMA, FOLD_SCALE)
     else:
         full = (SEQ_K // BLOCK_N) * BLOCK_N
-        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn,
-                                          offs_m, offs_d,
-                                          0, full, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N, False, False, USE_TMA, FOLD_SCALE)
+        if PIPELINE_QK:
+            acc, l_i, m_i = _attn_block_range_pipelined(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv,
+                                                        stride_kn, stride_vn, offs_d, 0, full, qk_scale,
+                                                        HEAD_DIM, BLOCK_N, USE_TMA)
+        else:
+            acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn,
+                                              stride_vn, offs_m, offs_d, 0, full, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N,
+                                              False, False, USE_TMA, FOLD_SCALE)
         # The ragged last key block (SEQ_K not a multiple of BLOCK_N), masked.
         acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn,
                                           offs_m, offs_d,
@@ -163,21 +227,34 @@ def _attn_fwd_kernel(Q, K, V, O, qk_scale,
         tl.store(o_ptrs, out, mask=offs_m[:, None] < SEQ_Q)
 
 
-# Under the interpreter one config runs; tests flip this to cover both softmax forms.
+# Under the interpreter one config runs; tests flip these to cover every loop form.
 INTERPRET_FOLD_SCALE = True
+INTERPRET_PIPELINE_QK = False
 
 
 def _attn_configs() -> list[triton.Config]:
     if INTERPRET:
-        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 16, "FOLD_SCALE": INTERPRET_FOLD_SCALE})]
+        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 16, "FOLD_SCALE": INTERPRET_FOLD_SCALE,
+                               "PIPELINE_QK": INTERPRET_PIPELINE_QK})]
     # BLOCK_M must be a multiple of BLOCK_N (the causal diagonal stage walks BLOCK_M/BLOCK_N blocks).
     # The four unfolded configs are the measured ones; the two largest tiles also run folded
     # (FOLD_SCALE, added 2026-12-05, not yet measured), and the autotuner keeps it only where it
     # times faster. Not all four folded: every new sequence length compiles each config.
     tiles = [({"BLOCK_M": 128, "BLOCK_N": 128}, 3, 8), ({"BLOCK_M": 128, "BLOCK_N": 64}, 3, 8),
              ({"BLOCK_M": 128, "BLOCK_N": 64}, 4, 8), ({"BLOCK_M": 64, "BLOCK_N": 64}, 3, 4)]
-    return ([triton.Config({**tile, "FOLD_SCALE": False}, num_stages=st, num_warps=w) for tile, st, w in tiles]
-            + [triton.Config({**tile, "FOLD_SCALE": True}, num_stages=st, num_warps=w) for tile, st, w in tiles[:2]])
+    # PIPELINE_QK (added 2026-12-06, not yet measured) holds a second score tile in registers, so only
+    # the 64-wide key tiles run it (128 x 64 fp32 = 32 registers a thread at 8 warps).
+    return ([triton.Config({**tile, "FOLD_SCALE": False, "PIPELINE_QK": False}, num_stages=st, num_warps=w)
+             for tile, st, w in tiles]
+            + [triton.Config({**tile, "FOLD_SCALE": True, "PIPELINE_QK": False}, num_stages=st, num_warps=w)
+               for tile, st, w in tiles[:2]]
+            + [triton.Config({**tile, "FOLD_SCALE": True, "PIPELINE_QK": True}, num_stages=st, num_warps=w)
+               for tile, st, w in tiles[1:3]])
+
+
+def attention_configs() -> list[triton.Config]:
+    """The configs the autotuner chooses from (one under the interpreter)."""
+    return _attn_configs()
 
 
 _attn_tuned = triton.autotune(configs=_attn_configs(),
@@ -215,7 +292,7 @@ def _check_tma(tensors: dict[str, torch.Tensor]) -> None:
 
 def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, *,
                     sm_scale: float | None = None, out: torch.Tensor | None = None,
-                    use_tma: bool = False) -> torch.Tensor:
+                    use_tma: bool = False, config: triton.Config | None = None) -> torch.Tensor:
     """Flash-attention forward with the Triton kernel.
 
     q: [batch, q_heads, q_len, head_dim]; k, v: [batch, kv_heads, kv_len, head_dim], q_heads a
@@ -224,6 +301,8 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     sm_scale: softmax scale, default 1/sqrt(head_dim). out: optional [batch, q_heads, q_len,
     head_dim] tensor to write into. use_tma: move q, k, v and o tiles with tensor descriptors (TMA;
     Triton >= 3.4, compute capability >= 9.0, 16-byte aligned strides) instead of pointer loads.
+    config: run this one of `attention_configs()` instead of the autotuner's pick (tests check every
+    config this way; the autotuner would only ever run the fastest).
     Returns o with q's shape and dtype.
     """
     check_tensor("q", q, dims=("batch", "q_heads", "q_len", "head_dim"), dtypes=DTYPES)
@@ -265,7 +344,10 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
             B, Hq, Hkv, Hq // Hkv, Sq, Sk)
     flags = {"HEAD_DIM": D, "CAUSAL": bool(causal), "USE_TMA": bool(use_tma)}
     if INTERPRET:
-        _attn_fwd_kernel[grid](*args, **flags, **_attn_configs()[0].kwargs)
+        _attn_fwd_kernel[grid](*args, **flags, **(config or _attn_configs()[0]).kwargs)
+    elif config is not None:
+        _attn_fwd_kernel[grid](*args, **flags, **config.kwargs, num_warps=config.num_warps,
+                               num_stages=config.num_stages)
     else:
         _attn_tuned[grid](*args, **flags)
     return o
