@@ -28,6 +28,7 @@
 #   bash benchmarks/gpu_h200_next.sh calib     # issue 12: calibrate --counters, all 16 + 3 points (~4-6 min)
 #   bash benchmarks/gpu_h200_next.sh new_gpu_tests  # only the GPU tests written on CPU since the last GPU run (~60 s)
 #   bash benchmarks/gpu_h200_next.sh flush_bias  # does the zeroing L2 flush bill its write-back to the kernel? (~60 s)
+#   bash benchmarks/gpu_h200_next.sh marginals  # issue 15: 8B b8 joules per class by duplication (~5 runs, ~2-3 min)
 #   bash benchmarks/gpu_h200_next.sh attn_configs  # every attention config vs cuDNN, paired (PIPELINE_QK; ~2-3 min)
 #   FLUSH=read bash benchmarks/gpu_h200_next.sh decode_tune  # decode tuner (graph timing; FLUSH=write|read; ~60 s)
 #   (gemm_tune takes FLUSH too)
@@ -45,6 +46,7 @@ case "$step" in
              -p no:cacheprovider --timeout 180 -rfEs --tb=short > "$OUT/calib-smoke.log" 2>&1 ;;
   new_gpu_tests) timeout 300 python -m pytest -v -m gpu -p no:cacheprovider --timeout 120 -rfEs --tb=short \
              tests/test_decode_dispatch.py tests/test_kernels_decode_fused.py "tests/test_kernels_gpu.py::test_flash_attention" \
+             "tests/test_llm_gpu.py::test_class_marginals_on_a_small_model_keep_the_tokens_and_cost_more_when_doubled" \
              "tests/test_kernels_gpu.py::test_flash_attention_every_config" \
              "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" \
              "tests/test_timing_gpu.py::test_tuner_graph_timing_matches_direct_when_gpu_bound_and_drops_host_launch_cost" \
@@ -83,6 +85,8 @@ case "$step" in
                --flush "${FLUSH:-write}" > "$OUT/tune/gemm.log" 2>&1 ;;
   decode_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/decode_tune.py --out "$OUT/tune" --budget-s 150 \
                  --flush "${FLUSH:-write}" > "$OUT/tune/decode.log" 2>&1 ;;
+  marginals) timeout 300 python -m kernelprof llm --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 \
+             --class-marginals --min-inrun-s 4 -o "$OUT/llm-8b-b8-h200" > "$OUT/marginals.log" 2>&1 ;;
   attn_configs) timeout 240 python benchmarks/attention_configs.py > "$OUT/attention-configs.log" 2>&1 ;;
   flush_bias) timeout 200 python benchmarks/flush_bias.py --out "$OUT" > "$OUT/flush-bias.log" 2>&1 ;;
   rebase) mkdir -p "$OUT/rebase"

@@ -93,3 +93,41 @@ def test_resized_cache_keeps_weights_and_a_smaller_prefill_batch_fills_its_rows(
     assert rel(m2.prefill(tokens[:1]), m.prefill(tokens)[:1]) < 1e-5
     with pytest.raises(UsageError):
         m.prefill(torch.zeros(4, 9, dtype=torch.long))
+
+
+@pytest.mark.parametrize("attention", ["triton", "eager"])
+def test_duplicated_kernel_classes_leave_the_outputs_unchanged(attention):
+    # The marginal-energy method runs one class twice; its joules are only that class's if nothing else
+    # changes: same logits (bit for bit) from prefill and decode, the cache included.
+    tokens = torch.randint(0, CFG.vocab_size, (2, 9), generator=torch.Generator().manual_seed(3))
+    pos, lengths = torch.tensor([9]), torch.full((2,), 10, dtype=torch.int32)
+
+    def run(m):
+        return m.prefill(tokens), m.decode_step(tokens[:, -1], pos, lengths)
+
+    base = run(model(attention))
+    for cls in ("gemm", "attention", "pointwise"):
+        m = model(attention)
+        m.set_duplicate(cls)
+        got = run(m)
+        assert all(torch.equal(a, b) for a, b in zip(got, base)), cls
+    with pytest.raises(UsageError, match="kernel_class"):
+        model(attention).set_duplicate("copy")
+
+
+def test_a_duplicated_class_runs_each_of_its_kernels_twice(monkeypatch):
+    calls = []
+    real = torch.matmul
+    monkeypatch.setattr(torch, "matmul", lambda *a: calls.append(1) or real(*a))
+    m = model("eager")
+    tokens = torch.randint(0, CFG.vocab_size, (2, 5), generator=torch.Generator().manual_seed(4))
+    m.prefill(tokens)
+    once = len(calls)
+    m.set_duplicate("gemm")
+    m.prefill(tokens)
+    linear = 4 * CFG.n_layers + 1  # wqkv, wo, w13, w2 per layer and the LM head; eager attention adds 2 a layer
+    assert once == linear + 2 * CFG.n_layers and len(calls) - once == once + linear
+    m.set_duplicate(None)
+    calls.clear()
+    m.prefill(tokens)
+    assert len(calls) == once

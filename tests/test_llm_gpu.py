@@ -138,3 +138,28 @@ def test_fused_swiglu_rows_past_two_to_the_31_elements():
     w = torch.ones(4096, device="cuda", dtype=torch.bfloat16)
     assert torch.allclose(fused.rms_norm(x, w, 1e-5)[-64:].float(), ref.rms_norm(x[-64:], w, 1e-5).float(),
                           rtol=1e-2, atol=1e-2)
+
+
+def test_class_marginals_on_a_small_model_keep_the_tokens_and_cost_more_when_doubled():
+    # The marginal method on the GPU: the graph-captured decode with a class doubled picks the same
+    # greedy tokens, and doubling the GEMMs (most of a 1B model's decode step) costs measurably more
+    # joules and time per decode step than the two baselines differ by.
+    import torch
+
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.generate import DecodeGraph, GenerateShape, generate, random_prompt
+    from kernelprof.methods.llm.marginal import measure_class_marginals
+    from kernelprof.methods.llm.model import Llama
+
+    cfg = get_config("llama-3.2-1b")
+    shape = GenerateShape(2, 64, 12)
+    m = Llama(cfg, batch=2, max_len=shape.max_len, attention="triton")
+    prompt = random_prompt(cfg, shape)
+    base = generate(m, prompt, shape, "optimized", graph=DecodeGraph(m, 64, shape.decode_steps))
+    for cls in ("gemm", "attention", "pointwise"):
+        m.set_duplicate(cls)
+        assert torch.equal(generate(m, prompt, shape, "optimized", graph=DecodeGraph(m, 64, shape.decode_steps)), base)
+    r = measure_class_marginals("llama-3.2-1b", 16, 256, 64, classes=("gemm",), min_inrun_s=2.0)
+    g = next(x for x in r.marginals if x.kernel_class == "gemm" and x.phase == "decode")
+    assert g.energy_per_call_j > 0 and g.time_per_call_s > 0 and "not_resolved" not in g.flags
+    assert 20 < g.share_pct < 150  # GEMMs are most of the step; doubling them cannot add more than the step again and a half

@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel over N GPUs, launched through torchrun "
                    "(NCCL_NVLS_ENABLE=0); per-GPU energy per phase, in-run only")
     p.add_argument("--tp-requests", type=int, default=3, help="with --tp: generate calls measured")
+    p.add_argument("--class-marginals", nargs="?", const="gemm,attention,pointwise", metavar="CLASSES",
+                   help="joules per kernel class in each phase by running one class twice per variant (baseline, "
+                        "each class, baseline; optimized mode, in-run only; ~5 runs): for programs whose 20 ms "
+                        "power windows cannot tell the classes apart (default classes: gemm,attention,pointwise)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     p.set_defaults(handler=run)
 
@@ -58,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         from kernelprof.cli.llm_tp import run_tp
 
         return run_tp(args, prefix)
+    if args.class_marginals:
+        return _run_marginals(args, prefix)
     results = []
     for mode in parse_mode(args.mode):
         # Names by concatenation: model names hold dots ("llama-3.1-8b") that with_suffix would cut.
@@ -78,4 +84,24 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"saved {cyc} (the cycled steady-state reference's profile)")
     if args.json:
         print_json(results)
+    return 0
+
+
+def _run_marginals(args: argparse.Namespace, prefix: Path) -> int:
+    from kernelprof.cli.llm_view import render_marginals
+    from kernelprof.methods.llm.marginal import measure_class_marginals
+    from kernelprof.outputs.runfile import save_run
+
+    if args.mode != "optimized":
+        raise UsageError("--class-marginals runs the optimized mode only (its kernels are the duplicable ones)")
+    classes = tuple(c.strip() for c in args.class_marginals.split(",") if c.strip())
+    r = measure_class_marginals(args.model, args.batch, args.input_len, args.output_len, classes=classes,
+                                min_inrun_s=args.min_inrun_s, device=args.device)
+    path = Path(f"{prefix}-marginals.json")
+    save_run(path, "llm-marginals", {"result": r.to_json()})
+    if args.json:
+        print_json(r.to_json())
+    else:
+        render_marginals(r)
+        console.print(f"saved {path}")
     return 0

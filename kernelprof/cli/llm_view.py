@@ -8,6 +8,7 @@ from rich.table import Table
 from kernelprof.cli.output import console, fmt
 
 if TYPE_CHECKING:
+    from kernelprof.methods.llm.marginal import MarginalResult
     from kernelprof.methods.llm.result import LLMResult, PhaseEnergy
 
 
@@ -82,3 +83,30 @@ def render_llm(r: "LLMResult") -> None:
                   f"{fmt(r.paper_ratio, 'x')} (the paper saw 2.0-6.1x for unoptimized PyTorch, 1.27-1.64x for vLLM, on A6000)")
     for n in r.notes:
         console.print(f"[dim]note: {n}[/]")
+
+
+def render_marginals_run(run) -> None:
+    from kernelprof.methods.llm.marginal import MarginalResult
+
+    render_marginals(MarginalResult.from_json(run.payload["result"]))
+
+
+def render_marginals(r: "MarginalResult") -> None:
+    """Per phase: each class's marginal J per call (run twice minus baseline), and what no class explains."""
+    for ph, base in r.baseline_j_per_call.items():
+        per = "prefill" if ph == "prefill" else "decode step"
+        t = Table(title=f"{r.model} batch {r.batch}, {r.input_len} in / {r.output_len} out on {r.gpu_name}: {ph}, "
+                        f"{fmt(base, 'J')} per {per} (baselines {r.repeat_pct[ph]:.2f}% apart)")
+        for col in ("class", "J per call", "% of the call", "extra time", "clock vs baseline", "flags"):
+            t.add_column(col, justify="left" if col in ("class", "flags") else "right")
+        for m in (m for m in r.marginals if m.phase == ph):
+            t.add_row(m.kernel_class, fmt(m.energy_per_call_j, "J"), fmt(m.share_pct, "%"),
+                      fmt(None if m.time_per_call_s is None else m.time_per_call_s * 1e3, "ms"),
+                      fmt(m.clock_shift_pct, "%"), ",".join(m.flags))
+        un = r.unexplained_j_per_call(ph)
+        t.add_row("(no class: copies, gaps, the rest)", fmt(un, "J"), fmt(None if un is None else 100 * un / base, "%"),
+                  "", "", "")
+        console.print(t)
+    console.print("[dim]marginal = J per call with every kernel of the class launched twice, minus the baseline's: "
+                  "the class's joules in this program's power state; not_resolved = within twice the baselines' "
+                  "spread; clock_shift = the variant's phase ran > 3% off the baseline's mean SM clock[/]")

@@ -19,6 +19,7 @@ RENDERERS = {
     "counters": "kernelprof.cli.counters_view:render_counters",
     "llm": "kernelprof.cli.llm_view:render_run",
     "llm-tp": "kernelprof.cli.llm_tp:render_run",
+    "llm-marginals": "kernelprof.cli.llm_view:render_marginals_run",
     "workload": "kernelprof.cli.workload_view:render_run",
 }
 

@@ -10,6 +10,7 @@ records in JSONL and the workload total.
 - `result`: `LLMResult`, `PhaseEnergy`, `PhaseEstimate` (one per method), `gap_pct`; reads version-1 files.
 - `run`: `run_llm`, the phases measured in-run (Profiler + phase fit) and looped alone (steady state).
 - `cycle`: the phases cycled as in the run (one prefill, then decode steps at a fixed context).
+- `marginal`: joules per kernel class per phase by running one class twice (`kernelprof llm --class-marginals`).
 - `binned`: the paper's binned workload estimate, one batch per bin, resumable.
 - `hf_baseline`: the same generation through Hugging Face transformers, for comparison.
 - `bin_store`: the per-bin JSONL of a binned workload (the shared resumable store).

@@ -33,6 +33,18 @@ def rope_tables(cfg: LlamaConfig, max_len: int, device: torch.device) -> tuple[t
 apply_rope = _ref.apply_rope
 rms_norm = _ref.rms_norm
 
+# Kernel classes `Llama.set_duplicate` can run twice (kernelprof.methods.llm.marginal). The KV-cache
+# writes of the eager path and the prefill (copies) are not among them.
+DUPLICABLE_CLASSES = ("gemm", "attention", "pointwise")
+
+
+def _twice(fn):
+    """fn run twice, the second result returned: each duplicated op is pure, or rewrites the same values."""
+    def run_twice(*args, **kwargs):
+        fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+    return run_twice
+
 
 class Llama:
     """The model, its weights and a static KV cache for `batch` sequences of up to `max_len` tokens."""
@@ -72,6 +84,15 @@ class Llama:
         self.k_cache: list[torch.Tensor] = []
         self.v_cache: list[torch.Tensor] = []
         self.resize_cache(batch, max_len)
+        self.duplicate: str | None = None
+        self._bind_kernels()
+
+    def set_duplicate(self, kernel_class: str | None) -> None:
+        """Run every kernel of one class (DUPLICABLE_CLASSES) twice from now on, or none (None): the
+        marginal-energy method's variants. Outputs are unchanged; capture CUDA graphs after the call."""
+        if kernel_class is not None and kernel_class not in DUPLICABLE_CLASSES:
+            raise UsageError(f"kernel_class must be one of {DUPLICABLE_CLASSES} or None, got {kernel_class!r}")
+        self.duplicate = kernel_class
         self._bind_kernels()
 
     def resize_cache(self, batch: int, max_len: int) -> None:
@@ -113,6 +134,13 @@ class Llama:
             self._decode_attn = decode_eager_batched
             self._rms_norm, self._rope, self._swiglu = _ref.rms_norm, _ref.apply_rope, _ref.swiglu
             self._fused_decode = False
+        from kernels.pointwise.triton_decode_fused import add_rms_norm, rope_qkv_to_cache
+
+        self._add_rms_norm, self._rope_qkv_to_cache = add_rms_norm, rope_qkv_to_cache
+        groups = {"gemm": ("_mm2d",), "attention": ("_prefill_attn", "_decode_attn"),
+                  "pointwise": ("_rms_norm", "_rope", "_swiglu", "_add_rms_norm", "_rope_qkv_to_cache")}
+        for name in groups.get(self.duplicate or "", ()):
+            setattr(self, name, _twice(getattr(self, name)))
 
     def _mm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return self._mm2d(x.reshape(-1, x.shape[-1]), w).reshape(*x.shape[:-1], w.shape[-1])
@@ -174,8 +202,7 @@ class Llama:
         (kernels/pointwise/triton_decode_fused.py): RoPE and both cache writes in one kernel, and each
         residual add in the RMSNorm that follows it (the next layer's, or the final norm). Same values
         as the unfused step up to fp32 summation order; ~5 launches fewer per layer."""
-        from kernels.pointwise.triton_decode_fused import add_rms_norm, rope_qkv_to_cache
-
+        add_rms_norm, rope_qkv_to_cache = self._add_rms_norm, self._rope_qkv_to_cache
         cfg = self.cfg
         B = token.shape[0]
         x = self.tok_emb[token][:, None]                                         # [B, 1, dim]
