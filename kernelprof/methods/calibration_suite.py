@@ -236,14 +236,16 @@ def calibrate(device: int = 0, *, max_wall_s: float = 8.0, subjects: bool = True
     With `counters`, every measured point is also profiled once under ncu
     (kernelprof.methods.calibration_counters) and the counters model is fitted too."""
     require_gpu("kernelprof calibrate")
-    from kernelprof.outputs.environment import git_revision
-
     facts = gpu_facts(device)
     points = MICROBENCHMARKS + (SUBJECTS if subjects else ())
     if only:
         points = tuple(p for p in points if p.name in only)
     summaries, skipped = measure_suite(points, device=device, max_wall_s=max_wall_s, progress=progress)
     counter_notes: list[str] = []
+    if counters and summaries and results_dir is not None:
+        # The energies first: ncu takes minutes and a time limit may stop it; `calibrate --from` refits this.
+        _fit_and_write(summaries, skipped, facts, device, results_dir,
+                       ["counters not profiled yet: this file is overwritten when ncu finishes"])
     if counters and summaries:
         from kernelprof.estimates.counters.ncu import NcuError
         from kernelprof.methods.calibration_counters import suite_counters
@@ -256,20 +258,28 @@ def calibrate(device: int = 0, *, max_wall_s: float = 8.0, subjects: bool = True
         for s in summaries:
             if s["name"] in counts:
                 s["counters"] = counts[s["name"]]
+    fit, path = _fit_and_write(summaries, skipped, facts, device, results_dir, counter_notes)
+    write_cached(cache_path("energy-fit", facts.uuid, facts.driver_version), fit.to_json())
+    return CalibrationRun(fit, tuple(summaries), path, tuple(counter_notes))
+
+
+def _fit_and_write(summaries: list[dict[str, Any]], skipped: list[str], facts: Any, device: int,
+                   results_dir: str | Path | None, counter_notes: list[str]) -> tuple[Any, str | None]:
+    """Fit the models; write calibration-<gpu>.json into `results_dir` if given."""
+    from kernelprof.outputs.environment import git_revision
+
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     source = f"measured by kernelprof calibrate on {facts.name} at {git_revision() or 'unknown revision'}, {created}"
     fit = fit_from_summaries(summaries, gpu_name=facts.name, gpu_uuid=facts.uuid,
                              driver_version=facts.driver_version, source=source, skipped=tuple(skipped),
                              created=created, power_limit_w=facts.power_limit_w)
-    write_cached(cache_path("energy-fit", facts.uuid, facts.driver_version), fit.to_json())
-    path = None
-    if results_dir is not None:
-        path = str(write_results("calibration", result_cases(fit), device=device_record(device),
-                                 notes={"fit": fit.to_json(), "measurements": summaries,
-                                        "target_held_out_pct": TARGET_HELD_OUT_PCT,
-                                        "counter_notes": counter_notes},
-                                 results_dir=Path(results_dir)))
-    return CalibrationRun(fit, tuple(summaries), path, tuple(counter_notes))
+    if results_dir is None:
+        return fit, None
+    path = write_results("calibration", result_cases(fit), device=device_record(device),
+                         notes={"fit": fit.to_json(), "measurements": summaries,
+                                "target_held_out_pct": TARGET_HELD_OUT_PCT, "counter_notes": list(counter_notes)},
+                         results_dir=Path(results_dir))
+    return fit, str(path)
 
 
 def refit_results_file(doc: dict[str, Any]) -> CalibrationRun:
