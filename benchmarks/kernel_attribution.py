@@ -115,6 +115,24 @@ def case_overrides(prof: Any, cases: list[str]) -> tuple[list[Any], dict[str, li
     return overrides, names
 
 
+def case_clocks(prof: Any, cases: list[str]) -> dict[str, tuple[float | None, int]]:
+    """Mean SM clock (MHz) of the 10 Hz readings taken inside each case's segments, and their count:
+    the operating point each kernel ran at in the mix, to set beside its isolated measurement's."""
+    import numpy as np
+
+    g = prof.trace.gpus[0]
+    t_ns = g.state_t_us.astype(np.int64) * 1000
+    ok = np.isfinite(g.sm_clock_mhz)
+    out: dict[str, tuple[float | None, int]] = {}
+    for case in cases:
+        sel = np.zeros(len(t_ns), bool)
+        for iv in (i for i in prof.timeline.intervals if i.name == case):
+            sel |= (t_ns >= iv.t0_ns) & (t_ns < iv.t1_ns)
+        sel &= ok
+        out[case] = (float(np.mean(g.sm_clock_mhz[sel])) if sel.any() else None, int(sel.sum()))
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=10.0, help="length of the mixed run (default 10)")
@@ -146,6 +164,7 @@ def main() -> int:
     print({c: f"{t * 1e3:.3f} ms/call" for c, t in per_call.items()}, flush=True)
     prof, calls = run_mix(built, per_call, args.seconds, args.seed, args.save)
     overrides, case_names = case_overrides(prof, names)
+    clocks = case_clocks(prof, names)
     dev = device_record()
     limits = {dev["uuid"]: dev["power_limit_w"]} if dev.get("uuid") and dev.get("power_limit_w") else None
     fit = attribute_kernels(prof.trace, prof.kernels, (prof.window.t0_ns, prof.window.t1_ns), prof.sensor_profiles,
@@ -173,7 +192,8 @@ def main() -> int:
         c = by.get(case)
         extra = {"isolated_j_per_call": m.energy_per_call_j, "isolated_mean_power_w": m.mean_power_w,
                  "isolated_time_per_call_s": m.time_per_call_s, "isolated_flags": [f.code for f in m.flags],
-                 "calls_in_mix": calls[case]}
+                 "calls_in_mix": calls[case], "mix_sm_clock_mhz": clocks[case][0],
+                 "mix_sm_clock_readings": clocks[case][1], "isolated_sm_clock_mhz": m.sm_clock_mhz}
         if c is None:
             print(f"{case}: no class in the fit (kernel names {case_names.get(case)})", flush=True)
             continue
@@ -205,7 +225,9 @@ def main() -> int:
         print(f"{case}: regression {reg:.4f} J/call ({c.power_w:.0f} +- {c.power_se_w or float('nan'):.1f} W, "
               f"{'identifiable' if c.identifiable else 'NOT identifiable: ' + str(c.reason)}), isolated "
               f"{m.energy_per_call_j:.4f} J/call ({m.mean_power_w:.0f} W): {err:+.2f}% "
-              f"(time per call {time_part:+.2f}%, power {power_part:+.2f}%)", flush=True)
+              f"(time per call {time_part:+.2f}%, power {power_part:+.2f}%; SM clock in the mix "
+              f"{clocks[case][0] or float('nan'):.0f} MHz over {clocks[case][1]} readings, alone "
+              f"{m.sm_clock_mhz or float('nan'):.0f} MHz)", flush=True)
         write_results("kernel-attribution", cases, device=dev, notes=notes)
     path = write_results("kernel-attribution", cases, device=dev, notes=notes)
     print(f"wrote {path}")
