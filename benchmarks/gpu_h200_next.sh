@@ -51,7 +51,10 @@ case "$step" in
              "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" \
              "tests/test_timing_gpu.py::test_tuner_graph_timing_matches_direct_when_gpu_bound_and_drops_host_launch_cost" \
              > "$OUT/new-gpu-tests.log" 2>&1 ;;
-  calib) mkdir -p "$OUT/calib"; COLUMNS=220 timeout ${CALIB_TIMEOUT_S:-480} python -m kernelprof calibrate --counters \
+  calib) mkdir -p "$OUT/calib"; ct=${CALIB_TIMEOUT_S:-480}
+         # DEADLINE_S: the whole call's budget; calib takes what the steps before it left (less 15 s to pack).
+         [ -n "${DEADLINE_S:-}" ] && ct=$(( DEADLINE_S - SECONDS - 15 ))
+         COLUMNS=220 timeout $ct python -m kernelprof calibrate --counters \
              --results-dir "$OUT/calib" > "$OUT/calib.log" 2>&1 ;;
   tests_a) timeout 560 python -m pytest -v -m gpu $files_a -p no:cacheprovider --timeout 200 -rfEs --tb=short \
              --durations=30 --junitxml="$OUT/junit-a.xml" > "$OUT/tests-a.log" 2>&1 ;;
