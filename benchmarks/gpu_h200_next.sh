@@ -2,8 +2,14 @@
 # The next session's device calls: `bash benchmarks/gpu_h200_next.sh STEP [STEP...]`, steps in order.
 # Done on 2026-12-04: tests_a, tests_b (e300645), rebase, power, llm, workload, verdicts, ladder_new, classes,
 # discipline_sweep x2, accuracy (950a9ba), eager_rungs, wl_first azure-conv (complete), wl_last azure-code
-# (53/56 bins). Still to run: the GPU suite after 826c7dc (the eager decode changed), WL=azure-code wl_last
-# then wl_first (two calls), WL=burstgpt-fitted wl_last and wl_first, the whole ladder, kattr.
+# (53/56 bins), later wl_first azure-code (46/56). No device call ran on 12-05 or 12-06 (no machine started).
+# Next, by priority (1800 s; a start costs 60-90 s; a call <= 600 s):
+#   call 1: DEADLINE_S=560 ... new_gpu_tests calib      (every GPU test written since 12-04; issue 12's counters model)
+#   call 2: flush_bias attn_configs decode_tune llm       (issue 17: flush question, attention variants, tuned
+#           decode table incl. the 8B's own shapes and the fused merge, e2e with the fused decode step)
+#   call 3: marginals kattr gemm_tune                     (issue 15: per-class 8B joules, attribution clocks)
+#   call 4: accuracy (check_s), then tests_a / tests_b before resolving anything; then WL=azure-code wl_first,
+#           WL=burstgpt-fitted wl_last / wl_first, the whole ladder (issue 18).
 # Each call may land on another card: the workload steps resume with --other-gpu from traces/ladder-<trace>-h200/,
 # so copy each call's rung files back there and commit before the next call. Estimated step times:
 #   bash benchmarks/gpu_h200_next.sh tests_a   # GPU tests, files before test_ladder.py (~430 s in call D)
