@@ -78,3 +78,4 @@ def test_bad_class_lists_are_refused_before_the_gpu():
 def test_the_cli_refuses_unknown_classes_and_other_modes():
     assert main(["llm", "--class-marginals", "gemm,foo"]) == 2
     assert main(["llm", "--class-marginals", "--mode", "eager"]) == 2
+    assert main(["llm", "--class-marginals", "--kernel-slices"]) == 2

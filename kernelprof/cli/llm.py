@@ -94,9 +94,12 @@ def _run_marginals(args: argparse.Namespace, prefix: Path) -> int:
 
     if args.mode != "optimized":
         raise UsageError("--class-marginals runs the optimized mode only (its kernels are the duplicable ones)")
+    if args.kernel_slices:
+        raise UsageError("--class-marginals compares in-run energies; run --kernel-slices separately (CUPTI "
+                         "would perturb the variants' timing unequally)")
     classes = tuple(c.strip() for c in args.class_marginals.split(",") if c.strip())
     r = measure_class_marginals(args.model, args.batch, args.input_len, args.output_len, classes=classes,
-                                min_inrun_s=args.min_inrun_s, device=args.device)
+                                min_inrun_s=args.min_inrun_s, device=args.device, gemm=args.gemm)
     path = Path(f"{prefix}-marginals.json")
     save_run(path, "llm-marginals", {"result": r.to_json()})
     if args.json:

@@ -124,7 +124,7 @@ def compose(runs: dict[str, LLMResult], classes: tuple[str, ...]) -> MarginalRes
 
 def measure_class_marginals(model_name: str, batch: int, input_len: int, output_len: int, *,
                             classes: tuple[str, ...] | None = None, min_inrun_s: float = 6.0, device: int = 0,
-                            seed: int = 0) -> MarginalResult:
+                            seed: int = 0, gemm: str = "cublas") -> MarginalResult:
     """Baseline, each class run twice, baseline again: `kernelprof llm` optimized in-run, one model reused."""
     from kernelprof.gpu.devices import require_gpu
     from kernelprof.methods.llm.config import get_config
@@ -144,10 +144,10 @@ def measure_class_marginals(model_name: str, batch: int, input_len: int, output_
     cfg, shape = get_config(model_name), GenerateShape(batch, input_len, output_len)
     check_fits(cfg, shape, "optimized", device)
     with torch.cuda.device(device):
-        model = build_model(cfg, shape, "optimized", seed=seed)
+        model = build_model(cfg, shape, "optimized", gemm=gemm, seed=seed)
 
     def one() -> LLMResult:  # graphs are captured inside run_llm, after set_duplicate
-        return run_llm(model_name, batch, input_len, output_len, mode="optimized", steady=False,
+        return run_llm(model_name, batch, input_len, output_len, mode="optimized", gemm=gemm, steady=False,
                        min_inrun_s=min_inrun_s, device=device, seed=seed, model=model)
 
     runs = {"baseline-0": one()}
