@@ -9,7 +9,7 @@ from kernelprof.cli.output import console
 TRACES = Path(__file__).resolve().parent.parent.parent / "traces"
 # Shipped real recordings shown without a GPU, most telling first.
 SHIPPED = ("llm-llama-3.1-8b-b8-optimized.json", "compare-attention-h100.json", "demo-profile.json",
-           "sensor-h100.json")
+           "sensor-h100.json", "sensor-h200.json")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 def shipped_demo() -> int:
     from kernelprof.cli import report
 
-    console.rule("No GPU here: reports of real runs recorded on an H100 and shipped in traces/")
+    console.rule("No GPU here: reports of real runs recorded on an H100 (and the H200's sensors) shipped in traces/")
     shown = 0
     for name in SHIPPED:
         path = TRACES / name
