@@ -9,8 +9,10 @@ the extra joules per prefill or per decode step over the baseline are that class
 program, in the power state its neighbours leave it in (the board's idle floor during its time
 included, as the regression's "W busy" includes it).
 
-Two baselines bracket the variants (baseline, each class, baseline); their difference is the
-repeatability, and a marginal within twice it is flagged as not resolved. A variant whose phase ran
+Two baselines bracket the variants (baseline, each class, baseline). Each variant is compared with
+the baseline interpolated to its place in that order, so a steady drift between the two (the card
+warming) cancels; the baselines' difference is the repeatability, and a marginal within twice it is
+flagged as not resolved. A variant whose phase ran
 at another mean SM clock than the baseline (> 3%) is flagged: a doubled class may move the power
 limiter, and then its marginal mixes two states. The marginals need not add up to the baseline;
 what is left (copies, launch gaps, the kernels no class holds) is shown as unexplained, never spread
@@ -93,7 +95,8 @@ def _per_call(r: LLMResult, phase: str) -> tuple[float | None, float | None, flo
 
 
 def compose(runs: dict[str, LLMResult], classes: tuple[str, ...]) -> MarginalResult:
-    """The marginals from measured runs: "baseline-0", one per class, "baseline-1" (no GPU needed)."""
+    """The marginals from measured runs: "baseline-0", one per class in `classes` order (the order they ran
+    in), "baseline-1" (no GPU needed)."""
     b0, b1 = runs["baseline-0"], runs["baseline-1"]
     base_j, base_t, repeat, base_mhz = {}, {}, {}, {}
     for ph in PHASES:
@@ -104,13 +107,15 @@ def compose(runs: dict[str, LLMResult], classes: tuple[str, ...]) -> MarginalRes
         repeat[ph] = 100.0 * abs(j1 - j0) / base_j[ph]
         base_mhz[ph] = (c0 + c1) / 2 if c0 and c1 else None
     marginals = []
-    for cls in classes:
+    for i, cls in enumerate(classes):
+        w = (i + 1) / (len(classes) + 1)  # the variant's place between the two baselines
         for ph in base_j:
             j, t, mhz = _per_call(runs[cls], ph)
             if j is None:
                 marginals.append(ClassMarginal(cls, ph, None, None, None, None, ("no_reading",)))
                 continue
-            dj, dt = j - base_j[ph], t - base_t[ph]
+            (j0, t0, _), (j1, t1, _) = _per_call(b0, ph), _per_call(b1, ph)
+            dj, dt = j - (j0 + w * (j1 - j0)), t - (t0 + w * (t1 - t0))
             shift = 100.0 * (mhz / base_mhz[ph] - 1.0) if mhz and base_mhz.get(ph) else None
             flags = []
             if abs(dj) < 2.0 * repeat[ph] / 100.0 * base_j[ph]:
