@@ -45,3 +45,4 @@ def test_the_replay_prints_every_case(capsys):
     assert replay.main([str(DETAIL)]) == 0
     out = capsys.readouterr().out
     assert out.count(" s ") >= 9 and "decode-b16-ctx8192" in out and "fma-fp32-lowpower" in out
+
