@@ -80,3 +80,4 @@ def test_the_cli_refuses_unknown_classes_and_other_modes():
     assert main(["llm", "--class-marginals", "gemm,foo"]) == 2
     assert main(["llm", "--class-marginals", "--mode", "eager"]) == 2
     assert main(["llm", "--class-marginals", "--kernel-slices"]) == 2
+    assert main(["llm", "--class-marginals", " , "]) == 2

@@ -98,6 +98,8 @@ def _run_marginals(args: argparse.Namespace, prefix: Path) -> int:
         raise UsageError("--class-marginals compares in-run energies; run --kernel-slices separately (CUPTI "
                          "would perturb the variants' timing unequally)")
     classes = tuple(c.strip() for c in args.class_marginals.split(",") if c.strip())
+    if not classes:
+        raise UsageError("--class-marginals needs class names (gemm, attention, pointwise), or none for all three")
     r = measure_class_marginals(args.model, args.batch, args.input_len, args.output_len, classes=classes,
                                 min_inrun_s=args.min_inrun_s, device=args.device, gemm=args.gemm)
     path = Path(f"{prefix}-marginals.json")
