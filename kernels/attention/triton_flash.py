@@ -112,25 +112,42 @@ def _attn_block_range_pipelined(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc
             k_next = _load_kv_tile(k_base, k_desc, b, h_kv, stride_kn, start_n + BLOCK_N, offs_n0, offs_d,
                                    HEAD_DIM, BLOCK_N, USE_TMA)
             qk_next = tl.dot(q, tl.trans(k_next))
-            m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-            p = tl.math.exp2(qk * qk_scale - m_new[:, None])
-            alpha = tl.math.exp2(m_i - m_new)
-            l_i = l_i * alpha + tl.sum(p, 1)
             v = _load_kv_tile(v_base, v_desc, b, h_kv, stride_vn, start_n, offs_n0, offs_d, HEAD_DIM, BLOCK_N,
                               USE_TMA)
-            acc = acc * alpha[:, None]
-            acc = tl.dot(p.to(v.dtype), v, acc)
-            m_i = m_new
+            acc, l_i, m_i = _folded_softmax_pv(acc, l_i, m_i, qk, v, qk_scale)
             qk = qk_next
-        last = hi - BLOCK_N  # the peeled last block: its scores are already in qk
-        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-        p = tl.math.exp2(qk * qk_scale - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        v = _load_kv_tile(v_base, v_desc, b, h_kv, stride_vn, last, offs_n0, offs_d, HEAD_DIM, BLOCK_N, USE_TMA)
-        acc = acc * alpha[:, None]
-        acc = tl.dot(p.to(v.dtype), v, acc)
-        m_i = m_new
+        # The peeled last block: its scores are already in qk.
+        v = _load_kv_tile(v_base, v_desc, b, h_kv, stride_vn, hi - BLOCK_N, offs_n0, offs_d, HEAD_DIM, BLOCK_N,
+                          USE_TMA)
+        acc, l_i, m_i = _folded_softmax_pv(acc, l_i, m_i, qk, v, qk_scale)
+    return acc, l_i, m_i
+
+
+@triton.jit
+def _folded_softmax_pv(acc, l_i, m_i, qk, v, qk_scale):
+    """One unmasked key block's online-softmax update in the folded form (raw scores qk, tile v)."""
+    m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+    p = tl.math.exp2(qk * qk_scale - m_new[:, None])
+    alpha = tl.math.exp2(m_i - m_new)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc)
+    return acc, l_i, m_new
+
+
+@triton.jit
+def _attn_unmasked_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn, offs_m,
+                         offs_d, lo, hi, qk_scale, SEQ_K, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
+                         USE_TMA: tl.constexpr, FOLD_SCALE: tl.constexpr, PIPELINE_QK: tl.constexpr):
+    """Whole, unmasked key blocks [lo, hi) by the loop the config names (pipelined, or plain)."""
+    if PIPELINE_QK:
+        acc, l_i, m_i = _attn_block_range_pipelined(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv,
+                                                    stride_kn, stride_vn, offs_d, lo, hi, qk_scale,
+                                                    HEAD_DIM, BLOCK_N, USE_TMA)
+    else:
+        acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn,
+                                          stride_vn, offs_m, offs_d, lo, hi, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N,
+                                          False, False, USE_TMA, FOLD_SCALE)
     return acc, l_i, m_i
 
 
@@ -186,14 +203,9 @@ def _attn_fwd_kernel(Q, K, V, O, qk_scale,
         # Stage 1: key blocks entirely left of this query block are fully visible and fully inside
         # the sequence (they end at start_m*BLOCK_M <= SEQ_Q == SEQ_K): no mask at all.
         diag = start_m * BLOCK_M
-        if PIPELINE_QK:
-            acc, l_i, m_i = _attn_block_range_pipelined(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv,
-                                                        stride_kn, stride_vn, offs_d, 0, diag, qk_scale,
-                                                        HEAD_DIM, BLOCK_N, USE_TMA)
-        else:
-            acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn,
-                                              stride_vn, offs_m, offs_d, 0, diag, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N,
-                                              False, False, USE_TMA, FOLD_SCALE)
+        acc, l_i, m_i = _attn_unmasked_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn,
+                                             stride_vn, offs_m, offs_d, 0, diag, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N,
+                                             USE_TMA, FOLD_SCALE, PIPELINE_QK)
         # Stage 2: the diagonal block, where key n is visible to query m iff n <= m (and n < SEQ_K,
         # which also bounds the padding rows past SEQ_Q). Its first key (n = diag) is visible to
         # every row, so no row's maximum stays -inf.
@@ -203,14 +215,9 @@ def _attn_fwd_kernel(Q, K, V, O, qk_scale,
                                           HEAD_DIM, BLOCK_N, True, True, USE_TMA, FOLD_SCALE)
     else:
         full = (SEQ_K // BLOCK_N) * BLOCK_N
-        if PIPELINE_QK:
-            acc, l_i, m_i = _attn_block_range_pipelined(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv,
-                                                        stride_kn, stride_vn, offs_d, 0, full, qk_scale,
-                                                        HEAD_DIM, BLOCK_N, USE_TMA)
-        else:
-            acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn,
-                                              stride_vn, offs_m, offs_d, 0, full, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N,
-                                              False, False, USE_TMA, FOLD_SCALE)
+        acc, l_i, m_i = _attn_unmasked_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn,
+                                             stride_vn, offs_m, offs_d, 0, full, qk_scale, SEQ_K, HEAD_DIM, BLOCK_N,
+                                             USE_TMA, FOLD_SCALE, PIPELINE_QK)
         # The ragged last key block (SEQ_K not a multiple of BLOCK_N), masked.
         acc, l_i, m_i = _attn_block_range(acc, l_i, m_i, q, k_base, v_base, k_desc, v_desc, b, h_kv, stride_kn, stride_vn,
                                           offs_m, offs_d,
