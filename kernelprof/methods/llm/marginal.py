@@ -98,11 +98,12 @@ def compose(runs: dict[str, LLMResult], classes: tuple[str, ...]) -> MarginalRes
     """The marginals from measured runs: "baseline-0", one per class in `classes` order (the order they ran
     in), "baseline-1" (no GPU needed)."""
     b0, b1 = runs["baseline-0"], runs["baseline-1"]
-    base_j, base_t, repeat, base_mhz = {}, {}, {}, {}
+    base_j, base_t, repeat, base_mhz, ends = {}, {}, {}, {}, {}
     for ph in PHASES:
         (j0, t0, c0), (j1, t1, c1) = _per_call(b0, ph), _per_call(b1, ph)
         if j0 is None or j1 is None:
             continue
+        ends[ph] = (j0, t0, j1, t1)
         base_j[ph], base_t[ph] = (j0 + j1) / 2, (t0 + t1) / 2
         repeat[ph] = 100.0 * abs(j1 - j0) / base_j[ph]
         base_mhz[ph] = (c0 + c1) / 2 if c0 and c1 else None
@@ -114,7 +115,7 @@ def compose(runs: dict[str, LLMResult], classes: tuple[str, ...]) -> MarginalRes
             if j is None:
                 marginals.append(ClassMarginal(cls, ph, None, None, None, None, ("no_reading",)))
                 continue
-            (j0, t0, _), (j1, t1, _) = _per_call(b0, ph), _per_call(b1, ph)
+            j0, t0, j1, t1 = ends[ph]
             dj, dt = j - (j0 + w * (j1 - j0)), t - (t0 + w * (t1 - t0))
             shift = 100.0 * (mhz / base_mhz[ph] - 1.0) if mhz and base_mhz.get(ph) else None
             flags = []
