@@ -33,9 +33,11 @@ def rope_tables(cfg: LlamaConfig, max_len: int, device: torch.device) -> tuple[t
 apply_rope = _ref.apply_rope
 rms_norm = _ref.rms_norm
 
-# Kernel classes `Llama.set_duplicate` can run twice (kernelprof.methods.llm.marginal). The KV-cache
-# writes of the eager path and the prefill (copies) are not among them.
-DUPLICABLE_CLASSES = ("gemm", "attention", "pointwise")
+# Kernel classes `Llama.set_duplicate` can run twice (kernelprof.methods.llm.marginal), each with the bound
+# kernels it wraps. The KV-cache writes of the eager path and the prefill (copies) are not among them.
+_DUPLICATED_KERNELS = {"gemm": ("_mm2d",), "attention": ("_prefill_attn", "_decode_attn"),
+                       "pointwise": ("_rms_norm", "_rope", "_swiglu", "_add_rms_norm", "_rope_qkv_to_cache")}
+DUPLICABLE_CLASSES = tuple(_DUPLICATED_KERNELS)
 
 
 def _twice(fn):
@@ -137,9 +139,7 @@ class Llama:
         from kernels.pointwise.triton_decode_fused import add_rms_norm, rope_qkv_to_cache
 
         self._add_rms_norm, self._rope_qkv_to_cache = add_rms_norm, rope_qkv_to_cache
-        groups = {"gemm": ("_mm2d",), "attention": ("_prefill_attn", "_decode_attn"),
-                  "pointwise": ("_rms_norm", "_rope", "_swiglu", "_add_rms_norm", "_rope_qkv_to_cache")}
-        for name in groups.get(self.duplicate or "", ()):
+        for name in _DUPLICATED_KERNELS.get(self.duplicate or "", ()):
             setattr(self, name, _twice(getattr(self, name)))
 
     def _mm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
