@@ -43,6 +43,10 @@ set -u
 export PYTHONPATH=. PYTHONUNBUFFERED=1 KERNELPROF_GIT_REVISION=${REV:-unknown}
 nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.sm,temperature.gpu --format=csv > "$OUT/gpu.txt" 2>&1
 nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv >> "$OUT/gpu.txt" 2>&1
+# The benchmarks name their results after the card (gpu_slug): copy back the file this card wrote, not
+# the H200 one the checkout already holds (12-07: llm-h100.json was left behind, llm-h200.json copied).
+SLUG=$(python -c 'import torch; from kernelprof.outputs.benchfile import gpu_slug; print(gpu_slug(torch.cuda.get_device_name()))' 2>/dev/null || echo h200)
+echo "slug $SLUG" >> "$OUT/gpu.txt"
 files_a=$(ls tests/test_*.py | sort | awk '$0 < "tests/test_ladder.py"')
 files_b=$(ls tests/test_*.py | sort | awk '$0 >= "tests/test_ladder.py"')
 for step in "$@"; do
@@ -57,6 +61,8 @@ case "$step" in
              "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" \
              "tests/test_timing_gpu.py::test_tuner_graph_timing_matches_direct_when_gpu_bound_and_drops_host_launch_cost" \
              > "$OUT/new-gpu-tests.log" 2>&1 ;;
+  flush_test) timeout 120 python -m pytest -v -m gpu -p no:cacheprovider --timeout 100 -rfEs --tb=short \
+             "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" > "$OUT/flush-test.log" 2>&1 ;;
   calib) mkdir -p "$OUT/calib"; ct=${CALIB_TIMEOUT_S:-480}
          # DEADLINE_S: the whole call's budget; calib takes what the steps before it left (less 15 s to pack).
          [ -n "${DEADLINE_S:-}" ] && ct=$(( DEADLINE_S - SECONDS - 15 ))
@@ -69,33 +75,33 @@ case "$step" in
   ladder)  timeout 570 python -m kernelprof ladder --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 \
              --repeats 2 --out "$OUT/ladder-llama-3.1-8b-b8-h200.jsonl" --results --plot "$OUT/ladder-h200.png" \
              > "$OUT/ladder.log" 2>&1
-           cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
+           cp benchmarks/results/ladder-$SLUG.json "$OUT/" 2>/dev/null ;;
   ladder_new) timeout ${LADDER_TIMEOUT_S:-300} python -m kernelprof ladder --model llama-3.1-8b --batch 8 --input-len 512 \
              --output-len 128 --repeats 1 --rungs hf-sdpa-static-compile,kp-triton-max-batch \
              --out "$OUT/ladder-new-rungs-llama-3.1-8b-b8-h200.jsonl" > "$OUT/ladder-new.log" 2>&1 ;;
   accuracy) timeout 560 python benchmarks/accuracy.py --no-zeus --merge --detail "$OUT/accuracy-detail.json" \
-             > "$OUT/accuracy.log" 2>&1; cp benchmarks/results/accuracy-h200.json "$OUT/" ;;
+             > "$OUT/accuracy.log" 2>&1; cp benchmarks/results/accuracy-$SLUG.json "$OUT/" ;;
   classes) timeout 400 python -m kernelprof llm --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 \
-             --mode optimized --kernel-slices --min-inrun-s 6 -o "$OUT/llm-8b-b8-kernels-h200" > "$OUT/llm-classes.log" 2>&1
-           timeout 120 python -m kernelprof report "$OUT"/llm-8b-b8-kernels-h200-optimized.profile.json --by class \
+             --mode optimized --kernel-slices --min-inrun-s 6 -o "$OUT/llm-8b-b8-kernels-$SLUG" > "$OUT/llm-classes.log" 2>&1
+           timeout 120 python -m kernelprof report "$OUT"/llm-8b-b8-kernels-$SLUG-optimized.profile.json --by class \
              > "$OUT/llm-classes-report.txt" 2>&1
-           rm -f "$OUT"/llm-8b-b8-kernels-h200*.trace.json ;;  # ~400k slices: over $OUT's 16 MiB per file
+           rm -f "$OUT"/llm-8b-b8-kernels-$SLUG*.trace.json ;;  # ~400k slices: over $OUT's 16 MiB per file
   verdicts) timeout $(( ${VERDICTS_BUDGET_S:-450} + 110 )) python benchmarks/energy_verdicts.py --budget-s ${VERDICTS_BUDGET_S:-450} > "$OUT/verdicts.log" 2>&1
-            cp benchmarks/results/energy-verdicts-h200.json "$OUT/" 2>/dev/null ;;
+            cp benchmarks/results/energy-verdicts-$SLUG.json "$OUT/" 2>/dev/null ;;
   discipline) timeout 300 python benchmarks/counter_discipline.py --fixture "$OUT/" > "$OUT/discipline.log" 2>&1
-              cp benchmarks/results/counter_discipline-h200.json "$OUT/" 2>/dev/null ;;
+              cp benchmarks/results/counter_discipline-$SLUG.json "$OUT/" 2>/dev/null ;;
   discipline_sweep) timeout 240 python benchmarks/counter_discipline.py --counter-interval-s 0.5,0.2,0.1 \
              --fixture "$OUT/" > "$OUT/discipline-sweep.log" 2>&1
-              cp benchmarks/results/counter_discipline-h200.json "$OUT/" 2>/dev/null ;;
+              cp benchmarks/results/counter_discipline-$SLUG.json "$OUT/" 2>/dev/null ;;
   kattr) timeout 300 python benchmarks/kernel_attribution.py --burst-reference --save "$OUT/kattr-mix.json" \
            > "$OUT/kattr.log" 2>&1  # the mix's recording comes back, so the regression can be studied on CPU
-         cp benchmarks/results/kernel-attribution-h200.json "$OUT/" 2>/dev/null ;;
+         cp benchmarks/results/kernel-attribution-$SLUG.json "$OUT/" 2>/dev/null ;;
   gemm_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/gemm_tune.py --out "$OUT/tune" --budget-s 150 \
                --flush "${FLUSH:-write}" > "$OUT/tune/gemm.log" 2>&1 ;;
   decode_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/decode_tune.py --out "$OUT/tune" --budget-s 150 \
                  --flush "${FLUSH:-write}" > "$OUT/tune/decode.log" 2>&1 ;;
   marginals) timeout 300 python -m kernelprof llm --model llama-3.1-8b --batch 8 --input-len 512 --output-len 128 \
-             --class-marginals --min-inrun-s 4 -o "$OUT/llm-8b-b8-h200" > "$OUT/marginals.log" 2>&1 ;;
+             --class-marginals --min-inrun-s 4 -o "$OUT/llm-8b-b8-$SLUG" > "$OUT/marginals.log" 2>&1 ;;
   attn_configs) timeout 240 python benchmarks/attention_configs.py > "$OUT/attention-configs.log" 2>&1 ;;
   flush_bias) timeout 200 python benchmarks/flush_bias.py --out "$OUT" > "$OUT/flush-bias.log" 2>&1 ;;
   rebase) mkdir -p "$OUT/rebase"
@@ -104,27 +110,27 @@ case "$step" in
           timeout 170 python benchmarks/kernel_energy.py > "$OUT/rebase/kernel-energy.log" 2>&1; echo "kernel_energy rc=$?" >> "$OUT/steps.txt"
           timeout 80 python benchmarks/timing.py > "$OUT/rebase/timing.log" 2>&1; echo "timing rc=$?" >> "$OUT/steps.txt"
           timeout 170 python benchmarks/counters.py > "$OUT/rebase/counters.log" 2>&1; echo "counters rc=$?" >> "$OUT/steps.txt"
-          cp benchmarks/results/{power,kernel-energy,timing,counters}-h200.json "$OUT/rebase/" 2>/dev/null ;;
-  power) timeout 170 python benchmarks/power.py > "$OUT/power.log" 2>&1; cp benchmarks/results/power-h200.json "$OUT/" ;;
+          cp benchmarks/results/{power,kernel-energy,timing,counters}-$SLUG.json "$OUT/rebase/" 2>/dev/null ;;
+  power) timeout 170 python benchmarks/power.py > "$OUT/power.log" 2>&1; cp benchmarks/results/power-$SLUG.json "$OUT/" ;;
   llm) timeout ${LLM_TIMEOUT_S:-540} python benchmarks/llm.py --no-hf --min-inrun-s 6 > "$OUT/llm.log" 2>&1
-       cp benchmarks/results/llm-h200.json "$OUT/" 2>/dev/null ;;
+       cp benchmarks/results/llm-$SLUG.json "$OUT/" 2>/dev/null ;;
   workload) timeout ${WORKLOAD_TIMEOUT_S:-540} python benchmarks/workload.py --trace azure-conv \
               --out "$OUT/workload-azure-conv.jsonl" > "$OUT/workload.log" 2>&1
-            cp benchmarks/results/workload-h200.json "$OUT/" 2>/dev/null ;;
+            cp benchmarks/results/workload-$SLUG.json "$OUT/" 2>/dev/null ;;
   wl_first) W=${WL:-azure-conv}; mkdir -p "$OUT/ladder-$W"
-            # Rung files from earlier calls (traces/ladder-$W-h200/) resume here; else the
+            # Rung files from earlier calls on this kind of card (traces/ladder-$W-$SLUG/) resume here; else the
             # workload benchmark's optimized recording serves as the last rung.
-            [ -d traces/ladder-$W-h200 ] && cp traces/ladder-$W-h200/*.jsonl "$OUT/ladder-$W/"
-            [ -f "$OUT/ladder-$W/optimized.jsonl" ] || { [ -f traces/workload-$W-llama-3.1-8b-h200.jsonl ] && \
-              cp traces/workload-$W-llama-3.1-8b-h200.jsonl "$OUT/ladder-$W/optimized.jsonl"; }
+            [ -d traces/ladder-$W-$SLUG ] && cp traces/ladder-$W-$SLUG/*.jsonl "$OUT/ladder-$W/"
+            [ -f "$OUT/ladder-$W/optimized.jsonl" ] || { [ -f traces/workload-$W-llama-3.1-8b-$SLUG.jsonl ] && \
+              cp traces/workload-$W-llama-3.1-8b-$SLUG.jsonl "$OUT/ladder-$W/optimized.jsonl"; }
             timeout ${WL_TIMEOUT_S:-420} python -m kernelprof ladder --workload $W --only first --out "$OUT/ladder-$W" --other-gpu \
               --results > "$OUT/ladder-$W.log" 2>&1
-            cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
+            cp benchmarks/results/ladder-$SLUG.json "$OUT/" 2>/dev/null ;;
   wl_last) W=${WL:-azure-conv}; mkdir -p "$OUT/ladder-$W"
-           [ -d traces/ladder-$W-h200 ] && cp traces/ladder-$W-h200/*.jsonl "$OUT/ladder-$W/"
+           [ -d traces/ladder-$W-$SLUG ] && cp traces/ladder-$W-$SLUG/*.jsonl "$OUT/ladder-$W/"
            timeout ${WL_TIMEOUT_S:-420} python -m kernelprof ladder --workload $W --only last --out "$OUT/ladder-$W" --other-gpu \
              --results > "$OUT/ladder-$W-last.log" 2>&1
-           cp benchmarks/results/ladder-h200.json "$OUT/" 2>/dev/null ;;
+           cp benchmarks/results/ladder-$SLUG.json "$OUT/" 2>/dev/null ;;
   eager_rungs) timeout ${EAGER_TIMEOUT_S:-200} python -m kernelprof ladder --model llama-3.1-8b --batch 8 --input-len 512 \
              --output-len 128 --repeats 1 --rungs hf-eager,kp-eager \
              --out "$OUT/ladder-eager-rungs-llama-3.1-8b-b8-h200.jsonl" > "$OUT/ladder-eager.log" 2>&1 ;;
