@@ -207,17 +207,31 @@ class TuneRun:
         write_results(self.benchmark, self.cases, device=device, notes=self.notes, results_dir=self.results_dir)
         if self.out_dir is not None:
             write_results(self.benchmark, self.cases, device=device, notes=self.notes, results_dir=self.out_dir)
-        doc = {"version": 1, "gpus": {name: {
+        gpu_entry = {
             "entries": self.table_entries, "written_by": f"benchmarks/{self.benchmark.replace('-', '_')}.py",
             "git_revision": git_revision(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "torch": torch.__version__, "triton": _triton_version(), "driver": device.get("driver")}}}
-        # The copy in out_dir is named by op ('decode-tuned_h200.json'): both tuners share one folder.
+            "torch": torch.__version__, "triton": _triton_version(), "driver": device.get("driver")}
+        # The table is keyed by GPU name: replace this card's entry and keep the others' (a tune on an
+        # H100 used to drop the H200's). The copy in out_dir, named by op ('decode-tuned_h200.json'
+        # as both tuners share one folder), holds this card's entry alone.
         copy = self.out_dir / f"{self.table_path.parent.name}-{self.table_path.name}" if self.out_dir else None
-        for path in [self.table_path] + ([copy] if copy else []):
+        for path, others in [(self.table_path, _other_gpus(self.table_path, name))] + ([(copy, {})] if copy else []):
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
+            doc = {"version": 1, "gpus": {**others, name: gpu_entry}}
             tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
             tmp.replace(path)
+
+
+def _other_gpus(path: Path, name: str) -> dict:
+    """The entries of GPUs other than `name` in the version-1 table at `path` ({} if none or unreadable)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("gpus"), dict):
+        return {}
+    return {k: v for k, v in doc["gpus"].items() if k != name}
 
 
 def _triton_version() -> str | None:
