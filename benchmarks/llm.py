@@ -1,5 +1,7 @@
 """Prefill vs decode on Llama-3.1-8B shapes: kernelprof's optimized path against transformers' eager
-`generate` on the same card in the same run, and in-run vs steady-state phase energy.
+`generate` on the same card in the same run, in-run vs steady-state phase energy, and the time per
+batch against the roofline floor (kernelprof.methods.llm.floor, from the copy bandwidth and matmul rate
+measured at the start of the same run).
 
 For batch 1, 8 and 64 with 512 input and 128 output tokens: the optimized path (Triton attention and
 decode kernels, CUDA-graph decode) measured by `run_llm` (both methods), and transformers'
@@ -71,9 +73,15 @@ def main() -> int:
     require_gpu("benchmarks/llm.py")
     import torch
 
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.floor import measure_rates, roofline_floor
     from kernelprof.methods.llm.run import gap_pct, run_llm
 
     cases, log = [], {}
+    rates = measure_rates()
+    log["floor_rates"] = rates.to_json()
+    print(f"floor rates: copy {rates.copy_bytes_per_s / 1e12:.3f} TB/s, bf16 matmul {rates.matmul_flop_s / 1e12:.0f} "
+          f"TFLOP/s ({rates.how})", flush=True)
     for b in (int(x) for x in args.batches.split(",")):
         tag = f"{args.model}/b{b}/in{args.input}/out{args.output}"
         profile = str(Path(args.profiles) / f"llm-{args.model}-b{b}.profile.json") if args.profiles else None
@@ -91,6 +99,11 @@ def main() -> int:
         cases.append(Case(f"{tag}/phases_vs_window", "pct",
                           100 * (phases_j - r.total_energy_inrun_j) / r.total_energy_inrun_j))
         cases.append(Case(f"{tag}/paper_ratio", "x", r.paper_ratio))
+        floor = roofline_floor(get_config(args.model), b, args.input, args.output, rates)
+        cases.append(Case(f"{tag}/time_vs_floor", "x", t_ours / floor.total_s,
+                          extra={"time_per_batch_s": t_ours, **floor.to_json()}))
+        print(f"{tag} floor {floor.total_s:.3f} s (prefill {floor.prefill_s * 1e3:.1f} ms, {floor.prefill_bound}-bound; "
+              f"decode {floor.decode_s * 1e3:.1f} ms): {t_ours / floor.total_s:.3f}x the floor", flush=True)
 
         def gaps(method: str, reference: str, per_call: bool = False) -> list[float]:
             return [round(float(gap_pct(p, method, reference, per_call=per_call) or 0), 2) for p in r.phases]
@@ -141,7 +154,10 @@ def main() -> int:
                            "the middle context, back to back; kernelprof.methods.llm.cycle), integrated; x in-run time",
         "inrun_fit_vs_cycled_fit": "the same, both sides by the phase fit",
         "baseline": "transformers LlamaForCausalLM, eager attention, generate with min_new_tokens = max_new_tokens",
-        "ratio": "baseline / ours for J and s (above 1: ours uses less)"})
+        "ratio": "baseline / ours for J and s (above 1: ours uses less)",
+        "time_vs_floor": "time per batch / the roofline floor: per phase max(minimum bytes / measured copy "
+                         "bandwidth, FLOPs / measured bf16 cuBLAS rate), kernelprof.methods.llm.floor",
+        "floor_rates": rates.to_json()})
     print(f"wrote {path}")
     out = os.environ.get("OUT")
     if out:

@@ -11,6 +11,7 @@ records in JSONL and the workload total.
 - `run`: `run_llm`, the phases measured in-run (Profiler + phase fit) and looped alone (steady state).
 - `cycle`: the phases cycled as in the run (one prefill, then decode steps at a fixed context).
 - `marginal`: joules per kernel class per phase by running one class twice (`kernelprof llm --class-marginals`).
+- `floor`: the roofline floor of a batch from the copy bandwidth and matmul rate measured on the card.
 - `binned`: the paper's binned workload estimate, one batch per bin, resumable.
 - `hf_baseline`: the same generation through Hugging Face transformers, for comparison.
 - `bin_store`: the per-bin JSONL of a binned workload (the shared resumable store).
