@@ -177,3 +177,22 @@ def test_calibrate_without_ncu_keeps_the_measured_fit_and_says_why(tmp_path, mon
     assert run.fit.counters is None and len(run.fit.leave_one_out) == len(summaries)
     assert run.counter_notes and "ncu is not on the PATH" in run.counter_notes[0]
     assert run.fit.worst_held_out_error_pct("calibrated") == pytest.approx(67.0, abs=0.1)  # as the saved refit
+
+
+def test_a_call_ncu_profiled_no_kernel_of_is_left_out_of_the_counters_fit_not_priced_at_zero():
+    """A driver memcpy (torch's D2D copy_) is invisible to ncu: kernel_count 0 and no counts. Priced as
+    zero traffic it wrecked the H100 fit of 2026-12-07 (copy predicted 98 mJ for 376 measured)."""
+    pts = _points()
+    i = next(j for j, p in enumerate(pts) if p.name == "copy-1gib")
+    p = pts[i]
+    pts[i] = FitPoint(p.name, p.kind, p.flops_by_dtype, p.bytes, p.time_s, p.energy_j, p.idle_power_w,
+                      source=p.source, counters={"kernel_count": 0.0})
+    fit = fit_energy(pts, gpu_name="g")
+    assert fit.counters is not None and "copy-1gib" not in fit.counters.points
+    copy = next(h for h in fit.leave_one_out if h.name == "copy-1gib")
+    assert copy.counters_j is None and "no kernel" in copy.note
+    # the other points are still recovered exactly (the copy's traffic is not smeared over them)
+    for h in fit.leave_one_out:
+        if h.name != "copy-1gib":
+            assert h.counters_ratio == pytest.approx(1.0, rel=1e-6), h.name
+    assert fit.calibrated is not None and "copy-1gib" in fit.calibrated.points

@@ -168,8 +168,21 @@ _FEATURIZE: dict[str, Callable[[FitPoint], dict[str, float]]] = {
     "activity": lambda p: activity_features(p.activity, p.time_s),
     "counters": lambda p: counter_features(p.counters, p.time_s),
 }
+
+
+def _counted(p: FitPoint) -> bool:
+    """ncu profiled at least one kernel of the call. A device-to-device `copy_` is a driver memcpy that
+    ncu does not profile (kernel_count 0: the H100 calibration of 2026-12-07); its zero counts would
+    price 2 GiB of traffic at nothing, so it has no counters prediction and is left out of that fit."""
+    return bool(p.counters) and p.counters.get("kernel_count", 1.0) > 0
+
+
+# Which points a model is fitted on and predicts (_HAS_INPUTS), and which points must have been
+# measured for the model to be fitted at all (_MEASURED: ncu ran over every point).
 _HAS_INPUTS: dict[str, Callable[[FitPoint], bool]] = {
-    "calibrated": lambda p: True, "activity": lambda p: bool(p.activity), "counters": lambda p: bool(p.counters)}
+    "calibrated": lambda p: True, "activity": lambda p: bool(p.activity), "counters": _counted}
+_MEASURED: dict[str, Callable[[FitPoint], bool]] = {**_HAS_INPUTS, "counters": lambda p: bool(p.counters)}
+NOT_COUNTED_NOTE = "ncu profiled no kernel of this call (a driver memcpy): no counters prediction"
 
 
 @dataclass(frozen=True)
@@ -313,7 +326,7 @@ def _predict(fits: dict[str, LinearFit | None], p: FitPoint, power_limit_w: floa
 
 
 def _fits(points: Sequence[FitPoint], models: Sequence[str]) -> dict[str, LinearFit | None]:
-    return {m: _fit_points(points, _FEATURIZE[m]) for m in models}
+    return {m: _fit_points([p for p in points if _HAS_INPUTS[m](p)], _FEATURIZE[m]) for m in models}
 
 
 def fit_energy(points: Sequence[FitPoint], *, gpu_name: str, gpu_uuid: str | None = None,
@@ -322,11 +335,12 @@ def fit_energy(points: Sequence[FitPoint], *, gpu_name: str, gpu_uuid: str | Non
                skipped: Sequence[str] = (), power_limit_w: float | None = None) -> EnergyFit:
     """Fit the models over `points`, predict each point with fits made without it, and predict
     `subjects` (kernels the fits never see). The activity model is fitted only when every point
-    carries activity fractions, the counters model only when every point carries ncu counts.
+    carries activity fractions, the counters model only when ncu ran over every point (and over the
+    points where it profiled a kernel: see _counted).
     With `power_limit_w`, every prediction is capped at it x time."""
     if len({p.name for p in points}) != len(points):
         raise ValueError("microbenchmark names must be unique")
-    models = [m for m in MODELS if points and all(_HAS_INPUTS[m](p) for p in points)]
+    models = [m for m in MODELS if points and all(_MEASURED[m](p) for p in points)]
     full = _fits(points, models)
     loo: list[HeldOut] = []
     for i, p in enumerate(points):
@@ -340,6 +354,8 @@ def fit_energy(points: Sequence[FitPoint], *, gpu_name: str, gpu_uuid: str | Non
         pred, capped = _predict(fits_i, p, power_limit_w)
         if fits_i and pred["calibrated"] is None:
             notes.append("the only point with its FLOP dtype: no e_flop for it once it is left out")
+        if "counters" in models and not _counted(p):
+            notes.append(NOT_COUNTED_NOTE)
         if capped:
             notes.append(capped)
         loo.append(HeldOut(p.name, p.kind, "leave_one_out", p.energy_j, pred["calibrated"], pred["activity"],
