@@ -107,3 +107,20 @@ def test_help_does_not_import_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_report_by_kernel_or_range_of_a_profile_prints_that_table_only():
+    """`--by kernel|range` on a Profiler run (not only on `kernelprof run` files); it raised a TypeError,
+    shown as 'the file is corrupt', until 2026-12-07."""
+    from pathlib import Path
+
+    traces = Path(__file__).resolve().parent.parent / "traces"
+    with_kernels = traces / "llm-llama-3.1-8b-b8-kernels-optimized.profile.json"
+    r = kp("report", str(with_kernels), "--by", "kernel")
+    assert r.returncode == 0, r.stderr
+    assert "GPU kernels by phase" in r.stdout and f"Profile {with_kernels.name}" not in r.stdout
+    r = kp("report", str(with_kernels), "--by", "range")
+    assert r.returncode == 0, r.stderr
+    assert f"Profile {with_kernels.name}" in r.stdout and "GPU kernels by phase" not in r.stdout
+    r = kp("report", str(traces / "demo-profile.json"), "--by", "kernel")
+    assert r.returncode == 2 and "recorded no kernels" in r.stderr and "Traceback" not in r.stderr

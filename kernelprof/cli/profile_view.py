@@ -9,14 +9,20 @@ from kernelprof.cli.output import console, flags_summary, fmt
 SUMMARIZE_OVER = 3  # a path repeated more often than this (decode steps) is summarized
 
 
-def render_run(run, *, steps: bool = False) -> None:
+def render_run(run, *, steps: bool = False, by: str | None = None) -> None:
     """`kernelprof report` of a profile run: attribution is recomputed from the stored trace.
-    Phases repeated more than SUMMARIZE_OVER times show as one summary row unless `steps`."""
+    Phases repeated more than SUMMARIZE_OVER times show as one summary row unless `steps`.
+    `by`: "range" prints the phase table only, "kernel" the kernel table only (None: both)."""
+    from kernelprof.errors import UsageError
     from kernelprof.profiler import load_profile, load_profile_run
 
-    render_profile(load_profile(run.path), title=f"Profile {run.path.name}", steps=steps)
     inputs = load_profile_run(run.path)
-    if inputs.kernels is not None:
+    if by == "kernel" and inputs.kernels is None:
+        raise UsageError(f"{run.path} recorded no kernels (it was profiled without kernels=True): "
+                         "--by kernel has nothing to show; use --by range")
+    if by in (None, "range"):
+        render_profile(load_profile(run.path), title=f"Profile {run.path.name}", steps=steps)
+    if inputs.kernels is not None and by in (None, "kernel"):
         render_kernels(inputs.kernels, inputs.timeline)
 
 
