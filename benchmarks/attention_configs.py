@@ -46,7 +46,7 @@ def main() -> int:
         ref = sdpa(q, k, v, causal, backend="cudnn")
         def vendor():
             return sdpa(q, k, v, causal, backend="cudnn")
-        for cfg in attention_configs():
+        for cfg in attention_configs(with_rejected=True):
             for tma in tma_modes:
                 name = f"{'causal' if causal else 'full'} {_label(cfg)}{' tma' if tma else ''}"
                 try:

@@ -145,7 +145,7 @@ def test_flash_attention_every_config(causal):
     q, k, v = fresh((2, 8, s, 128), BF16), fresh((2, 2, s, 128), BF16), fresh((2, 2, s, 128), BF16)
     ref = attention_reference(q, k, v, causal)
     tma_ok = ATTN_HAS_TMA and capability()[0] >= 9
-    for cfg in attention_configs():
+    for cfg in attention_configs(with_rejected=True):
         # Pointer loads (the default path) for every config; TMA for the pipelined loop, the newest code
         # (the other configs' TMA path runs in test_flash_attention): 20 compiles instead of 32.
         for tma in ([False, True] if tma_ok and cfg.kwargs.get("PIPELINE_QK") else [False]):
