@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-len", type=int, default=128, help="generated tokens per request (fixed, no EOS)")
     p.add_argument("--output", dest="output_len", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--mode", default="optimized", help="optimized (Triton kernels, CUDA-graph decode), eager, or both")
-    p.add_argument("--gemm", default="cublas", choices=["cublas", "triton"], help="GEMM implementation in the model")
+    p.add_argument("--gemm", default="cublas", choices=["cublas", "triton", "fp8"], help="GEMM implementation in the model (fp8: e4m3 weights, row-wise scales, LM head bf16)")
     p.add_argument("--no-steady", action="store_true", help="skip the steady-state cross-check of each phase")
     p.add_argument("--device", type=int, default=0, help="CUDA device index")
     p.add_argument("-o", "--out", help="run file prefix (default runs/llm-<model>-<time>); a .trace.json goes beside it")

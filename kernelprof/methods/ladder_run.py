@@ -83,14 +83,16 @@ def _repeat_from_hf(h: Any) -> Repeat:
                   decode_time_s=h.request_time_s - h.prefill_time_s)
 
 
-def _measure_kp(cfg: LadderConfig, mode: str, batch: int, model_cache: dict[str, Any]) -> list[Repeat]:
+def _measure_kp(cfg: LadderConfig, mode: str, batch: int, model_cache: dict[str, Any],
+                gemm: str = "cublas") -> list[Repeat]:
     from kernelprof.methods.llm.generate import GenerateShape, build_model, check_fits
     from kernelprof.methods.llm.config import get_config
     from kernelprof.methods.llm.run import run_llm
 
     lcfg = get_config(cfg.model)
     shape = GenerateShape(batch, cfg.input_len, cfg.output_len)
-    model = model_cache.get(mode)
+    key = mode if gemm == "cublas" else f"{mode}-{gemm}"
+    model = model_cache.get(key)
     if model is None:
         import torch
 
@@ -98,12 +100,12 @@ def _measure_kp(cfg: LadderConfig, mode: str, batch: int, model_cache: dict[str,
         gc.collect()
         torch.cuda.empty_cache()  # hand the freed blocks back, so check_fits sees them as free
         check_fits(lcfg, shape, mode, cfg.device)
-        model = model_cache[mode] = build_model(lcfg, shape, mode, seed=cfg.seed)
+        model = model_cache[key] = build_model(lcfg, shape, mode, seed=cfg.seed, gemm=gemm)
     reps = []
     for _ in range(cfg.repeats):
         # warmup="full" each time: it repeats a short request to min_inrun_s, so a 0.3 s batch is not
         # read from ~15 power samples of 20 ms.
-        r = run_llm(cfg.model, batch, cfg.input_len, cfg.output_len, mode=mode, steady=False,
+        r = run_llm(cfg.model, batch, cfg.input_len, cfg.output_len, mode=mode, gemm=gemm, steady=False,
                     min_inrun_s=cfg.min_inrun_s, device=cfg.device, seed=cfg.seed, model=model,
                     warmup="full", cycle_reference=False)
         reps.append(_repeat_from_llm(r))
@@ -133,6 +135,32 @@ def _measure_hf(cfg: LadderConfig, compiled: bool) -> tuple[list[Repeat], dict[s
     gc.collect()
     torch.cuda.empty_cache()
     return reps, ver
+
+
+def fp8_output_difference(cfg: LadderConfig, model_cache: dict[str, Any]) -> dict[str, float]:
+    """The fp8 rung's cost in outputs: the first token's logits of one prompt batch from the bf16
+    model, then from the same weights quantized in place (which then serves the rung)."""
+    import torch
+
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.generate import GenerateShape, build_model, check_fits, random_prompt
+
+    lcfg = get_config(cfg.model)
+    shape = GenerateShape(cfg.batch, cfg.input_len, cfg.output_len)
+    model_cache.clear()
+    gc.collect()
+    torch.cuda.empty_cache()
+    check_fits(lcfg, shape, "optimized", cfg.device)
+    with torch.cuda.device(cfg.device):
+        model = build_model(lcfg, shape, "optimized", seed=cfg.seed)
+        prompt = random_prompt(lcfg, shape, seed=cfg.seed)
+        ref = model.prefill(prompt).float()
+        model.quantize_fp8()
+        out = model.prefill(prompt).float()
+    model_cache["optimized-fp8"] = model
+    return {"logits_rel_err": float((out - ref).norm() / ref.norm()),
+            "top1_agreement": float((out.argmax(-1) == ref.argmax(-1)).float().mean()),
+            "compared": f"first-token logits of {cfg.batch} random prompts of {cfg.input_len} tokens, seed {cfg.seed}"}
 
 
 def max_batch(cfg: LadderConfig) -> int:
@@ -167,13 +195,21 @@ def measure_rung(spec: RungSpec, cfg: LadderConfig, model_cache: dict[str, Any])
             reps = _measure_kp(cfg, "eager", cfg.batch, model_cache)
         elif spec.name == "kp-triton":
             reps = _measure_kp(cfg, "optimized", cfg.batch, model_cache)
+        elif spec.name == "kp-fp8":
+            diff = fp8_output_difference(cfg, model_cache)
+            reps = _measure_kp(cfg, "optimized", cfg.batch, model_cache, gemm="fp8")
+            base = replace(base, extra={**base.extra, "gemm": "fp8", "output_difference": diff},
+                           notes=(f"outputs vs bf16 weights (first token's logits, same prompt): relative "
+                                  f"error {diff['logits_rel_err']:.2%}, top-1 agreement {diff['top1_agreement']:.0%}",))
         elif spec.name == "kp-triton-max-batch":
+            # On top of the rung below: fp8 weights if kp-fp8 was just measured (its model is cached).
+            gemm = "fp8" if "optimized-fp8" in model_cache else "cublas"
             b = max_batch(cfg)
             if b <= cfg.batch:
                 return replace(base, flags=("no_larger_batch_fits",),
                                notes=(f"largest batch that fits is {b} <= {cfg.batch}",))
-            reps = _measure_kp(cfg, "optimized", b, model_cache)
-            base = replace(base, batch=b)
+            reps = _measure_kp(cfg, "optimized", b, model_cache, gemm=gemm)
+            base = replace(base, batch=b, extra={**base.extra, "gemm": gemm})
         else:
             raise UsageError(f"no measurement for rung {spec.name!r}")
     except (NotSupportedError, ImportError) as exc:

@@ -39,3 +39,21 @@ def gemm_cublas(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor | None =
     if scale_a is not None:
         c = c * (scale_a * scale_b).to(c.dtype)
     return c
+
+
+def quantize_rows_reference(x_mk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x_mk [M, K] -> (x8 [M, K] e4m3, scale_m [M, 1] float32), x_mk ~= x8 * scale_m: the oracle of
+    kernels/gemm/fp8_rowwise.quantize_rows (scale = amax(|row|) / 448, at least 1e-12)."""
+    from kernels.gemm.fp8_rowwise import FP8_MAX, MIN_SCALE
+
+    if FP8_DTYPE is None:
+        raise NotSupportedError("this torch has no float8_e4m3fn dtype")
+    x = x_mk.float()
+    scale = (x.abs().amax(dim=1, keepdim=True) / FP8_MAX).clamp_min(MIN_SCALE)
+    return (x / scale).to(FP8_DTYPE), scale
+
+
+def fp8_linear_reference(x_mk: torch.Tensor, w, out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """fp8_rowwise.fp8_linear by PyTorch ops on any device: x_mk [M, K], w an Fp8Weight -> [M, N]."""
+    x8, s = quantize_rows_reference(x_mk)
+    return torch._scaled_mm(x8, w.w_nk.t(), scale_a=s, scale_b=w.scale_n, out_dtype=out_dtype)

@@ -9,7 +9,8 @@ that the tensor cores draw realistic power. Two attention paths:
 - "eager": the readable references that materialize the score matrix (decode batched over the
   sequences, as a plain PyTorch model writes it), read lengths on the host and run the pointwise work
   as chains of PyTorch ops (the "unoptimized PyTorch" a user compares against).
-GEMMs go through cuBLAS (torch.matmul) or the Triton GEMM.
+GEMMs go through cuBLAS (torch.matmul), the Triton GEMM, or ("fp8") fp8 e4m3 weights with row-wise
+scales (kernels/gemm/fp8_rowwise.py; the LM head stays bf16).
 """
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ rms_norm = _ref.rms_norm
 _DUPLICATED_KERNELS = {"gemm": ("_mm2d",), "attention": ("_prefill_attn", "_decode_attn"),
                        "pointwise": ("_rms_norm", "_rope", "_swiglu", "_add_rms_norm", "_rope_qkv_to_cache")}
 DUPLICABLE_CLASSES = tuple(_DUPLICATED_KERNELS)
+GEMMS = ("cublas", "triton", "fp8")
+# The weights fp8 replaces: every linear layer of every block. The LM head stays bf16 (its logits
+# decide the tokens; 1 GB of the 15 GB read per decode step).
+FP8_WEIGHTS = ("wqkv", "wo", "w13", "w2")
 
 
 def _twice(fn):
@@ -56,8 +61,8 @@ class Llama:
                  gemm: str = "cublas") -> None:
         if attention not in ("triton", "eager"):
             raise UsageError(f"attention must be 'triton' or 'eager', got {attention!r}")
-        if gemm not in ("cublas", "triton"):
-            raise UsageError(f"gemm must be 'cublas' or 'triton', got {gemm!r}")
+        if gemm not in GEMMS:
+            raise UsageError(f"gemm must be one of {GEMMS}, got {gemm!r}")
         if batch < 1 or max_len < 2:
             raise UsageError(f"batch must be >= 1 and max_len >= 2, got {batch}, {max_len}")
         self.cfg, self.batch, self.max_len = cfg, batch, max_len
@@ -87,6 +92,23 @@ class Llama:
         self.v_cache: list[torch.Tensor] = []
         self.resize_cache(batch, max_len)
         self.duplicate: str | None = None
+        if gemm == "fp8":
+            self.gemm = "cublas"
+            self.quantize_fp8()
+        self._bind_kernels()
+
+    def quantize_fp8(self) -> None:
+        """Replace the blocks' linear weights by fp8 e4m3 with one scale per output column (in place:
+        the bf16 weights are freed), and route their GEMMs through torch._scaled_mm. Build a bf16
+        model with the same seed to compare outputs (the ladder's kp-fp8 rung does)."""
+        from kernels.gemm.fp8_rowwise import quantize_weight
+
+        if self.gemm == "fp8":
+            return
+        for layer in self.layers:
+            for name in FP8_WEIGHTS:
+                layer[name] = quantize_weight(layer[name])
+        self.gemm = "fp8"
         self._bind_kernels()
 
     def set_duplicate(self, kernel_class: str | None) -> None:
@@ -115,6 +137,16 @@ class Llama:
             from kernels.gemm.triton_gemm import gemm as triton_gemm
 
             self._mm2d = triton_gemm
+        elif self.gemm == "fp8":
+            from kernels.gemm.fp8_rowwise import Fp8Weight, fp8_linear
+            from kernels.gemm.reference import fp8_linear_reference
+
+            fp8 = fp8_linear if self.device.type == "cuda" else fp8_linear_reference
+
+            def mm_fp8(x: torch.Tensor, w) -> torch.Tensor:
+                return fp8(x, w) if isinstance(w, Fp8Weight) else torch.matmul(x, w)
+
+            self._mm2d = mm_fp8
         else:
             self._mm2d = torch.matmul
         if self.attention == "triton":
