@@ -81,8 +81,10 @@ def check_llm_request(model: Any, batch: Any, input_len: Any, output_len: Any, m
     check_int_range("batch", batch, 1, MAX_BATCH)
     check_int_range("input length", input_len, 1, MAX_TOKENS)
     check_int_range("output length", output_len, 1, MAX_TOKENS)
-    if mode not in ("optimized", "eager", "both"):
-        raise UsageError(f"mode must be optimized, eager or both, got {mode!r}")
+    from kernelprof.methods.llm.config import MODES
+
+    if mode not in (*MODES, "both"):
+        raise UsageError(f"mode must be one of {', '.join(MODES)} or both, got {mode!r}")
 
 
 def read_text_file(path: str | Path, *, what: str, max_bytes: int = MAX_TEXT_FILE_BYTES,

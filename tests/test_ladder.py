@@ -226,13 +226,13 @@ def test_tiny_ladder_on_gpu(tmp_path):
 
     cfg = LadderConfig("tiny", batch=2, input_len=64, output_len=8, repeats=2, min_inrun_s=0.5)
     out = tmp_path / "l.jsonl"
-    wanted = "kp-eager,kp-fp8,kp-triton,kp-cuda-graphs"
+    wanted = "kp-eager,kp-fp8,kp-triton,kp-fused-pointwise,kp-cuda-graphs"
     rows = run_ladder(cfg, select_rungs(wanted), out=out)
-    # ladder order, whatever the request order
-    assert [r.name for r in rows] == ["kp-eager", "kp-cuda-graphs", "kp-triton", "kp-fp8"]
-    assert rows[0].j_per_request > 0 and rows[2].change is not None and rows[2].change.below == "kp-eager"
-    assert "not_supported" in rows[1].flags
-    fp8 = rows[3]
+    # ladder order, whatever the request order; every kernelprof rung is measured, each against the one below
+    assert [r.name for r in rows] == ["kp-eager", "kp-cuda-graphs", "kp-fused-pointwise", "kp-triton", "kp-fp8"]
+    assert rows[0].j_per_request > 0
+    assert [r.change.below for r in rows[1:]] == ["kp-eager", "kp-cuda-graphs", "kp-fused-pointwise", "kp-triton"]
+    fp8 = rows[4]
     assert fp8.supported and fp8.j_per_request > 0 and fp8.change.below == "kp-triton"
     assert fp8.extra["gemm"] == "fp8" and 0 < fp8.extra["output_difference"]["logits_rel_err"] < 0.2
     again = run_ladder(cfg, select_rungs(wanted), out=out)  # resumes: nothing re-measured

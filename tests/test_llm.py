@@ -131,3 +131,42 @@ def test_a_duplicated_class_runs_each_of_its_kernels_twice(monkeypatch):
     calls.clear()
     m.prefill(tokens)
     assert len(calls) == once
+
+
+@pytest.mark.parametrize("mode", ["eager-graphs", "eager-graphs-fused"])
+def test_the_ladders_middle_modes_decode_as_eager_does(mode):
+    """The graph-capturable eager modes (static-cache decode masked on the device; then the fused
+    pointwise kernels) give eager's logits, prefill and a decode step at mixed lengths."""
+    from kernelprof.methods.llm.generate import MODE_KERNELS
+
+    attention, pointwise = MODE_KERNELS[mode]
+    tokens = torch.randint(0, CFG.vocab_size, (2, 11), generator=torch.Generator().manual_seed(4))
+    ref = model("eager")
+    m = Llama(CFG, batch=2, max_len=24, device="cpu", dtype=torch.float32, seed=0, attention=attention,
+              pointwise=pointwise)
+    assert m._fused_decode == (pointwise == "triton")
+    assert rel(m.prefill(tokens), ref.prefill(tokens)) < 1e-4
+    pos, lengths = torch.tensor([11]), torch.tensor([12, 7], dtype=torch.int32)  # the second is shorter
+    tok = tokens[:, -1]
+    assert rel(m.decode_step(tok, pos, lengths), ref.decode_step(tok, pos, lengths)) < 1e-4
+
+
+def test_static_cache_decode_equals_the_host_read_one_and_reads_no_lengths_on_the_host(monkeypatch):
+    from kernels.decode.reference import decode_eager_batched, decode_eager_static
+
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(3, 8, 16, generator=g)
+    k = torch.zeros(3, 2, 40, 16)
+    v = torch.zeros(3, 2, 40, 16)
+    lengths = torch.tensor([40, 5, 23], dtype=torch.int32)
+    for b, n in enumerate(lengths.tolist()):  # the cache past each length stays zero, as the model's does
+        k[b, :, :n] = torch.randn(2, n, 16, generator=g)
+        v[b, :, :n] = torch.randn(2, n, 16, generator=g)
+    want = decode_eager_batched(q, k, v, lengths)
+
+    def no_host_read(*a, **kw):
+        raise AssertionError("read lengths on the host")
+    monkeypatch.setattr(torch.Tensor, "tolist", no_host_read)
+    monkeypatch.setattr(torch.Tensor, "item", no_host_read)
+    got = decode_eager_static(q, k, v, lengths)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -28,6 +28,29 @@ def test_graph_decode_matches_python_loop():
     assert torch.equal(graphed, torch.stack(toks, 1))
 
 
+@pytest.mark.parametrize("mode", ["eager-graphs", "eager-graphs-fused"])
+def test_the_ladders_graph_modes_capture_the_eager_references(mode):
+    """The eager references with the static-cache decode can be captured (no host read) and replay
+    the tokens the same model picks when stepped from Python."""
+    import torch
+
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.generate import DecodeGraph, GenerateShape, build_model, generate, random_prompt
+
+    cfg = get_config("llama-3.2-1b")
+    shape = GenerateShape(2, 64, 8)
+    m = build_model(cfg, shape, mode)
+    prompt = random_prompt(cfg, shape)
+    graphed = generate(m, prompt, shape, mode, graph=DecodeGraph(m, 64, shape.decode_steps))
+    first = m.prefill(prompt).argmax(-1)
+    toks, tok = [first], first
+    for i in range(shape.decode_steps):
+        tok = m.decode_step(tok, torch.tensor([64 + i], device="cuda"),
+                            torch.full((2,), 65 + i, dtype=torch.int32, device="cuda")).argmax(-1)
+        toks.append(tok)
+    assert torch.equal(graphed, torch.stack(toks, 1))
+
+
 def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
     from kernelprof.methods.llm.run import gap_pct, run_llm
 

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", dest="input_len", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--output-len", type=int, default=128, help="generated tokens per request (fixed, no EOS)")
     p.add_argument("--output", dest="output_len", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    p.add_argument("--mode", default="optimized", help="optimized (Triton kernels, CUDA-graph decode), eager, or both")
+    p.add_argument("--mode", default="optimized", help="optimized (Triton kernels, CUDA-graph decode), eager, or both; the ladder's middle rungs: "
+                        "eager-graphs (eager references, static-cache decode in a CUDA graph), eager-graphs-fused (+ fused pointwise)")
     p.add_argument("--gemm", default="cublas", choices=["cublas", "triton", "fp8"], help="GEMM implementation in the model (fp8: e4m3 weights, row-wise scales, LM head bf16)")
     p.add_argument("--no-steady", action="store_true", help="skip the steady-state cross-check of each phase")
     p.add_argument("--device", type=int, default=0, help="CUDA device index")

@@ -193,6 +193,10 @@ def measure_rung(spec: RungSpec, cfg: LadderConfig, model_cache: dict[str, Any])
                            notes=("prefill = a separate 1-token generate; decode J = request - prefill",))
         elif spec.name == "kp-eager":
             reps = _measure_kp(cfg, "eager", cfg.batch, model_cache)
+        elif spec.name == "kp-cuda-graphs":
+            reps = _measure_kp(cfg, "eager-graphs", cfg.batch, model_cache)
+        elif spec.name == "kp-fused-pointwise":
+            reps = _measure_kp(cfg, "eager-graphs-fused", cfg.batch, model_cache)
         elif spec.name == "kp-triton":
             reps = _measure_kp(cfg, "optimized", cfg.batch, model_cache)
         elif spec.name == "kp-fp8":

@@ -67,6 +67,27 @@ def decode_eager_batched(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.
     return torch.matmul(probs, v).reshape(batch, q_heads, head_dim)
 
 
+def decode_eager_static(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor, *,
+                        sm_scale: float | None = None) -> torch.Tensor:
+    """decode_eager_batched without the host read: scores against the whole static cache
+    [batch, kv_heads, group, max_len], positions at or past each length masked on the device, so
+    a CUDA graph can capture it (as a static-cache PyTorch model with a device mask runs). It reads
+    max_len positions per sequence, not max(lengths): up to max_len / length more cache bytes. V
+    past the lengths must be finite, as in a zeroed cache. Returns o [batch, q_heads, head_dim]."""
+    batch, q_heads, head_dim = q.shape
+    kv_heads, max_len = k_cache.shape[1], k_cache.shape[2]
+    if q_heads % kv_heads:
+        raise ShapeError(f"q_heads must be a multiple of kv_heads, got {q_heads} and {kv_heads}")
+    scale = 1.0 / math.sqrt(head_dim) if sm_scale is None else sm_scale
+    work = torch.float64 if q.dtype == torch.float64 else torch.float32
+    qg = q.view(batch, kv_heads, q_heads // kv_heads, head_dim)             # [B, KV, G, D]
+    scores = torch.matmul(qg, k_cache.transpose(-1, -2)).to(work) * scale   # [B, KV, G, max_len]
+    pad = torch.arange(max_len, device=q.device)[None, :] >= lengths[:, None].long()  # [B, max_len]
+    scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
+    probs = torch.softmax(scores, dim=-1).to(q.dtype)
+    return torch.matmul(probs, v_cache).reshape(batch, q_heads, head_dim)
+
+
 # Masks already built, by lengths tensor: a decode step builds its mask once and every layer reuses
 # it, and a timed call (or a CUDA-graph capture, where a host sync is illegal) must not rebuild it.
 # Keyed on the tensor's storage address and version counter (bumped by in-place writes); the entry

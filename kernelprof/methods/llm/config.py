@@ -33,6 +33,14 @@ class LlamaConfig:
         return 2 * self.vocab_size * self.dim + self.n_layers * per_layer + self.dim
 
 
+MODES = ("optimized", "eager", "eager-graphs", "eager-graphs-fused")
+# mode -> the model's (attention, pointwise); every mode but "eager" replays its decode steps from a
+# CUDA graph. The two middle modes are the ladder's rungs between eager and optimized: CUDA graphs on
+# the eager references (decode over the static cache, device-masked), then the fused pointwise kernels.
+MODE_KERNELS = {"optimized": ("triton", "triton"), "eager": ("eager", "eager"),
+                "eager-graphs": ("eager-static", "eager"), "eager-graphs-fused": ("eager-static", "triton")}
+
+
 # Shapes of the released models (hidden size, layers, heads, KV heads, MLP width, vocabulary).
 CONFIGS = {
     "llama-3.2-1b": LlamaConfig("llama-3.2-1b", 2048, 16, 32, 8, 8192, 128256),

@@ -18,10 +18,13 @@ from typing import Any
 import torch
 
 from kernelprof.errors import UsageError
-from kernelprof.methods.llm.config import LlamaConfig
+from kernelprof.methods.llm.config import MODE_KERNELS, MODES, LlamaConfig  # MODES re-exported
 from kernelprof.methods.llm.model import Llama
 
-MODES = ("optimized", "eager")
+
+def graphed_decode(mode: str) -> bool:
+    """Whether `mode` replays each decode step from a CUDA graph (no Python between steps)."""
+    return mode != "eager"
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,9 @@ def build_model(cfg: LlamaConfig, shape: GenerateShape, mode: str, *, gemm: str 
                 device: str = "cuda") -> Llama:
     if mode not in MODES:
         raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+    attention, pointwise = MODE_KERNELS[mode]
     return Llama(cfg, batch=shape.batch, max_len=shape.max_len, device=device, seed=seed,
-                 attention="triton" if mode == "optimized" else "eager", gemm=gemm)
+                 attention=attention, pointwise=pointwise, gemm=gemm)
 
 
 def random_prompt(cfg: LlamaConfig, shape: GenerateShape, device: str = "cuda", seed: int = 0) -> torch.Tensor:
@@ -149,7 +153,7 @@ def generate(model: Llama, prompt: torch.Tensor, shape: GenerateShape, mode: str
     """Generate `shape.output_len` tokens per sequence; returns tokens [B, output_len].
 
     With a Profiler, records phases "prefill" and "decode" (each decode step a nested "step").
-    In optimized mode, pass a `DecodeGraph` built for this model and shape (built here if absent),
+    In every mode but eager, pass a `DecodeGraph` built for this model and shape (built here if absent),
     and optionally a `PrefillGraph` for the prompt's shape.
     """
     phase = (lambda name, kind="phase": prof.phase(name, kind=kind)) if prof is not None \
@@ -161,7 +165,7 @@ def generate(model: Llama, prompt: torch.Tensor, shape: GenerateShape, mode: str
     tokens = [first]
     if shape.decode_steps == 0:
         return first[:, None]
-    if mode == "optimized":
+    if graphed_decode(mode):
         graph = graph or DecodeGraph(model, S, shape.decode_steps)
         graph.reset(first)
         with phase("decode"):
@@ -186,7 +190,7 @@ def memory_needed_bytes(cfg: LlamaConfig, shape: GenerateShape, mode: str) -> in
     cache = 2 * cfg.n_layers * shape.batch * cfg.kv_dim * shape.max_len * 2
     tokens = shape.batch * shape.input_len
     act = tokens * (cfg.dim * 6 + cfg.ffn_dim * 4) * 2 + shape.batch * cfg.vocab_size * 4
-    if mode == "eager":
+    if MODE_KERNELS.get(mode, ("eager",))[0] != "triton":
         act += 3 * shape.batch * cfg.n_heads * shape.input_len * shape.input_len * 4  # fp32 scores, softmax
     return weights + cache + act
 

@@ -2,13 +2,16 @@
 
 RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, an untied LM head and a static KV cache.
 Weights are random bf16 drawn on the GPU from a seed: no download, and random rather than zero so
-that the tensor cores draw realistic power. Two attention paths:
+that the tensor cores draw realistic power. Attention paths:
 - "triton": prefill through the Triton flash-attention kernel, decode through the Triton split-K
-  decode kernel, RMSNorm, RoPE and SwiGLU as one fused Triton kernel each (graph-capturable: no
-  host syncs);
+  decode kernel (graph-capturable: no host syncs);
 - "eager": the readable references that materialize the score matrix (decode batched over the
-  sequences, as a plain PyTorch model writes it), read lengths on the host and run the pointwise work
-  as chains of PyTorch ops (the "unoptimized PyTorch" a user compares against).
+  sequences, as a plain PyTorch model writes it) and read lengths on the host (the "unoptimized
+  PyTorch" a user compares against);
+- "eager-static": the same references, decode over the whole static cache with a device-side mask
+  (no host read, so a CUDA graph can capture the step).
+Pointwise work (`pointwise`, by default "triton" with Triton attention, else "eager"): RMSNorm, RoPE
+and SwiGLU as one fused Triton kernel each, plus the fused decode-step kernels, or chains of PyTorch ops.
 GEMMs go through cuBLAS (torch.matmul), the Triton GEMM, or ("fp8") fp8 e4m3 weights with row-wise
 scales (kernels/gemm/fp8_rowwise.py; the LM head stays bf16).
 """
@@ -40,6 +43,9 @@ _DUPLICATED_KERNELS = {"gemm": ("_mm2d",), "attention": ("_prefill_attn", "_deco
                        "pointwise": ("_rms_norm", "_rope", "_swiglu", "_add_rms_norm", "_rope_qkv_to_cache")}
 DUPLICABLE_CLASSES = tuple(_DUPLICATED_KERNELS)
 GEMMS = ("cublas", "triton", "fp8")
+# "eager-static": the eager references, with decode over the whole static cache masked on the device
+# (no host read), so that the ladder can add CUDA graphs to the eager model alone.
+ATTENTIONS = ("triton", "eager", "eager-static")
 # The weights fp8 replaces: every linear layer of every block. The LM head stays bf16 (its logits
 # decide the tokens; 1 GB of the 15 GB read per decode step).
 FP8_WEIGHTS = ("wqkv", "wo", "w13", "w2")
@@ -58,16 +64,19 @@ class Llama:
 
     def __init__(self, cfg: LlamaConfig, *, batch: int, max_len: int, device: torch.device | str = "cuda",
                  dtype: torch.dtype = torch.bfloat16, seed: int = 0, attention: str = "triton",
-                 gemm: str = "cublas") -> None:
-        if attention not in ("triton", "eager"):
-            raise UsageError(f"attention must be 'triton' or 'eager', got {attention!r}")
+                 gemm: str = "cublas", pointwise: str | None = None) -> None:
+        if attention not in ATTENTIONS:
+            raise UsageError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+        pointwise = pointwise or ("triton" if attention == "triton" else "eager")
+        if pointwise not in ("triton", "eager"):
+            raise UsageError(f"pointwise must be 'triton' or 'eager', got {pointwise!r}")
         if gemm not in GEMMS:
             raise UsageError(f"gemm must be one of {GEMMS}, got {gemm!r}")
         if batch < 1 or max_len < 2:
             raise UsageError(f"batch must be >= 1 and max_len >= 2, got {batch}, {max_len}")
         self.cfg, self.batch, self.max_len = cfg, batch, max_len
         self.device, self.dtype = torch.device(device), dtype
-        self.attention, self.gemm = attention, gemm
+        self.attention, self.gemm, self.pointwise = attention, gemm, pointwise
         g = torch.Generator(device=self.device)
         g.manual_seed(seed)
 
@@ -153,19 +162,21 @@ class Llama:
             from kernels.attention.triton_flash import flash_attention
             from kernels.decode.triton_decode import decode_attention
 
-            from kernels.pointwise import triton_pointwise as fused
-
             self._prefill_attn = lambda q, k, v: flash_attention(q, k, v, causal=True)
             # num_splits left to kernels/decode/dispatch.py: the tuned table for this GPU, else the SM rule.
             self._decode_attn = decode_attention
+        else:
+            from kernels.attention.reference import attention_eager
+            from kernels.decode.reference import decode_eager_batched, decode_eager_static
+
+            self._prefill_attn = lambda q, k, v: attention_eager(q, k, v, causal=True)
+            self._decode_attn = decode_eager_static if self.attention == "eager-static" else decode_eager_batched
+        if self.pointwise == "triton":
+            from kernels.pointwise import triton_pointwise as fused
+
             self._rms_norm, self._rope, self._swiglu = fused.rms_norm, fused.apply_rope, fused.swiglu
             self._fused_decode = True
         else:
-            from kernels.attention.reference import attention_eager
-            from kernels.decode.reference import decode_eager_batched
-
-            self._prefill_attn = lambda q, k, v: attention_eager(q, k, v, causal=True)
-            self._decode_attn = decode_eager_batched
             self._rms_norm, self._rope, self._swiglu = _ref.rms_norm, _ref.apply_rope, _ref.swiglu
             self._fused_decode = False
         from kernels.pointwise.triton_decode_fused import add_rms_norm, rope_qkv_to_cache
@@ -213,7 +224,8 @@ class Llama:
     @torch.no_grad()
     def decode_step(self, token: torch.Tensor, pos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """token [B] at position `pos` (int64 [1] on the device), lengths int32 [B] = pos + 1 ->
-        logits [B, vocab]. No host syncs on the Triton path, so it can be captured in a CUDA graph."""
+        logits [B, vocab]. No host syncs unless attention="eager" (its decode reads the lengths), so
+        the other paths can be captured in a CUDA graph."""
         if self._fused_decode:
             return self._decode_step_fused(token, pos, lengths)
         cfg = self.cfg

@@ -26,7 +26,7 @@ from kernelprof.errors import UsageError
 from kernelprof.estimates.energy import paper_estimate_j
 from kernelprof.methods.llm.config import LlamaConfig, get_config
 from kernelprof.methods.llm.cycle import CycleMeasurement, PhaseSummary
-from kernelprof.methods.llm.generate import (PREFILL_GRAPH_MAX_TOKENS, DecodeGraph, GenerateShape, PrefillGraph, build_model,
+from kernelprof.methods.llm.generate import (PREFILL_GRAPH_MAX_TOKENS, DecodeGraph, GenerateShape, graphed_decode, PrefillGraph, build_model,
                                      check_fits, generate, random_prompt, use_prefill_graph)
 from kernelprof.methods.llm.model import decode_step_flops, decode_step_min_bytes, prefill_flops, prefill_min_bytes
 # The result types live in `result` (no torch, for `report`); imported here for the callers of run_llm.
@@ -135,7 +135,7 @@ def _prepare(cfg: LlamaConfig, shape: GenerateShape, mode: str, gemm: str, seed:
     if pgraph is not None:
         notes.append(f"prefill replayed from a CUDA graph ({shape.batch * shape.input_len} tokens <= "
                      f"{PREFILL_GRAPH_MAX_TOKENS}: launching it from Python would leave the GPU waiting)")
-    graph = DecodeGraph(model, shape.input_len, shape.decode_steps) if mode == "optimized" and shape.decode_steps else None
+    graph = DecodeGraph(model, shape.input_len, shape.decode_steps) if graphed_decode(mode) and shape.decode_steps else None
     return _Setup(cfg, shape, mode, model, prompt, pgraph, graph, device)
 
 
@@ -189,7 +189,7 @@ def _decode_step(setup: _Setup) -> Callable[[], None]:
     import torch
 
     model, batch, mid = setup.model, setup.shape.batch, setup.mid_context
-    if setup.mode == "optimized":
+    if graphed_decode(setup.mode):
         fixed = DecodeGraph(model, mid, 1, advance=False)
         fixed.reset(torch.zeros(batch, dtype=torch.long, device=model.device))
         return fixed.replay
