@@ -32,8 +32,8 @@
 #   bash benchmarks/gpu_h200_next.sh eager_rungs  # hf-eager and kp-eager at b8 on one card (batched eager decode)
 #   bash benchmarks/gpu_h200_next.sh calib_smoke  # the one-process ncu split on 3 points (the new GPU test; ~40 s)
 #   bash benchmarks/gpu_h200_next.sh calib     # issue 12: calibrate --counters, all 16 + 3 points (~4-6 min)
-#   bash benchmarks/gpu_h200_next.sh fp8_tests  # the fp8 linear GPU tests and the tiny ladder (kp-fp8 measured; ~90 s)
-#   bash benchmarks/gpu_h200_next.sh fp8_rungs  # 8B b8: kp-triton, kp-fp8, max batch on fp8 (~200-250 s)
+#   bash benchmarks/gpu_h200_next.sh fp8_tests  # GPU tests of 12-07/08: fp8 linear, tiny ladder (every kp rung), graph modes, L2 flush (~120 s)
+#   bash benchmarks/gpu_h200_next.sh ladder_kp  # 8B b8, one repeat: every kernelprof rung, kp-eager to max batch on fp8 (~300 s)
 #   bash benchmarks/gpu_h200_next.sh new_gpu_tests  # only the GPU tests written on CPU since the last GPU run (~60 s)
 #   bash benchmarks/gpu_h200_next.sh flush_bias  # does the zeroing L2 flush bill its write-back to the kernel? (~60 s)
 #   bash benchmarks/gpu_h200_next.sh marginals  # issue 15: 8B b8 joules per class by duplication (~5 runs, ~2-3 min)
@@ -63,11 +63,14 @@ case "$step" in
              "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" \
              "tests/test_timing_gpu.py::test_tuner_graph_timing_matches_direct_when_gpu_bound_and_drops_host_launch_cost" \
              > "$OUT/new-gpu-tests.log" 2>&1 ;;
-  fp8_tests) timeout 240 python -m pytest -v -m gpu -p no:cacheprovider --timeout 150 -rfEs --tb=short \
-             tests/test_fp8_linear_gpu.py "tests/test_ladder.py::test_tiny_ladder_on_gpu" > "$OUT/fp8-tests.log" 2>&1 ;;
-  fp8_rungs) timeout ${FP8_TIMEOUT_S:-300} python -m kernelprof ladder --model llama-3.1-8b --batch 8 --input-len 512 \
-             --output-len 128 --repeats 1 --rungs kp-triton,kp-fp8,kp-triton-max-batch \
-             --out "$OUT/ladder-fp8-rungs-llama-3.1-8b-b8-$SLUG.jsonl" > "$OUT/ladder-fp8.log" 2>&1 ;;
+  fp8_tests) timeout 300 python -m pytest -v -m gpu -p no:cacheprovider --timeout 150 -rfEs --tb=short \
+             tests/test_fp8_linear_gpu.py "tests/test_ladder.py::test_tiny_ladder_on_gpu" \
+             "tests/test_llm_gpu.py::test_the_ladders_graph_modes_capture_the_eager_references" \
+             "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" > "$OUT/fp8-tests.log" 2>&1 ;;
+  ladder_kp) timeout ${LADDER_KP_TIMEOUT_S:-340} python -m kernelprof ladder --model llama-3.1-8b --batch 8 --input-len 512 \
+             --output-len 128 --repeats 1 \
+             --rungs kp-eager,kp-cuda-graphs,kp-fused-pointwise,kp-triton,kp-fp8,kp-triton-max-batch \
+             --out "$OUT/ladder-kp-rungs-llama-3.1-8b-b8-$SLUG.jsonl" > "$OUT/ladder-kp.log" 2>&1 ;;
   flush_test) timeout 120 python -m pytest -v -m gpu -p no:cacheprovider --timeout 100 -rfEs --tb=short \
              "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" > "$OUT/flush-test.log" 2>&1 ;;
   calib) mkdir -p "$OUT/calib"; ct=${CALIB_TIMEOUT_S:-480}
