@@ -70,11 +70,14 @@ def _quantize_rows_kernel(x_ptr, y_ptr, s_ptr, K, stride_x, stride_y, BLOCK_K: t
     for k0 in range(0, K, BLOCK_K):
         x = tl.load(x_ptr + row * stride_x + k0 + offs, mask=k0 + offs < K, other=0.0).to(tl.float32)
         run_max = tl.maximum(run_max, tl.abs(x))
-    scale = tl.maximum(tl.max(run_max, axis=0) / 448.0, 1e-12)
+    amax = tl.max(run_max, axis=0)
+    scale = tl.maximum(tl.math.div_rn(amax, tl.full((), 448.0, tl.float32)), 1e-12)  # not x * (1/448): torch divides
     tl.store(s_ptr + row, scale)
     for k0 in range(0, K, BLOCK_K):
         x = tl.load(x_ptr + row * stride_x + k0 + offs, mask=k0 + offs < K, other=0.0).to(tl.float32)
-        tl.store(y_ptr + row * stride_y + k0 + offs, (x / scale).to(y_ptr.dtype.element_ty), mask=k0 + offs < K)
+        # div_rn: IEEE round-to-nearest, as torch divides (a plain "/" may lower to an approximate divide)
+        tl.store(y_ptr + row * stride_y + k0 + offs, tl.math.div_rn(x, scale).to(y_ptr.dtype.element_ty),
+                 mask=k0 + offs < K)
 
 
 def quantize_rows(x_mk: torch.Tensor, rows_out: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
