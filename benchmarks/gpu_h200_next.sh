@@ -63,7 +63,7 @@ case "$step" in
              "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" \
              "tests/test_timing_gpu.py::test_tuner_graph_timing_matches_direct_when_gpu_bound_and_drops_host_launch_cost" \
              > "$OUT/new-gpu-tests.log" 2>&1 ;;
-  fp8_tests) timeout 300 python -m pytest -v -m gpu -p no:cacheprovider --timeout 150 -rfEs --tb=short \
+  fp8_tests) timeout ${FP8_TESTS_TIMEOUT_S:-300} python -m pytest -v -m gpu -p no:cacheprovider --timeout 150 -rfEs --tb=short \
              tests/test_fp8_linear_gpu.py "tests/test_ladder.py::test_tiny_ladder_on_gpu" \
              "tests/test_llm_gpu.py::test_the_ladders_graph_modes_capture_the_eager_references" \
              "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" > "$OUT/fp8-tests.log" 2>&1 ;;
