@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The next session's device calls: `bash benchmarks/gpu_h200_next.sh STEP [STEP...]`, steps in order.
-# Done on 2026-12-04: tests_a, tests_b (e300645), rebase, power, llm, workload, verdicts, ladder_new, classes,
-# discipline_sweep x2, accuracy (950a9ba), eager_rungs, wl_first azure-conv (complete), wl_last azure-code
-# (53/56 bins), later wl_first azure-code (46/56). No device call ran on 12-05 or 12-06 (no machine started).
-# Next, by priority (1800 s; a start costs 60-90 s; a call <= 600 s):
-#   call 1: DEADLINE_S=560 ... new_gpu_tests calib      (every GPU test written since 12-04; issue 12's counters model)
-#   call 2: flush_bias attn_configs decode_tune llm       (issue 17: flush question, attention variants, tuned
-#           decode table incl. the 8B's own shapes and the fused merge, e2e with the fused decode step)
-#   call 3: marginals kattr gemm_tune                     (issue 15: per-class 8B joules, attribution clocks)
-#   call 4: accuracy (check_s), then tests_a / tests_b before resolving anything; then WL=azure-code wl_first,
-#           WL=burstgpt-fitted wl_last / wl_first, the whole ladder (issue 18).
+# Done on 2026-12-04 (H200): tests_a, tests_b (e300645), rebase, power, llm, workload, verdicts, ladder_new,
+# classes, discipline_sweep x2, accuracy (950a9ba), eager_rungs, wl_first azure-conv (complete), wl_last
+# azure-code (56/56), wl_first azure-code (46/56). Done on 2026-12-07 (an H100, 2a062b4): new_gpu_tests,
+# calib, flush_bias, attn_configs, decode_tune, llm, marginals, kattr, gemm_tune (logs h200-20261207-*).
+# No machine could be started in the session of 12-07 23:47 (10 tries).
+# Next, by priority (1800 s; a start costs 60-90 s, a failed one ~90 s; a call <= 600 s):
+#   call 1: ladder_kp llm fp8_tests     (every kernelprof rung incl. the three new ones; the e2e floor;
+#           the GPU tests written on CPU since 12-07: fp8, graph modes, tiny ladder, L2 flush)
+#   call 2: accuracy                    (check_s = 0.25 s; its 12-07 H100 run was lost)
+#   call 3: tests_a, tests_b            (the whole GPU suite, before resolving anything)
+#   then: WL=burstgpt-fitted wl_last / wl_first; the whole ladder (hf rungs too) in one run; on an H200:
+#   WL=azure-code wl_first (10 bins left; rung files resume only on the same kind of card).
 # Each call may land on another card: the workload steps resume with --other-gpu from traces/ladder-<trace>-h200/,
 # so copy each call's rung files back there and commit before the next call. Estimated step times:
 #   bash benchmarks/gpu_h200_next.sh tests_a   # GPU tests, files before test_ladder.py (~430 s in call D)
