@@ -71,7 +71,7 @@ case "$step" in
              "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" > "$OUT/fp8-tests.log" 2>&1 ;;
   ladder_kp) timeout ${LADDER_KP_TIMEOUT_S:-340} python -m kernelprof ladder --model llama-3.1-8b --batch 8 --input-len 512 \
              --output-len 128 --repeats 1 \
-             --rungs kp-eager,kp-cuda-graphs,kp-fused-pointwise,kp-triton,kp-fp8,kp-triton-max-batch \
+             --rungs ${KP_RUNGS:-kp-eager,kp-cuda-graphs,kp-fused-pointwise,kp-triton,kp-fp8,kp-triton-max-batch} \
              --out "$OUT/ladder-kp-rungs-llama-3.1-8b-b8-$SLUG.jsonl" > "$OUT/ladder-kp.log" 2>&1 ;;
   flush_test) timeout 120 python -m pytest -v -m gpu -p no:cacheprovider --timeout 100 -rfEs --tb=short \
              "tests/test_timing_gpu.py::test_read_flush_evicts_l2_as_the_zeroing_flush_does" > "$OUT/flush-test.log" 2>&1 ;;
