@@ -46,27 +46,20 @@ def cases_of(name: str, result) -> list[Case]:
     return out
 
 
-def main() -> int:
+def run_verdicts(wanted: list[str], budget_s: float, on_cases=None) -> tuple[list[Case], dict[str, str], float]:
+    """Each wanted case measured and compared (one implementation for this script and
+    `benchmarks/kernels.py --energy`). `on_cases(cases, failures, elapsed_s)` is called after each
+    case, so a caller can stream its results file. Returns (cases, failures, elapsed_s)."""
     from kernelprof.errors import KernelprofError
-    from kernelprof.gpu.devices import require_gpu
     from kernelprof.methods.compare_variants import compare_variants
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default=",".join(c[0] for c in CASES))
-    ap.add_argument("--budget-s", type=float, default=400.0, help="start no case after this many seconds")
-    args = ap.parse_args()
-    wanted = args.cases.split(",")
-    unknown = sorted(set(wanted) - {c[0] for c in CASES})
-    if unknown:
-        print(f"energy_verdicts: unknown case {unknown[0]!r}; known: {', '.join(c[0] for c in CASES)}", file=sys.stderr)
-        return 2
-    require_gpu("benchmarks/energy_verdicts.py")
-    dev = device_record()
-    cases, failures, t0 = [], {}, time.perf_counter()
+    cases: list[Case] = []
+    failures: dict[str, str] = {}
+    t0 = time.perf_counter()
     for name, op, shape, dtype, base, subjects in CASES:
         if name not in wanted:
             continue
-        if time.perf_counter() - t0 > args.budget_s:
+        if time.perf_counter() - t0 > budget_s:
             failures[name] = "not started: --budget-s reached"
             continue
         print(f"[{time.perf_counter() - t0:6.1f} s] {name}: {base} vs {', '.join(subjects)}", flush=True)
@@ -83,13 +76,35 @@ def main() -> int:
             e = c.extra
             print(f"  {c.name}: {c.value:.3f} (time {e['time_ratio']:.3f} x power {e['power_ratio']:.3f}): "
                   f"{e['verdict']}", flush=True)
-        write_results("energy-verdicts", cases, device=dev,
-                      notes={"failures": failures, "method": "compare_variants, MeasureConfig defaults (settled)",
-                             "elapsed_s": time.perf_counter() - t0})
-    path = write_results("energy-verdicts", cases, device=dev,
-                         notes={"failures": failures, "method": "compare_variants, MeasureConfig defaults (settled)",
-                                "elapsed_s": time.perf_counter() - t0})
-    print(f"wrote {path}")
+        if on_cases is not None:
+            on_cases(cases, failures, time.perf_counter() - t0)
+    return cases, failures, time.perf_counter() - t0
+
+
+METHOD = "compare_variants, MeasureConfig defaults (settled)"
+
+
+def main() -> int:
+    from kernelprof.gpu.devices import require_gpu
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=",".join(c[0] for c in CASES))
+    ap.add_argument("--budget-s", type=float, default=400.0, help="start no case after this many seconds")
+    args = ap.parse_args()
+    wanted = args.cases.split(",")
+    unknown = sorted(set(wanted) - {c[0] for c in CASES})
+    if unknown:
+        print(f"energy_verdicts: unknown case {unknown[0]!r}; known: {', '.join(c[0] for c in CASES)}", file=sys.stderr)
+        return 2
+    require_gpu("benchmarks/energy_verdicts.py")
+    dev = device_record()
+
+    def write(cases, failures, elapsed_s):
+        return write_results("energy-verdicts", cases, device=dev,
+                             notes={"failures": failures, "method": METHOD, "elapsed_s": elapsed_s})
+
+    cases, failures, elapsed = run_verdicts(wanted, args.budget_s, on_cases=write)
+    print(f"wrote {write(cases, failures, elapsed)}")
     return 0 if cases else 1
 
 

@@ -12,6 +12,7 @@
 #   call 3: tests_a, tests_b            (the whole GPU suite, before resolving anything)
 #   call 4: kattr_nocap                 (issue 15: the mix without the power-capped GEMM, so the limiter
 #           cannot move the other kernels' clocks: does the regression then meet 5% against isolated?)
+#   call 5: kernels_full                (issue 17: benchmarks/kernels.py full run with --energy -> kernels-<gpu>.json)
 #   then: WL=burstgpt-fitted wl_last / wl_first; the whole ladder (hf rungs too) in one run; on an H200:
 #   WL=azure-code wl_first (10 bins left; rung files resume only on the same kind of card).
 # Each call may land on another card: the workload steps resume with --other-gpu from traces/ladder-<trace>-h200/,
@@ -113,6 +114,8 @@ case "$step" in
   kattr_nocap) timeout 240 python benchmarks/kernel_attribution.py --cases copy-1gib,fma-fp32,decode-b16-ctx8192 \
            --burst-reference --save "$OUT/kattr-nocap-mix.json" > "$OUT/kattr-nocap.log" 2>&1
          cp benchmarks/results/kernel-attribution-$SLUG.json "$OUT/kernel-attribution-nocap-$SLUG.json" 2>/dev/null ;;
+  kernels_full) timeout ${KERNELS_TIMEOUT_S:-580} python benchmarks/kernels.py --energy > "$OUT/kernels-full.log" 2>&1
+           cp benchmarks/results/kernels-$SLUG.json "$OUT/" 2>/dev/null ;;
   gemm_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/gemm_tune.py --out "$OUT/tune" --budget-s 150 \
                --flush "${FLUSH:-write}" > "$OUT/tune/gemm.log" 2>&1 ;;
   decode_tune) mkdir -p "$OUT/tune"; timeout 200 python benchmarks/decode_tune.py --out "$OUT/tune" --budget-s 150 \

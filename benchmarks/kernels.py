@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Benchmark the subject kernels against the vendor implementations on one CUDA GPU.
 
-    PYTHONPATH=. python benchmarks/kernels.py [--quick]
+    PYTHONPATH=. python benchmarks/kernels.py [--quick] [--energy]
 
 For every case: check each measured variant once against a float64 reference (relative norm error
 printed and recorded), time it with triton.testing.do_bench (median, p20 and p80 of CUDA-event
 times, L2 flushed before each call), and report TFLOP/s (GEMM, attention) or TB/s of minimum bytes
 (decode, copy). Writes benchmarks/results/kernels-<gpu>.json through kernelprof.outputs.benchfile, and, when
 $OUT is set, a full log and a copy of the results file there. A case that fails (OOM, unsupported)
-is recorded under notes.failures and the others go on.
+is recorded under notes.failures and the others go on. `--energy` adds issue 17's energy cases at the
+headline shapes (benchmarks/energy_verdicts.py's: `energy/<case>/<variant>/energy_ratio`, settled J/call
+of each side and the verdict) beside the time cases, in the same file.
 """
 from __future__ import annotations
 
@@ -361,11 +363,24 @@ def print_table(rows: list[tuple]) -> None:
         LOG_LINES.append("\t".join("" if x is None else str(x) for x in row))
 
 
+def _energy_cases(b: Bench) -> dict[str, str]:
+    """energy_verdicts' cases, renamed energy/<case>/..., appended to the time cases."""
+    from benchmarks.energy_verdicts import CASES, METHOD, run_verdicts
+
+    from dataclasses import replace
+
+    cases, failures, _ = run_verdicts([c[0] for c in CASES], budget_s=float("inf"))
+    b.cases += [replace(c, name=f"energy/{c.name}", extra={**(c.extra or {}), "method": METHOD}) for c in cases]
+    return {f"energy/{k}": v for k, v in failures.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer shapes and shorter timing windows")
     parser.add_argument("--only", choices=["gemm", "attention", "decode", "copy"], action="append",
                         help="run only these parts (repeatable)")
+    parser.add_argument("--energy", action="store_true",
+                        help="also the energy verdicts at the headline shapes (settled state; ~5-7 min)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("benchmarks/kernels.py needs a CUDA GPU; none is visible", file=sys.stderr)
@@ -387,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             {"copy": bench_copy, "gemm": bench_gemm, "attention": bench_attention, "decode": bench_decode}[part](b)
             log(f"  ({part}: {time.time() - ts:.0f} s wall including compilation and autotuning)")
     print_table(b.table)
-    notes = {"quick": args.quick, "failures": b.failures, "wall_s": round(time.time() - t0, 1),
+    energy_failures = _energy_cases(b) if args.energy else {}
+    notes = {"quick": args.quick, "failures": {**b.failures, **energy_failures}, "wall_s": round(time.time() - t0, 1),
              "timing": "triton.testing.do_bench median (p20/p80 in each case), L2 flushed before each call",
              "counts": "FLOPs = 2 per multiply-add, softmax not counted; causal = exact kept pairs; "
                        "decode/copy bytes = minimum (valid K and V + q + o; copy = read + written)"}
