@@ -170,3 +170,20 @@ def test_static_cache_decode_equals_the_host_read_one_and_reads_no_lengths_on_th
     monkeypatch.setattr(torch.Tensor, "item", no_host_read)
     got = decode_eager_static(q, k, v, lengths)
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_every_mode_passes_the_cli_checks_and_a_bad_one_is_refused():
+    """`kernelprof llm --mode eager-graphs` was refused by parse_mode after the validator let it through."""
+    from kernelprof.methods.llm.config import MODES
+    from kernelprof.methods.llm.run import parse_mode
+    from kernelprof.validate import check_llm_request
+
+    for mode in MODES:
+        check_llm_request("tiny", 1, 8, 8, mode)
+        assert parse_mode(mode) == [mode]
+    assert parse_mode("both") == ["optimized", "eager"]
+    for bad in ("fast", "Eager"):
+        with pytest.raises(UsageError, match="mode must be"):
+            check_llm_request("tiny", 1, 8, 8, bad)
+        with pytest.raises(UsageError, match="mode must be"):
+            parse_mode(bad)

@@ -308,6 +308,8 @@ def _compose_phase(s: PhaseSummary, setup: _Setup, requests: int, refs: _Referen
 def parse_mode(mode: str) -> list[str]:
     if mode == "both":
         return ["optimized", "eager"]
-    if mode not in ("optimized", "eager"):
-        raise UsageError(f"--mode must be optimized, eager or both, got {mode!r}")
+    from kernelprof.methods.llm.config import MODES
+
+    if mode not in MODES:
+        raise UsageError(f"--mode must be one of {', '.join(MODES)} or both, got {mode!r}")
     return [mode]
