@@ -35,7 +35,7 @@ def test_suite_counters_split_one_ncu_process_into_exact_per_point_counts():
     from kernelprof.gpu.devices import gpu_facts
     from kernelprof.methods.calibration_counters import suite_counters
 
-    names = ["gemm-bf16-256", "fma-fp32-toggle", "copy-1gib"]
+    names = ["gemm-bf16-256", "fma-fp32-toggle", "copy-kernel-1gib"]
     counts, notes = suite_counters(names)
     assert set(counts) == set(names), notes
     assert not any("profiled alone" in n for n in notes), notes  # the markers split the one process
@@ -46,4 +46,6 @@ def test_suite_counters_split_one_ncu_process_into_exact_per_point_counts():
     # Beyond the loop: the final sum (7 FADD) and the IEEE 1/b1 (a few FFMA) per thread.
     assert loop_flops <= counts["fma-fp32-toggle"]["fma_flops"] <= loop_flops * 1.002
     assert counts["fma-fp32-toggle"]["smem_wavefronts"] == 0
-    assert counts["copy-1gib"]["dram_bytes"] == pytest.approx(2 * 2**30, rel=0.05)  # read + write; 5%: L2 writes back lazily (metrics.py)
+    # read + write; 5%: L2 writes back lazily (metrics.py). The kernel copy: ncu profiles no kernel of
+    # copy-1gib's driver memcpy (H100, 2026-12-07), which the counters fit now leaves out.
+    assert counts["copy-kernel-1gib"]["dram_bytes"] == pytest.approx(2 * 2**30, rel=0.05)

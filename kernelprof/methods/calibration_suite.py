@@ -1,9 +1,10 @@
 """`kernelprof calibrate`: measure this card's microbenchmarks, fit the energy models, validate them.
 
-The GPU half of kernelprof.estimates.energy_fit. Sixteen microbenchmarks (about 4.5 s each by the
-steady-state method; 14 when cupy is missing), chosen to span what kernels do:
+The GPU half of kernelprof.estimates.energy_fit. Seventeen microbenchmarks (about 4.5 s each by the
+steady-state method; 15 when cupy is missing), chosen to span what kernels do:
 - compute-bound: cuBLAS GEMMs in bf16, fp16, fp8 (two sizes) and fp32 on the CUDA cores (two sizes);
-- memory-bound: a 1 GiB device copy, decode attention at B16 ctx 8192 and B1 ctx 32768 (SDPA);
+- memory-bound: a 1 GiB device copy (the driver's memcpy, and the same traffic by an SM kernel, which
+  ncu can count), decode attention at B16 ctx 8192 and B1 ctx 32768 (SDPA);
 - mixed: causal attention prefill S4096 (SDPA), small GEMMs (2048^3 bf16 and fp16);
 - low utilization: a tiny GEMM (256^3) and a latency-bound decode (B1 ctx 1024), graph-replayed;
 plus two FMA-bound cupy kernels when cupy is installed, with nearly static and with switching
@@ -19,6 +20,7 @@ kernel and model, `<model>/<kernel>/measured_over_predicted` (calibrated, activi
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +57,10 @@ MICROBENCHMARKS: tuple[SuitePoint, ...] = (
     SuitePoint("gemm-fp8-4096", "compute", "gemm", "cublas", "4096x4096x4096", "fp8"),
     SuitePoint("gemm-fp32-4096", "compute", "gemm", "cublas", "4096x4096x4096", "fp32"),
     SuitePoint("gemm-fp32-2048", "compute", "gemm", "cublas", "2048x2048x2048", "fp32"),
-    SuitePoint("copy-1gib", "memory", "copy", "torch", str(COPY_ELEMENTS), "fp32"),
+    SuitePoint("copy-1gib", "memory", "copy", "torch", str(COPY_ELEMENTS), "fp32"),  # a driver memcpy
+    # The same traffic by an SM kernel (y = -x): ncu profiles no kernel of the memcpy above (H100,
+    # 2026-12-07), so only this point gives the counters model DRAM bytes from a pure stream.
+    SuitePoint("copy-kernel-1gib", "memory", "copy", "kernel", str(COPY_ELEMENTS), "fp32"),
     SuitePoint("decode-b16-ctx8192", "memory", "decode", "sdpa", "b=16,h=32,kv=8,ctx=8192,d=128", "bf16"),
     SuitePoint("decode-b1-ctx32768", "memory", "decode", "sdpa", "b=1,h=32,kv=8,ctx=32768,d=128", "bf16"),
     SuitePoint("attention-s4096-causal", "mixed", "attention", "sdpa-cudnn", "b=4,h=32,s=4096,d=128,causal", "bf16"),
@@ -92,6 +97,8 @@ def _build(sp: SuitePoint, device: Any) -> tuple[Callable[..., Any], tuple, floa
     if sp.op == "copy":
         src = torch.randn(COPY_ELEMENTS, device=device)
         dst = torch.empty_like(src)
+        if sp.variant == "kernel":
+            return functools.partial(torch.neg, out=dst), (src,), 0.0, 2.0 * 4 * COPY_ELEMENTS
         return dst.copy_, (src,), 0.0, 2.0 * 4 * COPY_ELEMENTS
     if sp.op == "fma":
         from kernelprof.methods.calibrate import fma_microbenchmark
@@ -162,7 +169,7 @@ def activity_basis(summaries: list[dict[str, Any]], gpu_name: str) -> ActivityBa
             p = sheet.peak_flop_s(key)
             if p:
                 peaks[key] = p
-    copies = [s for s in summaries if s["op"] == "copy"]
+    copies = sorted((s for s in summaries if s["op"] == "copy"), key=lambda s: s.get("variant") != "torch")
     if copies:
         c = copies[0]
         return ActivityBasis(peaks, c["min_bytes"] / c["time_per_call_s"],
