@@ -113,3 +113,5 @@ def test_decode_grid_covers_the_models_own_decode_buckets():
     cache = GenerateShape(batch=8, input_len=512, output_len=128).max_len
     buckets = {shape_bucket(b, hq, hkv, n, 128) for b, hq, hkv, n in pts}
     assert shape_bucket(8, 32, 8, cache, 128) in buckets  # kernelprof llm's batch-8 decode finds a table entry
+    # right after the headline points: a tuner budget that runs out must not drop the model's own shapes
+    assert pts[3:3 + len(LLM_POINTS)] == LLM_POINTS
