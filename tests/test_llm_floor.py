@@ -40,3 +40,25 @@ def test_floor_rejects_impossible_input():
     with pytest.raises(ValueError, match="positive"):
         roofline_floor(cfg, 1, 8, 8, MeasuredRates(0.0, 1e12))
     assert roofline_floor(cfg, 1, 8, 1, H100ISH).decode_s == 0.0  # one output token: prefill only
+
+
+def test_report_of_an_llm_run_prints_its_floor_line(tmp_path):
+    """A saved `kernelprof llm` run with the floor (written since 2026-12-07): the report reprints it.
+    The run is a shipped real recording; the floor fields are added here by hand (rates assumed)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from kernelprof.methods.llm.config import get_config
+
+    src = Path(__file__).resolve().parent.parent / "traces" / "llm-llama-3.1-8b-b8-optimized.json"
+    doc = json.loads(src.read_text())
+    floor = roofline_floor(get_config("llama-3.1-8b"), 8, 512, 128, H100ISH)
+    doc["payload"].update(roofline_floor=floor.to_json(), time_per_batch_s=1.5 * floor.total_s)
+    path = tmp_path / "llm.json"
+    path.write_text(json.dumps(doc))
+    r = subprocess.run([sys.executable, "-m", "kernelprof", "report", str(path)], capture_output=True, text=True,
+                       timeout=120, env={**__import__("os").environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    assert "1.500x the roofline floor" in r.stdout and "3.00 TB/s" in r.stdout

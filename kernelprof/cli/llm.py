@@ -8,7 +8,7 @@ from pathlib import Path
 from kernelprof.cli.output import console, print_json
 from kernelprof.errors import UsageError
 
-from kernelprof.cli.llm_view import render_llm, render_run, render_steady  # noqa: F401 - re-exported
+from kernelprof.cli.llm_view import render_floor, render_llm, render_run, render_steady  # noqa: F401 - re-exported
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "eager-graphs (eager references, static-cache decode in a CUDA graph), eager-graphs-fused (+ fused pointwise)")
     p.add_argument("--gemm", default="cublas", choices=["cublas", "triton", "fp8"], help="GEMM implementation in the model (fp8: e4m3 weights, row-wise scales, LM head bf16)")
     p.add_argument("--no-steady", action="store_true", help="skip the steady-state cross-check of each phase")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the roofline floor (the card's copy bandwidth and bf16 matmul rate, measured in ~2 s)")
     p.add_argument("--device", type=int, default=0, help="CUDA device index")
     p.add_argument("-o", "--out", help="run file prefix (default runs/llm-<model>-<time>); a .trace.json goes beside it")
     p.add_argument("--kernel-slices", action="store_true",
@@ -74,11 +76,13 @@ def run(args: argparse.Namespace) -> int:
                     steady=not args.no_steady, device=args.device, profile_path=str(profile),
                     kernel_slices=args.kernel_slices, min_inrun_s=args.min_inrun_s)
         trace_of_profile_run(profile, trace_path, title=f"{args.model} {mode}")
-        save_run(run_path, "llm", {"result": r.to_json(), "profile": profile.name},
-                 environment=load_run(profile).environment)
-        results.append(r.to_json())
+        payload = {"result": r.to_json(), "profile": profile.name, **_floor(args, r)}
+        save_run(run_path, "llm", payload, environment=load_run(profile).environment)
+        results.append({**r.to_json(), **{k: v for k, v in payload.items() if k != "result"}})
         if not args.json:
             render_llm(r)
+            if "roofline_floor" in payload:
+                render_floor(payload["roofline_floor"], payload["time_per_batch_s"])
             console.print(f"saved {run_path}, {profile} and {trace_path} (open in ui.perfetto.dev)")
             cyc = Path(cycle_profile_path(str(profile)))
             if cyc.exists():
@@ -86,6 +90,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(results)
     return 0
+
+
+def _floor(args: argparse.Namespace, r) -> dict:
+    """The batch's roofline floor from rates measured now, on the same card (issue 17's e2e target)."""
+    if args.no_floor:
+        return {}
+    from kernelprof.methods.llm.config import get_config
+    from kernelprof.methods.llm.floor import measure_rates, roofline_floor
+
+    floor = roofline_floor(get_config(args.model), args.batch, args.input_len, args.output_len,
+                           measure_rates(args.device))
+    return {"roofline_floor": floor.to_json(), "time_per_batch_s": sum(p.time_s for p in r.phases) / r.requests}
 
 
 def _run_marginals(args: argparse.Namespace, prefix: Path) -> int:

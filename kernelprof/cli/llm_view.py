@@ -16,6 +16,17 @@ def render_run(run) -> None:
     from kernelprof.methods.llm.result import LLMResult
 
     render_llm(LLMResult.from_json(run.payload["result"]))
+    if run.payload.get("roofline_floor"):
+        render_floor(run.payload["roofline_floor"], run.payload["time_per_batch_s"])
+
+
+def render_floor(floor: dict, time_per_batch_s: float) -> None:
+    """One line: time per batch against the roofline floor (kernelprof.methods.llm.floor), with its rates."""
+    r = floor["rates"]
+    console.print(f"time per batch {fmt(time_per_batch_s, 's')} = {time_per_batch_s / floor['total_s']:.3f}x the "
+                  f"roofline floor {fmt(floor['total_s'], 's')} (prefill {fmt(floor['prefill_s'], 's')}, "
+                  f"{floor['prefill_bound']}-bound; decode {fmt(floor['decode_s'], 's')}; at the measured copy "
+                  f"{r['copy_bytes_per_s'] / 1e12:.2f} TB/s and bf16 matmul {r['matmul_flop_s'] / 1e12:.0f} TFLOP/s)")
 
 
 def _fit_cell(w: float | None, se: float | None) -> str:

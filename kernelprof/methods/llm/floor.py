@@ -6,6 +6,7 @@ max(bytes / copy bandwidth, FLOPs / matmul rate), bytes and FLOPs being the mode
 counts (`model.prefill_min_bytes`, `prefill_flops`, and per decode step at its own context length).
 Both rates are measured, not taken from the datasheet: a device-to-device copy and a large bf16 cuBLAS
 GEMM, timed with CUDA events in the same process as the run they judge (`measure_rates`).
+`kernelprof llm` prints the ratio after each run (`--no-floor` skips it); `benchmarks/llm.py` records it.
 """
 from __future__ import annotations
 
