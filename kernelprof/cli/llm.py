@@ -104,7 +104,7 @@ def _floor(args: argparse.Namespace, r) -> dict:
     try:
         rates = measure_rates(args.device)
     except torch.cuda.OutOfMemoryError as exc:  # the run is saved either way; the floor is a bonus
-        console.print(f"[yellow]note: no roofline floor: its 2.3 GiB of buffers did not fit ({exc})[/]")
+        console.print(f"[yellow]note: no roofline floor: its 2.3 GiB of buffers did not fit ({str(exc).splitlines()[0]})[/]")
         return {}
     floor = roofline_floor(get_config(args.model), args.batch, args.input_len, args.output_len, rates)
     return {"roofline_floor": floor.to_json(), "time_per_batch_s": sum(p.time_s for p in r.phases) / r.requests}
