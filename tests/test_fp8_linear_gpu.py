@@ -46,21 +46,10 @@ def test_fp8_linear_equals_the_reference_gemm(m, k, n):
 
 
 def test_fp8_model_decodes_under_a_cuda_graph_as_from_python():
-    import torch
+    from llm_gpu_checks import assert_graph_decode_matches_stepped
 
     from kernelprof.methods.llm.config import get_config
-    from kernelprof.methods.llm.generate import DecodeGraph, GenerateShape, generate, random_prompt
     from kernelprof.methods.llm.model import Llama
 
-    cfg = get_config("llama-3.2-1b")
-    shape = GenerateShape(2, 64, 8)
-    m = Llama(cfg, batch=2, max_len=shape.max_len, attention="triton", gemm="fp8")
-    prompt = random_prompt(cfg, shape)
-    graphed = generate(m, prompt, shape, "optimized", graph=DecodeGraph(m, 64, shape.decode_steps))
-    first = m.prefill(prompt).argmax(-1)
-    toks, tok = [first], first
-    for i in range(shape.decode_steps):
-        tok = m.decode_step(tok, torch.tensor([64 + i], device="cuda"),
-                            torch.full((2,), 65 + i, dtype=torch.int32, device="cuda")).argmax(-1)
-        toks.append(tok)
-    assert torch.equal(graphed, torch.stack(toks, 1))
+    m = Llama(get_config("llama-3.2-1b"), batch=2, max_len=64 + 8, attention="triton", gemm="fp8")
+    assert_graph_decode_matches_stepped(m, "optimized", 64, 8)

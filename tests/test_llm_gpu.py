@@ -3,52 +3,29 @@ from __future__ import annotations
 
 import pytest
 
+from llm_gpu_checks import assert_graph_decode_matches_stepped
+
 pytestmark = pytest.mark.gpu
 
 
 def test_graph_decode_matches_python_loop():
-    import torch
-
-    from kernelprof.methods.llm.generate import DecodeGraph, GenerateShape, generate, random_prompt
     from kernelprof.methods.llm.config import get_config
     from kernelprof.methods.llm.model import Llama
 
-    cfg = get_config("llama-3.2-1b")
-    shape = GenerateShape(2, 64, 12)
-    m = Llama(cfg, batch=2, max_len=shape.max_len, attention="triton")
-    prompt = random_prompt(cfg, shape)
-    graphed = generate(m, prompt, shape, "optimized", graph=DecodeGraph(m, 64, shape.decode_steps))
+    m = Llama(get_config("llama-3.2-1b"), batch=2, max_len=64 + 12, attention="triton")
     # The same Triton kernels stepped from Python (no graph) must pick the same greedy tokens.
-    first = m.prefill(prompt).argmax(-1)
-    toks, tok = [first], first
-    for i in range(shape.decode_steps):
-        tok = m.decode_step(tok, torch.tensor([64 + i], device="cuda"),
-                            torch.full((2,), 65 + i, dtype=torch.int32, device="cuda")).argmax(-1)
-        toks.append(tok)
-    assert torch.equal(graphed, torch.stack(toks, 1))
+    assert_graph_decode_matches_stepped(m, "optimized", 64, 12)
 
 
 @pytest.mark.parametrize("mode", ["eager-graphs", "eager-graphs-fused"])
 def test_the_ladders_graph_modes_capture_the_eager_references(mode):
     """The eager references with the static-cache decode can be captured (no host read) and replay
     the tokens the same model picks when stepped from Python."""
-    import torch
-
     from kernelprof.methods.llm.config import get_config
-    from kernelprof.methods.llm.generate import DecodeGraph, GenerateShape, build_model, generate, random_prompt
+    from kernelprof.methods.llm.generate import GenerateShape, build_model
 
-    cfg = get_config("llama-3.2-1b")
-    shape = GenerateShape(2, 64, 8)
-    m = build_model(cfg, shape, mode)
-    prompt = random_prompt(cfg, shape)
-    graphed = generate(m, prompt, shape, mode, graph=DecodeGraph(m, 64, shape.decode_steps))
-    first = m.prefill(prompt).argmax(-1)
-    toks, tok = [first], first
-    for i in range(shape.decode_steps):
-        tok = m.decode_step(tok, torch.tensor([64 + i], device="cuda"),
-                            torch.full((2,), 65 + i, dtype=torch.int32, device="cuda")).argmax(-1)
-        toks.append(tok)
-    assert torch.equal(graphed, torch.stack(toks, 1))
+    m = build_model(get_config("llama-3.2-1b"), GenerateShape(2, 64, 8), mode)
+    assert_graph_decode_matches_stepped(m, mode, 64, 8)
 
 
 def test_llm_run_phases_add_up_and_methods_agree(tmp_path):
