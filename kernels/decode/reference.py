@@ -48,19 +48,32 @@ def decode_eager_batched(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.
     sync per call). V below max(lengths) must be finite even where masked (0 x NaN is NaN), as in a
     zeroed cache; decode_eager, which never reads there, is the oracle. Returns o [batch, q_heads,
     head_dim] in q's dtype."""
-    batch, q_heads, head_dim = q.shape
-    kv_heads, max_len = k_cache.shape[1], k_cache.shape[2]
-    if q_heads % kv_heads:
-        raise ShapeError(f"q_heads must be a multiple of kv_heads, got {q_heads} and {kv_heads}")
+    _check_groups(q, k_cache)
+    max_len = k_cache.shape[2]
     lo, n = torch.stack(torch.aminmax(lengths)).tolist()
     if lo < 1 or n > max_len:
         raise ShapeError(f"lengths must be in 1..max_len={max_len}, got {lengths.tolist()}")
+    # Positions 0..n-1 only (views), masked only where some sequence is shorter than n.
+    return _grouped_masked(q, k_cache[:, :, :n], v_cache[:, :, :n], lengths if lo < n else None, sm_scale)
+
+
+def _check_groups(q: torch.Tensor, k_cache: torch.Tensor) -> None:
+    if q.shape[1] % k_cache.shape[1]:
+        raise ShapeError(f"q_heads must be a multiple of kv_heads, got {q.shape[1]} and {k_cache.shape[1]}")
+
+
+def _grouped_masked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor | None,
+                    sm_scale: float | None) -> torch.Tensor:
+    """Scores of q [B, Hq, D] against k [B, KV, n, D] materialized [B, KV, G, n] (query heads grouped
+    onto their KV head by a view), positions at or past `lengths` masked (None: no mask), float32
+    softmax, weighted sum of v. Returns [B, Hq, D] in q's dtype."""
+    batch, q_heads, head_dim = q.shape
+    kv_heads, n = k.shape[1], k.shape[2]
     scale = 1.0 / math.sqrt(head_dim) if sm_scale is None else sm_scale
     work = torch.float64 if q.dtype == torch.float64 else torch.float32
     qg = q.view(batch, kv_heads, q_heads // kv_heads, head_dim)             # [B, KV, G, D]
-    k, v = k_cache[:, :, :n], v_cache[:, :, :n]                              # [B, KV, n, D] (views)
     scores = torch.matmul(qg, k.transpose(-1, -2)).to(work) * scale         # [B, KV, G, n]
-    if lo < n:
+    if lengths is not None:
         pad = torch.arange(n, device=q.device)[None, :] >= lengths[:, None].long()  # [B, n]
         scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
     probs = torch.softmax(scores, dim=-1).to(q.dtype)
@@ -74,18 +87,8 @@ def decode_eager_static(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     a CUDA graph can capture it (as a static-cache PyTorch model with a device mask runs). It reads
     max_len positions per sequence, not max(lengths): up to max_len / length more cache bytes. V
     past the lengths must be finite, as in a zeroed cache. Returns o [batch, q_heads, head_dim]."""
-    batch, q_heads, head_dim = q.shape
-    kv_heads, max_len = k_cache.shape[1], k_cache.shape[2]
-    if q_heads % kv_heads:
-        raise ShapeError(f"q_heads must be a multiple of kv_heads, got {q_heads} and {kv_heads}")
-    scale = 1.0 / math.sqrt(head_dim) if sm_scale is None else sm_scale
-    work = torch.float64 if q.dtype == torch.float64 else torch.float32
-    qg = q.view(batch, kv_heads, q_heads // kv_heads, head_dim)             # [B, KV, G, D]
-    scores = torch.matmul(qg, k_cache.transpose(-1, -2)).to(work) * scale   # [B, KV, G, max_len]
-    pad = torch.arange(max_len, device=q.device)[None, :] >= lengths[:, None].long()  # [B, max_len]
-    scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
-    probs = torch.softmax(scores, dim=-1).to(q.dtype)
-    return torch.matmul(probs, v_cache).reshape(batch, q_heads, head_dim)
+    _check_groups(q, k_cache)
+    return _grouped_masked(q, k_cache, v_cache, lengths, sm_scale)
 
 
 # Masks already built, by lengths tensor: a decode step builds its mask once and every layer reuses
